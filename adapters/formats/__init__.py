@@ -1,0 +1,1 @@
+"""Format modules; importing this package registers each of them."""
