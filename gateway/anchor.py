@@ -38,18 +38,25 @@ LEASE_NAME = "anchor-worker"
 
 
 class HeadLike(Protocol):
-    index: int
-    size: int
-    root: bytes
-    timestamp: int
-    block_number: int
+    @property
+    def index(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def root(self) -> bytes: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def block_number(self) -> int: ...
 
 
 class AnchorResultLike(Protocol):
-    tx_hash: bytes
-    block_number: int
-    gas_used: int
-
+    @property
+    def tx_hash(self) -> bytes: ...
+    @property
+    def block_number(self) -> int: ...
+    @property
+    def gas_used(self) -> int: ...
     @property
     def head(self) -> HeadLike: ...
 

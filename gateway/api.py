@@ -76,7 +76,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
                   "inclusion proofs against tree heads anchored on chain.")
     app.state.services = services
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
     _routes(app, services)
     return app
 

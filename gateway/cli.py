@@ -108,7 +108,12 @@ def verify(
 
 
 def main() -> None:
-    app()
+    """Console entry point: domain errors print one line, never a traceback."""
+    try:
+        app()
+    except ClaimxError as exc:
+        typer.echo(f"error: {exc.code}: {exc.msg}", err=True)
+        raise SystemExit(1) from exc
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ from gateway.types import Digest, KeyAlgorithm, parse_hex32
 
 
 class KeyStateLike(Protocol):
-    status: str
-    algorithm: KeyAlgorithm
-    public_key: bytes
-
+    @property
+    def status(self) -> str: ...
+    @property
+    def algorithm(self) -> KeyAlgorithm: ...
+    @property
+    def public_key(self) -> bytes: ...
     @property
     def valid(self) -> bool: ...
 
@@ -64,9 +66,12 @@ class KeyCache:
     reads the registry directly and is not affected by this cache.
     """
 
-    def __init__(self, directory: KeyDirectory, ttl: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, directory: KeyDirectory, ttl: float, *,
+                 chain_time: Callable[[], int] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.directory, self.ttl, self.clock = directory, ttl, clock
+        self.chain_time = chain_time or (lambda: int(time.time()))
+        """"Now" for validity: the chain's latest block time, the clock keys were stamped by."""
         self._entries: dict[tuple[bytes, bytes], tuple[float, KeyStateLike]] = {}
 
     def key_status(self, member_id: bytes, key_id: bytes) -> KeyStateLike:
@@ -74,7 +79,7 @@ class KeyCache:
         hit = self._entries.get((member_id, key_id))
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        state = self.directory.key_status_at(member_id, key_id, int(now))
+        state = self.directory.key_status_at(member_id, key_id, self.chain_time())
         self._entries[(member_id, key_id)] = (now, state)
         return state
 

@@ -54,7 +54,8 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     cache = NodeCache()
     log_client = chain.evidence_log(deployment.log)
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache)
-    keys = KeyCache(chain.registry(deployment.registry), settings.key_cache_seconds)
+    keys = KeyCache(chain.registry(deployment.registry), settings.key_cache_seconds,
+                    chain_time=chain.now)
     publisher = Publisher(db, keys, on_urgent=worker.wake.set)
     worker.recover()  # refuses a database whose log does not match this chain
     return Services(settings, db, chain, deployment, publisher, worker, cache)
