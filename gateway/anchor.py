@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -78,7 +79,8 @@ class CycleResult:
 
 
 Fault = Callable[[str], None]
-"""Test hook called at named crash points (``after_sequence``, ``after_anchor_tx``)."""
+"""Test hook called at named crash points: ``before_sequence_commit``, ``after_sequence``,
+``after_anchor_tx``."""
 
 
 class AnchorWorker:
@@ -100,6 +102,7 @@ class AnchorWorker:
         self.recover()
         with self.db.session() as s:
             seq = EvidenceLogDB(s, self.cache).sequence(limit or self.settings.anchor_batch_max)
+            self.fault("before_sequence_commit")
         self.fault("after_sequence")
         with self.db.session() as s:
             logdb = EvidenceLogDB(s, self.cache)
@@ -159,6 +162,9 @@ class AnchorWorker:
             except ClaimxError as exc:
                 log.error("anchor cycle failed: %s (%s); retrying", exc.msg, exc.code)
                 self._stop.wait(self.settings.anchor_interval_seconds)
+            except SQLAlchemyError as exc:  # e.g. a lost lease race or a database restart
+                log.error("anchor cycle hit a database error: %s; retrying", type(exc).__name__)
+                self._stop.wait(self.settings.urgent_poll_seconds)
             self.wake.wait(self.settings.urgent_poll_seconds)
             self.wake.clear()
 
@@ -171,8 +177,9 @@ class AnchorWorker:
         self._stop.set()
         self.wake.set()
 
-    def hold_lease(self, ttl: float = 30.0) -> bool:
+    def hold_lease(self, ttl: float | None = None) -> bool:
         """Take or renew the single-worker lease; False while another live worker holds it."""
+        ttl = self.settings.lease_seconds if ttl is None else ttl
         now = datetime.now(UTC)
         with self.db.session() as s:
             lease = s.scalar(select(Lease).where(Lease.name == LEASE_NAME).with_for_update())

@@ -75,6 +75,28 @@ def serve(
 
 
 @app.command()
+def worker(
+    rpc_url: Annotated[str, typer.Option(envvar="CLAIMX_RPC_URL", help="JSON-RPC node")],
+    database_url: Annotated[str, typer.Option(envvar="CLAIMX_DATABASE_URL",
+                                              help="the gateways' database")],
+    deployment: Annotated[Path, typer.Option(envvar="CLAIMX_DEPLOYMENT_FILE",
+                                             help="contract addresses from `claimx deploy`")],
+) -> None:
+    """Run only the anchor worker (gateways then run `serve --no-worker`).
+
+    Several may run: the one holding the database lease works, the others stand by.
+    """
+    from gateway.config import Settings
+    from gateway.services import build_services
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    services = build_services(Settings(rpc_url=rpc_url, database_url=database_url,
+                                       deployment_file=deployment))
+    typer.echo(f"anchor worker for evidence log {services.deployment.log}", err=True)
+    services.worker.run()
+
+
+@app.command()
 def verify(
     receipt: Annotated[Path, typer.Argument(help="receipt JSON from GET "
                                             "/v1/records/{digest}/receipt")],

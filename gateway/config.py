@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     anchor_interval_seconds: float = Field(5.0, gt=0, description="routine batch interval")
     anchor_batch_max: int = Field(5000, gt=0, description="anchor at once when this many wait")
     urgent_poll_seconds: float = Field(0.25, gt=0, description="green-channel check period")
+    lease_seconds: float = Field(15.0, gt=0, description="anchor-worker lease; a dead worker's "
+                                 "standby takes over after this long")
     key_cache_seconds: float = Field(10.0, ge=0, description="how long a key's chain status "
                                      "is reused before asking the registry again")
     max_body_bytes: int = Field(8 << 20, gt=0, description="largest accepted request body")
