@@ -84,7 +84,7 @@ class Envelope:
     def packet(self) -> Packet:
         """Decode and validate the payload; it must already be RFC 8785 canonical."""
         try:
-            obj = json.loads(self.payload)
+            obj = json.loads(self.payload, parse_float=_no_float)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"payload is not JSON: {exc}", code="invalid_payload",
                              loc=["payload"]) from exc
@@ -92,7 +92,7 @@ class Envelope:
             raise InputError("payload is not in RFC 8785 canonical form (sign the canonical "
                              "bytes, e.g. with `claimx sign`)", code="not_canonical",
                              loc=["payload"])
-        return Packet.from_obj(obj)
+        return Packet.from_obj(obj, floats_checked=True)
 
     def verify_with(self, key: PublicKey) -> None:
         """Check the signature made by ``key`` (matched by key id); raise if absent or bad."""
@@ -102,6 +102,11 @@ class Envelope:
                 key.verify(s.sig, pae(self.payload_type, self.payload))
                 return
         raise InputError("no signature by the given key", code="no_signature_for_key")
+
+
+def _no_float(text: str) -> float:
+    raise InputError("payload holds a JSON float; packets write decimals as strings",
+                     code="float_in_packet", loc=["payload"])
 
 
 def sign_packet(packet: Packet, key: SigningKey) -> Envelope:

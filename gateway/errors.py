@@ -15,11 +15,14 @@ class ClaimxError(Exception):
     code: str = "claimx_error"
     http_status: int = 400
 
-    def __init__(self, msg: str, *, code: str | None = None, **detail: Any) -> None:
+    def __init__(self, msg: str, *, code: str | None = None, http_status: int | None = None,
+                 **detail: Any) -> None:
         super().__init__(msg)
         self.msg = msg
         if code is not None:
             self.code = code
+        if http_status is not None:
+            self.http_status = http_status
         self.detail: dict[str, Any] = detail
 
     def to_dict(self) -> dict[str, Any]:

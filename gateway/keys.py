@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -41,7 +42,7 @@ class PublicKey:
         key._load()  # reject malformed keys here, once
         return key
 
-    @property
+    @cached_property
     def key_id(self) -> KeyId:
         der = self._load().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -60,6 +61,10 @@ class PublicKey:
                                     code="bad_signature") from exc
 
     def _load(self) -> PublicKeyObj:
+        return self._obj
+
+    @cached_property
+    def _obj(self) -> PublicKeyObj:
         try:
             if self.algorithm == KeyAlgorithm.ED25519:
                 return ed25519.Ed25519PublicKey.from_public_bytes(self.raw)

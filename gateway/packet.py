@@ -98,11 +98,15 @@ class Packet(BaseModel):
         return value
 
     @classmethod
-    def from_obj(cls, obj: Any) -> Packet:
-        """Validate a decoded JSON value as a packet, raising :class:`InputError` with a path."""
+    def from_obj(cls, obj: Any, *, floats_checked: bool = False) -> Packet:
+        """Validate a decoded JSON value as a packet, raising :class:`InputError` with a path.
+
+        ``floats_checked`` skips the float scan when the JSON parser already refused floats.
+        """
         if not isinstance(obj, dict):
             raise InputError("packet must be a JSON object", code="invalid_packet", loc=[])
-        _reject_floats(obj, ())
+        if not floats_checked:
+            _reject_floats(obj, ())
         try:
             return cls.model_validate(obj)
         except ValidationError as exc:

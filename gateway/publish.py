@@ -88,6 +88,7 @@ class Publisher:
     def __init__(self, db: Database, keys: KeyCache,
                  on_urgent: Callable[[], None] | None = None) -> None:
         self.db, self.keys, self.on_urgent = db, keys, on_urgent
+        self._public: dict[tuple[int, bytes], PublicKey] = {}
 
     def check(self, raw: bytes | str | dict[str, Any]) -> Checked:
         """Validate one envelope fully: shape, canonical packet, signature by a valid key."""
@@ -98,7 +99,7 @@ class Publisher:
             state = self.keys.key_status(issuer, sig.keyid)
             if not state.valid:
                 continue
-            key = PublicKey.from_chain(state.algorithm, state.public_key)
+            key = self._public_key(state)
             if key.key_id != sig.keyid:
                 raise VerificationError("registered key does not match its key id",
                                         code="key_id_mismatch")
@@ -108,6 +109,14 @@ class Publisher:
         raise VerificationError(
             f"no signature by a key the registry says is valid now for the issuer "
             f"(registry status: {status})", code="key_not_valid", key_status=status)
+
+    def _public_key(self, state: KeyStateLike) -> PublicKey:
+        """Parsed keys are reused: parsing and hashing a key costs as much as a verification."""
+        cache_key = (int(state.algorithm), state.public_key)
+        key = self._public.get(cache_key)
+        if key is None:
+            key = self._public[cache_key] = PublicKey.from_chain(state.algorithm, state.public_key)
+        return key
 
     def publish(self, items: Sequence[bytes | str | dict[str, Any]]) -> list[Accepted]:
         """Check every envelope, then store the new ones in one transaction."""

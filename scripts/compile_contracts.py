@@ -21,7 +21,7 @@ CONTRACTS = ROOT / "contracts"
 BUILD = CONTRACTS / "build"
 SHIM = ROOT / "scripts" / "solc-shim"
 EVM_VERSION = "paris"
-DEPLOYABLE = ("MemberRegistry", "EvidenceLog")
+DEPLOYABLE = ("MemberRegistry", "EvidenceLog", "NaiveDigestStore")
 
 
 def compile_all() -> dict[str, dict[str, Any]]:
