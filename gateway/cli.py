@@ -34,6 +34,9 @@ def demo(
         ".claimx/demo"),
 ) -> None:
     """Run the whole trust path on an in-process EVM and SQLite, then show tampering caught."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # starlette's TestClient note
     from gateway.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
