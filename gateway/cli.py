@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from adapters.cli import adapt
 from gateway.chain_cli import deploy, members_app
 from gateway.errors import ClaimxError
 from gateway.keys_cli import keys_app, sign
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.command("sign")(sign)
 app.command("deploy")(deploy)
+app.command("adapt")(adapt)
 app.add_typer(members_app, name="members")
 
 

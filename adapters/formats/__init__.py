@@ -1,1 +1,3 @@
 """Format modules; importing this package registers each of them."""
+
+from adapters import csv_bill  # noqa: F401
