@@ -117,6 +117,14 @@ class AdapterError(InputError):
         return f"{prefix}: {self.code}: {self.msg}" if prefix else f"{self.code}: {self.msg}"
 
 
+def from_validation(exc: Any, what: str, code: str) -> InputError:
+    """An InputError naming the first failing field of a pydantic ``ValidationError``."""
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    return InputError(f"{what} field {'/'.join(loc) or '(root)'}: {first['msg']}", code=code,
+                      loc=loc)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()

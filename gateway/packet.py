@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.canonical import canonical_bytes, digest_of
-from gateway.errors import InputError
+from gateway.errors import InputError, from_validation
 from gateway.types import Digest
 
 PACKET_SCHEMA = "claimx.packet/1"
@@ -110,10 +110,7 @@ class Packet(BaseModel):
         try:
             return cls.model_validate(obj)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = [str(p) for p in first["loc"]]
-            raise InputError(f"packet field {'/'.join(loc) or '(root)'}: {first['msg']}",
-                             code="invalid_packet", loc=loc) from exc
+            raise from_validation(exc, "packet", "invalid_packet") from exc
 
     def to_obj(self) -> dict[str, Any]:
         """The JSON object form, without absent optional fields."""

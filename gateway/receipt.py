@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.errors import InputError, NotFoundError
+from gateway.errors import NotFoundError, from_validation
 from gateway.log import EvidenceLogDB, NodeCache
 from gateway.store import Anchor, Record
 
@@ -58,10 +58,7 @@ class Receipt(BaseModel):
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = [str(p) for p in first["loc"]]
-            raise InputError(f"receipt field {'/'.join(loc) or '(root)'}: {first['msg']}",
-                             code="invalid_receipt", loc=loc) from exc
+            raise from_validation(exc, "receipt", "invalid_receipt") from exc
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
