@@ -34,7 +34,7 @@ class Used:
         return id(node.value) in self._ids
 
 
-def _points_to(index: Index, ref: Node, container: Node, target: Node) -> bool:
+def points_to(index: Index, ref: Node, container: Node, target: Node) -> bool:
     found = index.resolve_soft(ref, container)
     return found is not None and found.value is target.value
 
@@ -79,11 +79,11 @@ def encounter_body(enc: Node, index: Index, used: Used) -> dict[str, Any]:
         else:
             diagnoses.append(condition(found, role, diag["rank"].text()))
     for cond in index.of_type("Condition"):
-        if cond not in used and _points_to(index, cond["encounter"], cond, enc):
+        if cond not in used and points_to(index, cond["encounter"], cond, enc):
             used.add(cond)
             diagnoses.append(condition(cond, "", ""))
     for proc in index.of_type("Procedure"):
-        if proc not in used and _points_to(index, proc["encounter"], proc, enc):
+        if proc not in used and points_to(index, proc["encounter"], proc, enc):
             used.add(proc)
             procedures.append(procedure(proc))
     return compact({"encounter": encounter, "diagnoses": diagnoses, "procedures": procedures})

@@ -150,9 +150,8 @@ def _declared_codec(data: bytes) -> str:
 
 def split_messages(text: str, codec: str) -> list[list[Segment]]:
     """Every message in the input (batch and file envelopes skipped), as located segments."""
-    lines = [(n, seg) for n, seg in enumerate(re.split(r"\r\n|\r|\n", text), start=1)]
     groups: list[list[tuple[int, str]]] = []
-    for number, seg in lines:
+    for number, seg in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         seg = seg.strip("\t\x0b\x1c ") if not seg.startswith("MSH") else seg.rstrip()
         if not seg or seg[:3] in _ENVELOPE:
             continue

@@ -59,8 +59,7 @@ def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
         index = Index.build(root)
         out: list[Packet] = []
         for kind, res, body in _bodies(root, index):
-            pointer_subject = _subject_of(res, index)
-            out.append(make_packet(kind=kind, ctx=ctx, subject=pointer_subject, body=body,
+            out.append(make_packet(kind=kind, ctx=ctx, subject=_subject_of(res, index), body=body,
                                    issued_at=_issued_at(res, root), raw=raw, fmt=FORMAT))
         return out
     except AdapterError as exc:
@@ -151,7 +150,7 @@ def _context_encounters(index: Index) -> m.Used:
 def _has_clinical(enc: Node, index: Index) -> bool:
     if enc["diagnosis"].present:
         return True
-    return any(m._points_to(index, r["encounter"], r, enc)
+    return any(m.points_to(index, r["encounter"], r, enc)
                for r in index.of_type("Condition", "Procedure"))
 
 

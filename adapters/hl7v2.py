@@ -224,8 +224,7 @@ def _observation(obx: Segment, tz: timezone) -> dict[str, Any]:
 def _leaf_text(seg: Segment, rep: int) -> str:
     """A repetition's text with its components re-joined (for ST/TX/FT and unknown types)."""
     comps = [seg.text(5, rep, c) for c in range(1, seg.components(5, rep) + 1)]
-    joined = "^".join(comps).rstrip("^")
-    return joined
+    return "^".join(comps).rstrip("^")
 
 
 def _invoice_body(group: list[Segment], tz: timezone, segments: list[Segment]) -> dict[str, Any]:
