@@ -50,8 +50,14 @@ class Record(Base):
     subject: Mapped[str] = mapped_column(String(64), index=True)
     issued_at: Mapped[str] = mapped_column(String(32))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    envelope: Mapped[str] = mapped_column(Text)
-    """The envelope JSON as published (payload encryption at rest: issue 4)."""
+    envelope_meta: Mapped[str] = mapped_column(Text)
+    """The envelope without its payload: payloadType and signatures (JSON)."""
+    payload_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Payload encrypted with the record's own data key (AES-256-GCM, nonce first);
+    None once erased."""
+    source_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    """Hash of the institutional source document, to recognise re-published material."""
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
 
@@ -96,3 +102,116 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- the insurer's side (issue 4) -------------------------------------------------------
+
+
+class Credential(Base):
+    """An API credential of a member's system; only its SHA-256 is stored."""
+
+    __tablename__ = "credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DataKey(Base):
+    """A record's payload key, wrapped by the master key. Deleting the row erases the record."""
+
+    __tablename__ = "data_keys"
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary(60))
+
+
+class Claim(Base):
+    """An insurer's claim, opened with the claimant's consent."""
+
+    __tablename__ = "claims"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    insurer: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    reference: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    policy: Mapped[str] = mapped_column(String(128))
+    incident_date: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Consent(Base):
+    """What the claimant allowed the insurer to see; its digest is a leaf of the log."""
+
+    __tablename__ = "consents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    insurer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    institutions: Mapped[str] = mapped_column(Text)
+    """JSON list of 0x member ids; empty list = any institution."""
+    kinds: Mapped[str] = mapped_column(Text)
+    """JSON list of evidence kinds; empty list = any kind."""
+    date_from: Mapped[str] = mapped_column(String(10))
+    date_to: Mapped[str] = mapped_column(String(10))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """Digest of the consent record in the evidence log."""
+
+
+class EvidenceRequest(Base):
+    """An insurer asking an institution for kinds of evidence for a claim."""
+
+    __tablename__ = "evidence_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    institution: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    kinds: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(24), default="open")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decline_reason: Mapped[str] = mapped_column(String(500), default="")
+
+
+class ClaimRecord(Base):
+    """A record attached to a claim (matched by subject and consent scope)."""
+
+    __tablename__ = "claim_records"
+    claim_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Set when the same source document was already attached under another digest."""
+    matched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Event(Base):
+    """Something a member should hear about: the claim timeline, webhooks and SSE read these."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    """The audience."""
+    claim_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    type: Mapped[str] = mapped_column(String(48))
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AccessLog(Base):
+    """Every payload read: who, which record, under which claim and consent."""
+
+    __tablename__ = "access_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    record_digest: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    consent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    entry_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """Digest of this access entry as a leaf of the evidence log."""
