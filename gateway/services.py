@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.anchor import AnchorWorker
+from gateway.auth import MemberDirectory
 from gateway.chain import Chain, Deployment
 from gateway.config import Settings
 from gateway.db import Database
@@ -34,6 +35,7 @@ class Services:
     publisher: Publisher
     worker: AnchorWorker
     cache: NodeCache
+    members: MemberDirectory
 
     @property
     def chain_ref(self) -> ChainRef:
@@ -58,7 +60,8 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                     chain_time=chain.now)
     publisher = Publisher(db, keys, on_urgent=worker.wake.set)
     worker.recover()  # refuses a database whose log does not match this chain
-    return Services(settings, db, chain, deployment, publisher, worker, cache)
+    members = MemberDirectory(chain.registry(deployment.registry), settings.key_cache_seconds)
+    return Services(settings, db, chain, deployment, publisher, worker, cache, members)
 
 
 def _database_url(settings: Settings) -> str:
