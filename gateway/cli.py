@@ -40,7 +40,7 @@ def demo(
     """Run the whole trust path on an in-process EVM and SQLite, then show tampering caught."""
     import warnings
 
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # starlette's TestClient note
+    warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette TestClient note
     from gateway.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
