@@ -28,6 +28,7 @@ from gateway.errors import ConflictError, ForbiddenError, InputError, NotFoundEr
 from gateway.events import emit
 from gateway.evidence_requests import fulfil
 from gateway.ledger import Ledger
+from gateway.packet import EXCHANGE_KINDS
 from gateway.store import Claim, ClaimRecord, Consent, Record, utcnow
 from gateway.types import parse_hex32
 
@@ -93,6 +94,8 @@ class Scope:
                    frozenset(json.loads(c.kinds)), c.date_from, c.date_to)
 
     def covers(self, rec: Record) -> bool:
+        if rec.kind in EXCHANGE_KINDS:
+            return False
         if self.institutions and rec.issuer not in self.institutions:
             return False
         if self.kinds and rec.kind not in self.kinds:

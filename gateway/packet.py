@@ -42,6 +42,9 @@ KINDS: dict[str, str] = {
 }
 """Evidence kinds claimx understands, with what each body holds."""
 
+EXCHANGE_KINDS = frozenset({"insurer.consent", "exchange.access"})
+"""Kinds the exchange itself appends (gateway.ledger); never evidence attached to a claim."""
+
 URGENT_KINDS = frozenset({"police.accident_determination"})
 """Kinds that always take the green channel, whatever the packet's own flag says."""
 

@@ -1,0 +1,321 @@
+"""The insurer's side over HTTP: consent, matching, requests, erasure, access log, roles."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from gateway import merkle
+from gateway.api import create_app
+from gateway.auth import issue_credential
+from gateway.chain import Chain
+from gateway.claims import ConsentScope, scope_bytes
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.envelope import sign_packet
+from gateway.keys import SigningKey
+from gateway.packet import SourceRef, new_packet
+from gateway.services import Services, build_services
+from gateway.store import Consent, EvidenceRequest, Record
+from gateway.types import Role, hex32, member_id
+
+CLAIMANT = "a1" * 32
+OTHER = "b2" * 32
+
+
+@dataclass
+class M:
+    slug: str
+    role: Role
+    key: SigningKey | None
+    headers: dict[str, str]
+
+    @property
+    def id(self) -> bytes:
+        return member_id(self.slug)
+
+    @property
+    def hex(self) -> str:
+        return hex32(self.id)
+
+
+@pytest.fixture
+def world(embedded_chain: Chain, database_url: str,
+          tmp_path: Path) -> Iterator[tuple[Services, TestClient, dict[str, M]]]:
+    deployment = embedded_chain.deploy()
+    sv = build_services(Settings(home=tmp_path, anchor_interval_seconds=3600),
+                        chain=embedded_chain, deployment=deployment, db=Database(database_url))
+    registry = embedded_chain.registry(deployment.registry)
+    members: dict[str, M] = {}
+    for slug, role, signs in [("hospital", Role.HOSPITAL, True), ("police", Role.POLICE, True),
+                              ("insurer", Role.INSURER, False), ("insurer2", Role.INSURER, False),
+                              ("auditor", Role.AUDITOR, False)]:
+        key = SigningKey.generate() if signs else None
+        mid = member_id(slug)
+        registry.admit_member(mid, role, slug, [])
+        if key:
+            registry.add_key(mid, key.key_id, key.algorithm, key.public.raw)
+        with sv.db.session() as s:
+            token = issue_credential(s, mid, "test")
+        members[slug] = M(slug, role, key, {"Authorization": f"Bearer {token}"})
+    with TestClient(create_app(sv, run_worker=False)) as client:
+        yield sv, client, members
+
+
+def publish(client: TestClient, m: M, kind: str = "hospital.invoice", subject: str = CLAIMANT,
+            issued_at: str = "2026-11-03T10:00:00Z", source: str | None = None) -> str:
+    assert m.key is not None
+    packet = new_packet(kind=kind, issuer=m.hex, subject=subject, body={"n": "1"},
+                        issued_at=issued_at,
+                        source=SourceRef(format="csv_bill", sha256=source) if source else None)
+    r = client.post("/v1/records", json=sign_packet(packet, m.key).to_json(), headers=m.headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["digest"])
+
+
+def claim_body(insurer: M, institutions: list[M] | None = None, kinds: list[str] | None = None,
+               kind: str = "accident", expires: timedelta = timedelta(days=30),
+               subject: str = CLAIMANT, forge: bool = False,
+               reference: str = "C-1") -> dict[str, Any]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    scope = ConsentScope(subject=subject, insurer=insurer.hex,
+                         institutions=[i.hex for i in institutions or []], kinds=kinds or [],
+                         date_from=datetime(2026, 11, 1).date(),
+                         date_to=datetime(2026, 11, 30).date(),
+                         expires_at=datetime.now(UTC) + expires)
+    signed = scope_bytes(scope) + (b"x" if forge else b"")
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    return {"reference": reference, "subject": subject, "policy": "P-1",
+            "incident_date": "2026-11-01", "kind": kind,
+            "consent": {"scope": scope.model_dump(mode="json"), "claimant_signature": {
+                "algorithm": "ed25519", "public_key": base64.b64encode(pub).decode(),
+                "sig": base64.b64encode(key.sign(signed)).decode()}}}
+
+
+def open_claim(client: TestClient, insurer: M, **kw: Any) -> dict[str, Any]:
+    r = client.post("/v1/claims", json=claim_body(insurer, **kw), headers=insurer.headers)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_matching_respects_consent_scope_before_and_after_opening(world: Any) -> None:
+    sv, client, m = world
+    h, p, ins = m["hospital"], m["police"], m["insurer"]
+    early = publish(client, h)  # before the claim: attaches when it opens
+    publish(client, h, kind="hospital.lab_report")  # kind not consented
+    publish(client, h, subject=OTHER)  # another person
+    publish(client, h, issued_at="2026-10-01T00:00:00Z")  # outside the date range
+    publish(client, p, kind="police.accident_determination")  # institution not consented
+    claim = open_claim(client, ins, institutions=[h], kinds=["hospital.invoice",
+                                                             "hospital.discharge_summary"])
+    assert [r["digest"] for r in claim["records"]] == [early]
+    later = publish(client, h, kind="hospital.discharge_summary")
+    view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
+    assert {r["digest"] for r in view["records"]} == {early, later}
+    assert [e["type"] for e in view["timeline"]][:2] == ["claim.opened", "record.received"]
+
+
+def test_same_source_document_is_shown_once_with_its_duplicate_named(world: Any) -> None:
+    sv, client, m = world
+    h, ins = m["hospital"], m["insurer"]
+    claim = open_claim(client, ins)
+    first = publish(client, h, source="cd" * 32)
+    again = publish(client, h, source="cd" * 32)  # re-sent export: new salt, new digest
+    view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
+    assert [r["digest"] for r in view["records"]] == [first]
+    assert view["records"][0]["duplicates"] == [again]
+    assert view["duplicates"][0]["duplicate_of"] == first
+
+
+def test_consent_withdrawal_and_expiry_stop_payload_reads(world: Any) -> None:
+    sv, client, m = world
+    h, ins = m["hospital"], m["insurer"]
+    claim = open_claim(client, ins)
+    digest = publish(client, h)
+    ok = client.get(f"/v1/records/{digest}/envelope", headers=ins.headers)
+    assert ok.status_code == 200 and ok.json()["payloadType"].startswith("application/vnd.claimx")
+    r = client.post(f"/v1/claims/{claim['id']}/consent/withdraw", headers=ins.headers)
+    assert r.status_code == 200 and r.json()["consent"]["live"] is False
+    denied = client.get(f"/v1/records/{digest}/envelope", headers=ins.headers)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "no_consent"
+    after = publish(client, h)
+    view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
+    assert after not in {r["digest"] for r in view["records"]}
+    second = open_claim(client, ins, reference="C-2")
+    with sv.db.session() as s:  # the consent runs out
+        s.get(Consent, second["consent"]["id"]).expires_at = datetime.now(UTC) - timedelta(1)
+    r = client.get(f"/v1/records/{after}/envelope", headers=ins.headers)
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize(("mutate", "status", "code"), [
+    (lambda b, m: claim_body(m["insurer"], forge=True), 422, "bad_consent_signature"),
+    (lambda b, m: claim_body(m["insurer2"]), 403, "consent_not_yours"),
+    (lambda b, m: claim_body(m["insurer"], expires=timedelta(days=-1)), 422, "consent_expired"),
+    (lambda b, m: {**b, "subject": OTHER}, 422, "consent_subject_mismatch"),
+    (lambda b, m: {**b, "kind": "fraud"}, 422, "invalid_request"),
+])
+def test_bad_claims_are_refused_and_store_nothing(world: Any, mutate: Any, status: int,
+                                                  code: str) -> None:
+    sv, client, m = world
+    body = mutate(claim_body(m["insurer"]), m)
+    r = client.post("/v1/claims", json=body, headers=m["insurer"].headers)
+    assert r.status_code == status and r.json()["error"]["code"] == code
+    assert client.get("/v1/claims", headers=m["insurer"].headers).json() == []
+
+
+def test_requests_fulfil_decline_and_green_channel_clock(world: Any) -> None:
+    sv, client, m = world
+    h, p, ins = m["hospital"], m["police"], m["insurer"]
+    claim = open_claim(client, ins)
+    r = client.post(f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+                    json={"institution": h.hex, "kinds": ["hospital.invoice",
+                                                          "hospital.discharge_summary"]})
+    assert r.status_code == 201 and r.json()["urgent"] and r.json()["remaining_seconds"] <= 1800
+    req = r.json()["id"]
+    mine = client.get("/v1/requests", headers=h.headers).json()
+    assert [x["id"] for x in mine] == [req]
+    assert client.get("/v1/requests", headers=p.headers).json() == []
+    publish(client, h)
+    assert client.get("/v1/requests", headers=h.headers).json()[0]["status"] == \
+        "partly_fulfilled"
+    publish(client, h, kind="hospital.discharge_summary")
+    assert client.get("/v1/requests", headers=ins.headers).json()[0]["status"] == "fulfilled"
+    r = client.post(f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+                    json={"institution": p.hex, "kinds": ["police.accident_determination"]})
+    police_req = r.json()["id"]
+    with sv.db.session() as s:  # 31 minutes pass without an answer
+        er = s.get(EvidenceRequest, police_req)
+        er.created_at = er.created_at - timedelta(minutes=31)
+        er.due_at = er.due_at - timedelta(minutes=31)
+    late = [x for x in client.get("/v1/requests", headers=ins.headers).json()
+            if x["id"] == police_req][0]
+    assert late["breached"] is True and late["status"] == "open"
+    r = client.post(f"/v1/requests/{police_req}/decline", headers=h.headers,
+                    json={"reason": "not ours"})
+    assert r.status_code == 404  # addressed to the police, not the hospital
+    r = client.post(f"/v1/requests/{police_req}/decline", headers=p.headers,
+                    json={"reason": "case file sealed by court order"})
+    assert r.json()["status"] == "declined"
+    view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
+    assert view["status"] == "ready"
+
+
+def test_erasure_destroys_payload_but_not_proofs(world: Any) -> None:
+    sv, client, m = world
+    h, ins = m["hospital"], m["insurer"]
+    open_claim(client, ins)
+    digest = publish(client, h)
+    sv.worker.cycle()
+    assert client.post(f"/v1/records/{digest}/erase", headers=ins.headers).status_code == 403
+    assert client.post(f"/v1/records/{digest}/erase", headers=h.headers).status_code == 200
+    for who in (h, ins):
+        r = client.get(f"/v1/records/{digest}/envelope", headers=who.headers)
+        assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
+    with sv.db.session() as s:
+        rec = s.scalar(select(Record).where(Record.digest == bytes.fromhex(digest)))
+        assert rec.payload_ct is None
+    proof = client.get(f"/v1/records/{digest}/proof", headers=m["auditor"].headers).json()
+    head = sv.chain.evidence_log(sv.deployment.log).head_at(proof["tree_head"]["head_index"])
+    merkle.verify_inclusion(merkle.leaf_hash(bytes.fromhex(digest)), proof["leaf_index"],
+                            head.size, [bytes.fromhex(x) for x in proof["inclusion_proof"]],
+                            head.root)
+
+
+def test_every_payload_read_is_logged_and_anchored(world: Any) -> None:
+    sv, client, m = world
+    h, ins, aud = m["hospital"], m["insurer"], m["auditor"]
+    claim = open_claim(client, ins)
+    digest = publish(client, h)
+    client.get(f"/v1/records/{digest}/envelope", headers=ins.headers)
+    client.get(f"/v1/records/{digest}/envelope", headers=h.headers)
+    reads = client.get(f"/v1/records/{digest}/access-log", headers=aud.headers).json()["reads"]
+    assert [(r["member"], r["claim_id"]) for r in reads] == [(ins.hex, claim["id"]),
+                                                             (h.hex, None)]
+    sv.worker.cycle()
+    for r in reads:
+        entry = client.get(f"/v1/records/{r['log_entry']}", headers=aud.headers).json()
+        assert entry["kind"] == "exchange.access" and entry["status"] == "anchored"
+    consent = client.get(f"/v1/records/{claim['consent']['digest']}", headers=aud.headers)
+    assert consent.json()["kind"] == "insurer.consent"
+
+
+ROUTES: list[tuple[str, str, set[str]]] = [
+    # method, path template, roles allowed (others must get 401/403/404, never 2xx or 5xx)
+    ("POST", "/v1/records", {"hospital", "police"}),
+    ("POST", "/v1/records/batch", {"hospital", "police"}),
+    ("GET", "/v1/records/{digest}", {"hospital", "police", "insurer", "insurer2", "auditor"}),
+    ("GET", "/v1/records/{digest}/envelope", {"hospital", "insurer"}),
+    ("GET", "/v1/records/{digest}/receipt", {"hospital", "insurer"}),
+    ("GET", "/v1/records/{digest}/proof", {"hospital", "police", "insurer", "insurer2",
+                                           "auditor"}),
+    ("GET", "/v1/records/{digest}/access-log", {"hospital", "auditor"}),
+    ("POST", "/v1/records/{digest}/erase", {"hospital"}),
+    ("GET", "/v1/log/head", {"hospital", "police", "insurer", "insurer2", "auditor"}),
+    ("POST", "/v1/claims", {"insurer", "insurer2"}),
+    ("GET", "/v1/claims", {"insurer", "insurer2"}),
+    ("GET", "/v1/claims/{claim}", {"insurer"}),
+    ("POST", "/v1/claims/{claim}/requests", {"insurer"}),
+    ("POST", "/v1/claims/{claim}/consent/withdraw", {"insurer"}),
+    ("GET", "/v1/requests", {"hospital", "police", "insurer", "insurer2"}),
+    ("POST", "/v1/requests/{request}/decline", {"hospital"}),
+]
+
+
+def test_authorisation_matrix(world: Any) -> None:
+    """Every role tries every route; the ones it should not reach refuse it clearly."""
+    sv, client, m = world
+    h = m["hospital"]
+    refused, n = 0, 0
+    for method, template, allowed in ROUTES:
+        for who in [*m.values(), None]:
+            n += 1
+            claim = open_claim(client, m["insurer"], reference=f"M-{n}")
+            digest = publish(client, h)
+            if "receipt" in template or "proof" in template:
+                sv.worker.cycle()
+            req = client.post(f"/v1/claims/{claim['id']}/requests", headers=m["insurer"].headers,
+                              json={"institution": h.hex, "kinds": ["hospital.lab_report"]}
+                              ).json()["id"]
+            path = template.format(digest=digest, claim=claim["id"], request=req)
+            body = _body(template, m, who)
+            headers = who.headers if who else {}
+            r = client.request(method, path, json=body, headers=headers)
+            name = who.slug if who else "anonymous"
+            assert r.status_code < 500, (method, path, name, r.text)
+            if who is not None and who.slug in allowed:
+                assert r.status_code < 300, (method, template, name, r.text)
+            else:
+                assert r.status_code in (401, 403, 404), (method, template, name, r.text)
+                assert "code" in r.json()["error"]
+                refused += 1
+    assert refused > 40
+
+
+def _body(template: str, m: dict[str, M], who: M | None) -> Any:
+    if template == "/v1/records" or template == "/v1/records/batch":
+        signer = who if who is not None and who.key is not None else m["hospital"]
+        assert signer.key is not None
+        env = sign_packet(new_packet(kind="police.incident_report" if signer.slug == "police"
+                                     else "hospital.invoice", issuer=signer.hex,
+                                     subject=CLAIMANT, body={}), signer.key).to_json()
+        return {"envelopes": [env]} if template.endswith("batch") else env
+    if template == "/v1/claims":
+        insurer = who if who is not None and who.role == Role.INSURER else m["insurer"]
+        return claim_body(insurer, reference=f"R-{datetime.now().timestamp()}")
+    if template.endswith("/requests"):
+        return {"institution": m["police"].hex, "kinds": ["police.incident_report"]}
+    if template.endswith("/decline"):
+        return {"reason": "no such case"}
+    return None
