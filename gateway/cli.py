@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from adapters.cli import adapt
+
 app = typer.Typer(
     name="claimx",
     help="claimx: a claims evidence exchange. Institutions sign records once; insurers and "
@@ -11,6 +13,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+app.command("adapt")(adapt)
 
 
 @app.callback()

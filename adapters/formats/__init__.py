@@ -1,1 +1,10 @@
-"""Format modules; importing this package registers each of them."""
+"""Format modules; importing this package registers each of them.
+
+Import order is the order ``--format auto`` asks each adapter's ``detect``: content with a
+magic number first, the loosest detector (a CSV header row) last.
+"""
+
+from adapters import attachment  # noqa: F401  (PDF/JPEG/PNG/HEIC magic numbers)
+from adapters import police  # noqa: F401  (JSON/XML naming a police document type)
+from adapters import death_certificate  # noqa: F401  (JSON/XML naming a death certificate)
+from adapters import csv_bill  # noqa: F401  (text with a bill header row: keep last)
