@@ -66,7 +66,8 @@ class Node:
             found = self.value.get(norm_key(alias))
             if found:
                 if len(found) == 1:
-                    return found[0]
+                    first: Node = found[0]
+                    return first
                 return Node(found, (*self.path, found[0].path[-1].split("[")[0]), self.syntax)
         return None
 
@@ -165,6 +166,9 @@ def load_xml(raw: bytes) -> Node:
     except ET.ParseError as exc:
         line = exc.position[0] if exc.position else None
         raise AdapterError("malformed XML", code="bad_xml", loc=("/",), line=line) from exc
+    except (LookupError, ValueError) as exc:  # unknown or unsupported declared encoding
+        raise AdapterError("XML declares an encoding this parser cannot read",
+                           code="bad_xml", loc=("/",), line=1) from exc
     return _from_xml(root, (_local(root.tag),), 0)
 
 

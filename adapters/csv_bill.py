@@ -18,7 +18,13 @@ from decimal import Decimal
 
 from adapters import _bill_layout as layout
 from adapters._values import (
-    check_size, clean_text, decimal_str, money_str, parse_date, parse_decimal, source_ref,
+    check_size,
+    clean_text,
+    decimal_str,
+    money_str,
+    parse_date,
+    parse_decimal,
+    source_ref,
     subject_of,
 )
 from adapters.pseudonym import pseudonymise

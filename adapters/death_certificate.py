@@ -44,7 +44,8 @@ F: dict[str, tuple[str, ...]] = {
     "interval": ("interval", "发病至死亡大概间隔时间", "间隔时间", "间隔"),
 }
 LINES = ("a", "b", "c", "d")
-_LINE_ALIASES = {line: (line, f"({line})", f"line_{line}", f"{line}_line") for line in LINES}
+_LINE_ALIASES: dict[str, tuple[str, ...]] = {
+    line: (line, f"({line})", f"line_{line}", f"{line}_line") for line in LINES}
 _LINE_ALIASES["a"] += ("直接死因", "直接死亡原因")
 
 PLACES = {"医疗卫生机构": "hospital", "医院": "hospital", "hospital": "hospital",
@@ -65,8 +66,9 @@ def _root(node: Node) -> Node:
         return node
     if node.is_object() and len(node.value) == 1:
         key = next(iter(node.value))
-        if key in _ROOTS and node.value[key][0].is_object():
-            return node.value[key][0]
+        inner: Node = node.value[key][0]
+        if key in _ROOTS and inner.is_object():
+            return inner
     type_text = node.opt_text("document_type", _TYPE_FIELD) if node.is_object() else None
     if type_text and norm_key(type_text) in _ROOTS:
         return node

@@ -4,7 +4,9 @@ Import order is the order ``--format auto`` asks each adapter's ``detect``: cont
 magic number first, the loosest detector (a CSV header row) last.
 """
 
-from adapters import attachment  # noqa: F401  (PDF/JPEG/PNG/HEIC magic numbers)
-from adapters import police  # noqa: F401  (JSON/XML naming a police document type)
-from adapters import death_certificate  # noqa: F401  (JSON/XML naming a death certificate)
-from adapters import csv_bill  # noqa: F401  (text with a bill header row: keep last)
+from adapters import (
+    attachment,  # noqa: F401  (PDF/JPEG/PNG/HEIC magic numbers)
+    csv_bill,  # noqa: F401  (text with a bill header row: keep last)
+    death_certificate,  # noqa: F401  (JSON/XML naming a death certificate)
+    police,  # noqa: F401  (JSON/XML naming a police document type)
+)
