@@ -87,8 +87,10 @@ def header_of(line: int, cells: list[str]) -> Header | None:
     return Header(line=line, columns=columns, names=names)
 
 
-def read_meta(cells: list[str], line: int, meta: dict[str, tuple[str, int]]) -> bool:
+def read_meta(cells: list[str], line: int, meta: dict[str, tuple[str, int, str]]) -> bool:
     """Collect ``key: value`` cells (or a ``key, value`` row) of known keys into ``meta``.
+
+    ``meta`` maps a canonical key to (value, line, key as written), for error locations.
 
     Returns whether the row was blank or metadata, so that footers can be told from items.
     Unknown keys (titles, printing dates, names) are ignored: they never reach a packet.
@@ -108,7 +110,7 @@ def read_meta(cells: list[str], line: int, meta: dict[str, tuple[str, int]]) -> 
     for raw_key, value in pairs:
         key = ALIASES.get(norm_key(raw_key))
         if key in ROW_CONSTANT_FIELDS and value:
-            meta.setdefault(key, (value, line))
+            meta.setdefault(key, (value, line, raw_key.strip()))
     return True
 
 

@@ -44,7 +44,7 @@ Row = tuple[int, list[str]]
 class _Bill:
     """What has been read so far; items are already cross-checked."""
 
-    meta: dict[str, tuple[str, int]] = field(default_factory=dict)
+    meta: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     items: list[dict[str, str]] = field(default_factory=list)
     amount: Decimal = Decimal(0)
     self_pay: Decimal = Decimal(0)
@@ -154,14 +154,14 @@ def _cell(cells: list[str], header: layout.Header, name: str) -> str:
 
 
 def _collect_ids(cells: list[str], line: int, header: layout.Header,
-                 ids: dict[str, tuple[str, int]], meta: dict[str, tuple[str, int]]) -> None:
+                 ids: dict[str, tuple[str, int]], meta: dict[str, tuple[str, int, str]]) -> None:
     """Bill-wide columns repeated on each row; an identifier that changes means two patients."""
     for key in layout.ROW_CONSTANT_FIELDS:
         value = _cell(cells, header, key)
         if not value or key == "patient_name":
             continue
         if key not in ("resident_id", "mrn"):
-            meta.setdefault(key, (value, line))
+            meta.setdefault(key, (value, line, header.names[key]))
             continue
         seen = ids.setdefault(key, (value, line))
         if "".join(seen[0].split()).upper() != "".join(value.split()).upper():
@@ -251,15 +251,18 @@ def _check_totals(bill: _Bill, header: layout.Header, line: int, cells: list[str
                                "items", code="total_mismatch", loc=loc, line=line)
 
 
-def _subject(meta: dict[str, tuple[str, int]], ids: dict[str, tuple[str, int]],
+def _subject(meta: dict[str, tuple[str, int, str]], ids: dict[str, tuple[str, int]],
              header: layout.Header, ctx: AdapterContext) -> str:
     """Resident ID (the consortium-wide pseudonym) before the hospital's own record number."""
     for key in ("resident_id", "mrn"):
-        found = ids.get(key) or meta.get(key)
-        if found is None:
+        if key in ids:
+            value, line = ids[key]
+            where: tuple[str | int, ...] = ("row", line, header.names[key])
+        elif key in meta:
+            value, line, written = meta[key]
+            where = ("row", line, written)
+        else:
             continue
-        value, line = found
-        where = ("row", line, header.names[key]) if key in ids else ("row", line, key)
         if key == "resident_id":
             return subject_of(value, ctx=ctx, loc=where, line=line)
         try:
@@ -279,13 +282,13 @@ def _body(bill: _Bill, header: layout.Header) -> dict[str, object]:
     currency = bill.meta.get("currency")
     if currency and layout.norm_currency(currency[0]) != "CNY":
         raise AdapterError("only CNY bills are supported", code="unsupported_currency",
-                           loc=("row", currency[1], "currency"), line=currency[1])
+                           loc=("row", currency[1], currency[2]), line=currency[1])
     if "invoice_number" in bill.meta:
         body["invoice_number"] = clean_text(bill.meta["invoice_number"][0])
     for key in ("admission_date", "discharge_date"):
         if key in bill.meta:
-            value, line = bill.meta[key]
-            body[key] = parse_date(value, loc=("row", line, key), line=line, what=key)
+            value, line, written = bill.meta[key]
+            body[key] = parse_date(value, loc=("row", line, written), line=line, what=key)
     return body
 
 

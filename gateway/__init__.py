@@ -1,3 +1,3 @@
-"""claimx gateway: signed claim packets, the append-only evidence log, chain anchoring, verification."""
+"""claimx gateway: signed claim packets, the evidence log, chain anchoring, verification."""
 
 __version__ = "0.1.0"

@@ -15,11 +15,14 @@ class ClaimxError(Exception):
     code: str = "claimx_error"
     http_status: int = 400
 
-    def __init__(self, msg: str, *, code: str | None = None, **detail: Any) -> None:
+    def __init__(self, msg: str, *, code: str | None = None, http_status: int | None = None,
+                 **detail: Any) -> None:
         super().__init__(msg)
         self.msg = msg
         if code is not None:
             self.code = code
+        if http_status is not None:
+            self.http_status = http_status
         self.detail: dict[str, Any] = detail
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +115,14 @@ class AdapterError(InputError):
             where.append("/".join(str(p) for p in self.loc))
         prefix = ":".join(where)
         return f"{prefix}: {self.code}: {self.msg}" if prefix else f"{self.code}: {self.msg}"
+
+
+def from_validation(exc: Any, what: str, code: str) -> InputError:
+    """An InputError naming the first failing field of a pydantic ``ValidationError``."""
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    return InputError(f"{what} field {'/'.join(loc) or '(root)'}: {first['msg']}", code=code,
+                      loc=loc)
 
 
 def _jsonable(value: Any) -> Any:

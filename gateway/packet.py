@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.canonical import canonical_bytes, digest_of
-from gateway.errors import InputError
+from gateway.errors import InputError, from_validation
 from gateway.types import Digest
 
 PACKET_SCHEMA = "claimx.packet/1"
@@ -35,7 +35,10 @@ KINDS: dict[str, str] = {
     "police.incident_report": "incident report: case number, time, place, summary",
     "civil.death_certificate": "death certificate: date, place and cause of death",
     "attachment": "photographed or scanned document, classified by type",
-    "insurer.consent": "claimant's consent for an insurer to read evidence (issue 4)",
+    "insurer.consent": "a claimant's consent for an insurer to read evidence (appended by the "
+    "exchange)",
+    "exchange.access": "a payload read: member, record, claim, consent (appended by the "
+    "exchange)",
 }
 """Evidence kinds claimx understands, with what each body holds."""
 
@@ -98,18 +101,19 @@ class Packet(BaseModel):
         return value
 
     @classmethod
-    def from_obj(cls, obj: Any) -> Packet:
-        """Validate a decoded JSON value as a packet, raising :class:`InputError` with a path."""
+    def from_obj(cls, obj: Any, *, floats_checked: bool = False) -> Packet:
+        """Validate a decoded JSON value as a packet, raising :class:`InputError` with a path.
+
+        ``floats_checked`` skips the float scan when the JSON parser already refused floats.
+        """
         if not isinstance(obj, dict):
             raise InputError("packet must be a JSON object", code="invalid_packet", loc=[])
-        _reject_floats(obj, ())
+        if not floats_checked:
+            _reject_floats(obj, ())
         try:
             return cls.model_validate(obj)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = [str(p) for p in first["loc"]]
-            raise InputError(f"packet field {'/'.join(loc) or '(root)'}: {first['msg']}",
-                             code="invalid_packet", loc=loc) from exc
+            raise from_validation(exc, "packet", "invalid_packet") from exc
 
     def to_obj(self) -> dict[str, Any]:
         """The JSON object form, without absent optional fields."""

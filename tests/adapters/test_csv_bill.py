@@ -168,3 +168,40 @@ def test_detect() -> None:
     assert not csv_bill.detect(asset("police", "accident_zh.json"))
     assert not csv_bill.detect(b"a,b,c\n1,2,3\n")
     assert not csv_bill.detect(b"\xff\xfe\x00")
+
+
+# Exports from the first cut of this adapter (tests/assets/csv/bill_zh_*.csv, bill_en_bom.tsv)
+ZH_ID = "11010519491231002X"
+
+
+@pytest.mark.parametrize("name", ["bill_zh_utf8.csv", "bill_zh_gbk.csv"])
+def test_same_bill_in_utf8_and_gbk(ctx: AdapterContext, name: str) -> None:
+    packet = csv_bill.adapt(asset("csv", name), ctx)[0]
+    assert packet.body["invoice_number"] == "NO.2026-000123"
+    assert packet.body["items"][0] == {"name": "冠脉支架", "category": "材料", "quantity": "1",
+                                       "unit_price": "12800.00", "amount": "12800.00",
+                                       "self_pay": "3840.00", "insurer_paid": "8960.00"}
+    assert packet.body["totals"] == {"amount": "14000.00", "self_pay": "4200.00",
+                                     "insurer_paid": "9800.00"}
+    assert packet.subject == pseudonymise("cn_resident_id", ZH_ID)
+    assert ZH_ID not in dumped(packet.to_obj())
+
+
+def test_english_tsv_with_bom(ctx: AdapterContext) -> None:
+    packet = csv_bill.adapt(asset("csv", "bill_en_bom.tsv"), ctx)[0]
+    assert [i["quantity"] for i in packet.body["items"]] == ["1", "2"]
+    assert packet.body["totals"]["amount"] == "521.00"
+    assert packet.subject == pseudonymise(f"mrn:{ISSUER}", "A1234567")
+
+
+def test_preamble_identifier_errors_name_the_key_as_written(ctx: AdapterContext) -> None:
+    error = error_of("身份证号：110105194912310021\n项目名称,金额\n药费,10\n", ctx)
+    assert (error.code, error.loc, error.line) == ("invalid_resident_id",
+                                                   ("row", 1, "身份证号"), 1)
+    assert "110105194912310021" not in str(error)
+
+
+def test_oversized_input_refused(ctx: AdapterContext) -> None:
+    with pytest.raises(AdapterError) as info:
+        csv_bill.adapt(b"a" * (21 << 20), ctx)
+    assert info.value.code == "too_large"

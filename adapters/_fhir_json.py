@@ -1,0 +1,210 @@
+"""FHIR R4 JSON: decoding, a located walker, and reference resolution inside a Bundle.
+
+Every value is read through :class:`Node`, which knows its RFC 6901 JSON pointer, so each
+error names the exact place (``/entry/3/resource/code``) and never the value. Numbers are
+decoded as ``decimal.Decimal`` (FHIR decimals keep their precision; packets never see floats).
+References are resolved as FHIR R4 section 2.36 "Resolving references in Bundles" describes:
+by ``fullUrl``, by ``Type/id`` relative to the Bundle, and ``#id`` to contained resources.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from gateway.errors import AdapterError
+
+BUNDLE_TYPES = frozenset({"collection", "document", "transaction", "searchset", "batch",
+                          "transaction-response", "batch-response", "history", "message"})
+_MAX_DEPTH = 64
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A JSON value and where it is; absent members are Nodes holding None."""
+
+    value: Any
+    ptr: str
+
+    def __getitem__(self, key: str | int) -> Node:
+        child = f"{self.ptr}/{_escape(str(key))}"
+        if isinstance(key, int):
+            items = self.value if isinstance(self.value, list) else []
+            return Node(items[key] if 0 <= key < len(items) else None, child)
+        return Node(self.obj().get(key), child)
+
+    def error(self, msg: str, code: str) -> AdapterError:
+        return AdapterError(msg, code=code, loc=(self.ptr or "/",))
+
+    def obj(self) -> dict[str, Any]:
+        if self.value is None:
+            return {}
+        if not isinstance(self.value, dict):
+            raise self.error("expected a JSON object", "bad_type")
+        return self.value
+
+    def items(self) -> list[Node]:
+        """Elements of an array (a lone object is tolerated as a one-element array)."""
+        if self.value is None:
+            return []
+        if isinstance(self.value, dict):
+            return [self]
+        if not isinstance(self.value, list):
+            raise self.error("expected a JSON array", "bad_type")
+        return [self[i] for i in range(len(self.value))]
+
+    def string(self) -> str:
+        """A string member, '' when absent; numbers and booleans are refused."""
+        if self.value is None:
+            return ""
+        if not isinstance(self.value, str):
+            raise self.error("expected a JSON string", "bad_type")
+        return self.value.strip()
+
+    def text(self) -> str:
+        """A string, integer or decimal member as text ('' when absent)."""
+        if isinstance(self.value, int | Decimal) and not isinstance(self.value, bool):
+            return str(self.value)
+        return self.string()
+
+    def dec(self) -> Decimal | None:
+        if self.value is None:
+            return None
+        if isinstance(self.value, bool) or not isinstance(self.value, int | Decimal):
+            raise self.error("expected a JSON number", "bad_type")
+        value = Decimal(self.value)
+        if not value.is_finite() or abs(value.adjusted()) > 30:
+            raise self.error("number out of range", "bad_number")
+        return value
+
+    @property
+    def present(self) -> bool:
+        return self.value not in (None, "", [], {})
+
+
+def load(raw: bytes) -> Node:
+    """Decode UTF-8 (a BOM is allowed) JSON into a Node at the root pointer ''."""
+    text = raw.decode("utf-8-sig", errors="strict") if _utf8(raw) else None
+    if text is None:
+        raise AdapterError("FHIR JSON must be UTF-8", code="bad_encoding", loc=("/",))
+    try:
+        value = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise AdapterError(f"not valid JSON ({exc.msg})", code="bad_json", loc=("/",),
+                           line=exc.lineno) from exc
+    except RecursionError as exc:
+        raise AdapterError("JSON nested too deeply", code="too_deep", loc=("/",)) from exc
+    except ValueError as exc:  # NaN/Infinity, or an integer with too many digits
+        raise AdapterError("JSON number not allowed in FHIR", code="bad_number",
+                           loc=("/",)) from exc
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        raise AdapterError("expected a FHIR resource: a JSON object with resourceType",
+                           code="not_fhir", loc=("/resourceType",))
+    _check_depth(value)
+    return Node(value, "")
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise AdapterError("JSON nested too deeply", code="too_deep", loc=("/",))
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+@dataclass
+class Index:
+    """All resources of the input with their pointers, addressable the ways FHIR references are."""
+
+    resources: list[Node] = field(default_factory=list)
+    by_key: dict[str, Node] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, root: Node) -> Index:
+        index = cls()
+        if root["resourceType"].string() != "Bundle":
+            index._add(root, "")
+            return index
+        kind = root["type"].string()
+        if kind and kind not in BUNDLE_TYPES:
+            raise root["type"].error("unknown Bundle.type", "bad_bundle")
+        for entry in root["entry"].items():
+            resource = entry["resource"]
+            if resource.value is None:
+                continue  # e.g. a DELETE request in a transaction carries no resource
+            if not isinstance(resource.value, dict) or not resource["resourceType"].string():
+                raise resource.error("Bundle entry resource needs a resourceType", "not_fhir")
+            index._add(resource, entry["fullUrl"].string())
+        return index
+
+    def _add(self, resource: Node, full_url: str) -> None:
+        self.resources.append(resource)
+        rtype, rid = resource["resourceType"].string(), resource["id"].string()
+        keys = [full_url] if full_url else []
+        if rid:
+            keys.append(f"{rtype}/{rid}")
+            if full_url.endswith(f"/{rtype}/{rid}"):
+                keys.append(full_url)
+        for key in keys:
+            self.by_key.setdefault(key, resource)
+
+    def of_type(self, *types: str) -> list[Node]:
+        return [r for r in self.resources if r["resourceType"].string() in types]
+
+    def resolve(self, ref: Node, container: Node, *types: str) -> Node | None:
+        """The resource a Reference points to; None for a logical (identifier-only) reference.
+
+        Raises ``unresolved_reference`` when a literal reference is not in the input and
+        ``wrong_reference_type`` when it names another resource type.
+        """
+        target = ref["reference"].string()
+        if not target:
+            if ref["identifier"].present or ref["display"].present:
+                return None
+            raise ref.error("reference is empty", "unresolved_reference")
+        found = self._lookup(target, container)
+        if found is None:
+            raise ref["reference"].error("reference does not resolve to a resource in this "
+                                         "input; include the resource in the Bundle",
+                                         "unresolved_reference")
+        if types and found["resourceType"].string() not in types:
+            raise ref["reference"].error(f"reference must point to {' or '.join(types)}",
+                                         "wrong_reference_type")
+        return found
+
+    def resolve_soft(self, ref: Node, container: Node) -> Node | None:
+        """Like :meth:`resolve` for references that are context only (staff, locations)."""
+        target = ref["reference"].string()
+        return self._lookup(target, container) if target else None
+
+    def _lookup(self, target: str, container: Node) -> Node | None:
+        if target.startswith("#"):
+            return next((c for c in container["contained"].items()
+                         if c["id"].string() == target[1:]), None)
+        target = target.split("/_history/", 1)[0]
+        if target in self.by_key:
+            return self.by_key[target]
+        parts = target.rstrip("/").split("/")
+        return self.by_key.get("/".join(parts[-2:])) if len(parts) >= 2 else None

@@ -1,0 +1,220 @@
+"""FHIR R4 JSON resources and Bundles -> claim packets.
+
+Validator choice: a lenient walker over the decoded JSON (``_fhir_json.Node``) with our own
+errors located by JSON pointer, not ``fhir.resources``. fhir.resources 8.x models R5 by
+default; its ``fhir.resources.R4B`` models validate quickly (about 0.15 ms a Claim) but R4B is
+not R4, they refuse a whole document over elements we never read (an unknown extension-less
+field, a missing ``Claim.provider``), and their messages echo input values (patient data)
+unless rewritten. Hospitals' exports are often imperfect exactly there, so we check the
+elements we map, strictly, and ignore the rest. The tests still validate our sample assets
+with the R4B models so the samples are real FHIR.
+
+Packets (see docs/adapters/fhir.md): Encounter (+ Condition, Procedure) -> discharge summary
+(admission summary while the stay is open); DiagnosticReport (+ Observation) -> lab report;
+Claim, Invoice (+ ChargeItem), loose ChargeItems -> itemised bill; loose Conditions ->
+diagnosis; loose laboratory Observations -> lab report. The Patient supplies only the subject
+pseudonym. Numbers are decoded as ``Decimal`` and written as strings, never floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from adapters import _fhir_map as m
+from adapters._clinical import check_size, locate, make_packet, utc_text
+from adapters._fhir_json import Index, Node, load
+from adapters._fhir_values import concept, concept_label, moment_of, subject
+from adapters.registry import Adapter, AdapterContext, register
+from gateway.errors import AdapterError
+from gateway.packet import Packet
+
+FORMAT = "fhir"
+_SUBJECT_FIELD = {"Claim": "patient"}
+_ISSUED_FIELDS = {
+    "Encounter": ("period/end", "period/start"),
+    "DiagnosticReport": ("issued", "effectiveDateTime", "effectivePeriod/start"),
+    "Claim": ("created",), "Invoice": ("date",),
+    "ChargeItem": ("enteredDate", "occurrenceDateTime", "occurrencePeriod/start"),
+    "Condition": ("recordedDate", "onsetDateTime"),
+    "Observation": ("issued", "effectiveDateTime", "effectivePeriod/start"),
+}
+"""Candidates for ``issued_at``, before the resource's meta.lastUpdated and the Bundle's time."""
+
+Packets = list[tuple[str, Node, dict[str, Any]]]
+
+
+def detect(raw: bytes) -> bool:
+    """A JSON object whose first members include ``resourceType`` (cheap: looks at 4 KiB)."""
+    head = raw[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"{") and b'"resourceType"' in head
+
+
+def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
+    """Map every claims-evidence resource of a FHIR resource or Bundle to a packet."""
+    check_size(raw, ctx.file)
+    try:
+        root = load(raw)
+        index = Index.build(root)
+        out: list[Packet] = []
+        for kind, res, body in _bodies(root, index):
+            out.append(make_packet(kind=kind, ctx=ctx, subject=_subject_of(res, index), body=body,
+                                   issued_at=_issued_at(res, root), raw=raw, fmt=FORMAT))
+        return out
+    except AdapterError as exc:
+        locate(exc, file=ctx.file)
+        raise
+
+
+def _bodies(root: Node, index: Index) -> Packets:
+    used = m.Used()
+    packets: Packets = []
+    context = _context_encounters(index)
+    for rtype, build in _PRIMARY:
+        for res in index.of_type(rtype):
+            if res in used or (rtype == "Encounter" and res in context
+                               and not _has_clinical(res, index)):
+                continue
+            bad = m.not_evidence(res)
+            if bad is not None:
+                raise bad
+            used.add(res)
+            kind, body = build(res, index, used)
+            packets.append((kind, res, {"resource": _header(res), **body}))
+    packets += _loose(index, used)
+    if not packets:
+        where = root["entry"] if root["resourceType"].string() == "Bundle" else root["resourceType"]
+        raise where.error("no resource here is claims evidence (supported: Encounter, "
+                          "DiagnosticReport, Claim, Invoice, ChargeItem, Condition, laboratory "
+                          "Observation)", "unsupported_resource")
+    return packets
+
+
+def _header(res: Node) -> dict[str, str]:
+    return {k: v for k, v in (("type", res["resourceType"].string()), ("id", res["id"].string()),
+                              ("status", res["status"].string())) if v}
+
+
+def _encounter(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    closed = res["status"].string() == "finished" or res["period"]["end"].present
+    kind = "hospital.discharge_summary" if closed else "hospital.admission_summary"
+    return kind, m.encounter_body(res, index, used)
+
+
+def _report(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    return "hospital.lab_report", {"reports": [m.lab_report(res, index, used)]}
+
+
+def _claim(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    diagnoses = []
+    for diag in res["diagnosis"].items():
+        code = concept(diag["diagnosisCodeableConcept"])
+        if code is None and diag["diagnosisReference"].present:
+            found = index.resolve(diag["diagnosisReference"], res, "Condition")
+            used.add(found)
+            code = concept(found["code"]) if found else None
+        if code:
+            label = concept_label(next(iter(diag["type"].items()), Node(None, "")))
+            diagnoses.append({**code, **({"type": label} if label else {})})
+    body = m.bill(m.claim_items(res), res["total"], res["item"])
+    return "hospital.invoice", {"use": res["use"].string(), **body,
+                                **({"diagnoses": diagnoses} if diagnoses else {})}
+
+
+def _invoice(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    declared = res["totalGross"] if res["totalGross"].present else res["totalNet"]
+    return "hospital.invoice", m.bill(m.invoice_items(res, index, used), declared,
+                                      res["lineItem"])
+
+
+_PRIMARY: list[tuple[str, Callable[[Node, Index, m.Used], tuple[str, dict[str, Any]]]]] = [
+    ("Invoice", _invoice), ("Claim", _claim), ("DiagnosticReport", _report),
+    ("Encounter", _encounter),
+]
+"""Invoices first so the ChargeItems they bill are not billed again on their own."""
+
+
+def _context_encounters(index: Index) -> m.Used:
+    """Encounters that other evidence only points to (a lab Bundle's visit): no packet of their
+    own unless they carry diagnoses or procedures."""
+    refs = m.Used()
+    for res in index.of_type("DiagnosticReport", "Observation", "ChargeItem", "Claim"):
+        for ref in (res["encounter"], res["context"], *(e for i in res["item"].items()
+                                                        for e in i["encounter"].items())):
+            if ref.present and isinstance(ref.value, dict):
+                refs.add(index.resolve_soft(ref, res))
+    return refs
+
+
+def _has_clinical(enc: Node, index: Index) -> bool:
+    if enc["diagnosis"].present:
+        return True
+    return any(m.points_to(index, r["encounter"], r, enc)
+               for r in index.of_type("Condition", "Procedure"))
+
+
+def _loose(index: Index, used: m.Used) -> Packets:
+    """ChargeItems, Conditions and lab Observations not folded into a document: one packet per
+    type and patient."""
+    groups: dict[tuple[str, str], tuple[Node, list[dict[str, Any]]]] = {}
+    for res in index.of_type("ChargeItem", "Condition", "Observation"):
+        if res in used or m.not_evidence(res) is not None:
+            continue
+        rtype = res["resourceType"].string()
+        if rtype == "Observation" and not _is_lab(res):
+            continue
+        entry = (m.charge_item(res) if rtype == "ChargeItem"
+                 else m.condition(res, "", "") if rtype == "Condition"
+                 else m.observation(res, index, used, res, 0))
+        key = (rtype, repr(_subject_of(res, index)[:2]))
+        groups.setdefault(key, (res, []))[1].append(entry)
+    packets: Packets = []
+    for (rtype, _), (first, entries) in groups.items():
+        if rtype == "ChargeItem":
+            packets.append(("hospital.invoice", first, m.bill(entries, Node(None, ""), first)))
+        elif rtype == "Condition":
+            packets.append(("hospital.diagnosis", first, {"diagnoses": entries}))
+        else:
+            packets.append(("hospital.lab_report", first, {"reports": [
+                {"observations": entries}]}))
+    return packets
+
+
+def _is_lab(obs: Node) -> bool:
+    return any(c["code"].string() == "laboratory" for cat in obs["category"].items()
+               for c in cat["coding"].items())
+
+
+def _subject_of(res: Node, index: Index) -> tuple[str, str, tuple[str | int, ...]]:
+    ref = res[_SUBJECT_FIELD.get(res["resourceType"].string(), "subject")]
+    if not ref.present:
+        raise ref.error("the patient reference is required", "missing_field")
+    if not isinstance(ref.value, dict):
+        raise ref.error("expected a Reference object", "bad_type")
+    patient = index.resolve(ref, res, "Patient")
+    return subject(patient, ref)
+
+
+def _issued_at(res: Node, root: Node) -> str:
+    candidates = []
+    for path in _ISSUED_FIELDS.get(res["resourceType"].string(), ()):
+        node = res
+        for part in path.split("/"):
+            node = node[part]
+        candidates.append(node)
+    candidates += [res["meta"]["lastUpdated"], root["timestamp"], root["meta"]["lastUpdated"]]
+    for node in candidates:
+        moment: datetime | None = moment_of(node)
+        if moment is not None:
+            return utc_text(moment)
+    raise candidates[0].error("no date to issue the packet at (meta.lastUpdated, the "
+                              "resource's own date, or Bundle.timestamp)", "missing_field")
+
+
+ADAPTER = register(Adapter(
+    name=FORMAT, description="FHIR R4 JSON resources and Bundles: Encounter, DiagnosticReport, "
+    "Claim, Invoice, ChargeItem (Patient gives the subject)",
+    kinds=("hospital.admission_summary", "hospital.diagnosis", "hospital.discharge_summary",
+           "hospital.invoice", "hospital.lab_report"),
+    adapt=adapt, detect=detect, extensions=(".json", ".fhir.json")))

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IMemberRegistry} from "./IMemberRegistry.sol";
+import {Role, KeyAlgorithm, KeyStatus, Member, Key} from "./Common.sol";
+
+/// @title MemberRegistry
+/// @notice See {IMemberRegistry}. The consortium admin holds DEFAULT_ADMIN_ROLE.
+contract MemberRegistry is IMemberRegistry, AccessControl {
+    mapping(bytes32 => Member) private _members;
+    mapping(bytes32 => Key) private _keys;
+    mapping(bytes32 => bytes32[]) private _memberKeys;
+    mapping(address => bytes32) private _operatorOf;
+    bytes32[] private _memberIds;
+
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function admitMember(bytes32 memberId, Role role, string calldata name, address[] calldata operators)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        // ids are permanent: re-admission would rewrite history of who signed what
+        if (_members[memberId].role != Role.None) revert MemberRegistryMemberExists(memberId);
+        if (role == Role.None) revert MemberRegistryInvalidRole(uint8(role));
+        _members[memberId] = Member(role, uint64(block.timestamp), 0, name);
+        _memberIds.push(memberId);
+        emit MemberAdmitted(memberId, role, name);
+        for (uint256 i = 0; i < operators.length; i++) {
+            _addOperator(memberId, operators[i]);
+        }
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function suspendMember(bytes32 memberId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        Member storage m = _member(memberId);
+        if (m.suspendedAt != 0) revert MemberRegistryAlreadySuspended(memberId);
+        m.suspendedAt = uint64(block.timestamp);
+        emit MemberSuspended(memberId, m.suspendedAt);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function reinstateMember(bytes32 memberId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        Member storage m = _member(memberId);
+        if (m.suspendedAt == 0) revert MemberRegistryNotSuspended(memberId);
+        m.suspendedAt = 0;
+        emit MemberReinstated(memberId);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function addOperator(bytes32 memberId, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _member(memberId);
+        _addOperator(memberId, account);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function removeOperator(bytes32 memberId, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (_operatorOf[account] != memberId) revert MemberRegistryNotOperator(account, memberId);
+        delete _operatorOf[account];
+        emit OperatorRemoved(memberId, account);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function addKey(bytes32 memberId, bytes32 keyId, KeyAlgorithm algorithm, bytes calldata publicKey, uint64 validFrom)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _addKey(memberId, keyId, algorithm, publicKey, validFrom == 0 ? uint64(block.timestamp) : validFrom);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function revokeKey(bytes32 memberId, bytes32 keyId, uint64 revokedAt) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _revokeKey(memberId, keyId, revokedAt == 0 ? uint64(block.timestamp) : revokedAt);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function rotateKey(bytes32 memberId, bytes32 oldKeyId, bytes32 newKeyId, KeyAlgorithm algorithm, bytes calldata publicKey)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _addKey(memberId, newKeyId, algorithm, publicKey, uint64(block.timestamp));
+        _revokeKey(memberId, oldKeyId, uint64(block.timestamp));
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function keyStatusAt(bytes32 memberId, bytes32 keyId, uint64 at)
+        external
+        view
+        returns (KeyStatus status, KeyAlgorithm algorithm, bytes memory publicKey)
+    {
+        Member storage m = _members[memberId];
+        if (m.role == Role.None) return (KeyStatus.UnknownMember, KeyAlgorithm.None, "");
+        Key storage k = _keys[keyId];
+        if (k.memberId != memberId) return (KeyStatus.UnknownKey, KeyAlgorithm.None, "");
+        if (m.suspendedAt != 0 && at >= m.suspendedAt) return (KeyStatus.MemberSuspended, k.algorithm, k.publicKey);
+        if (at < k.validFrom) return (KeyStatus.NotYetValid, k.algorithm, k.publicKey);
+        if (k.revokedAt != 0 && at >= k.revokedAt) return (KeyStatus.Revoked, k.algorithm, k.publicKey);
+        return (KeyStatus.Valid, k.algorithm, k.publicKey);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function member(bytes32 memberId) external view returns (Member memory) {
+        return _member(memberId);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function key(bytes32 keyId) external view returns (Key memory) {
+        if (_keys[keyId].memberId == bytes32(0)) revert MemberRegistryUnknownKey(keyId);
+        return _keys[keyId];
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function isOperator(bytes32 memberId, address account) external view returns (bool) {
+        return memberId != bytes32(0) && _operatorOf[account] == memberId;
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function isActive(bytes32 memberId) external view returns (bool) {
+        Member storage m = _members[memberId];
+        return m.role != Role.None && m.suspendedAt == 0;
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function memberOfOperator(address account) external view returns (bytes32) {
+        return _operatorOf[account];
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function memberCount() external view returns (uint256) {
+        return _memberIds.length;
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function memberAt(uint256 index) external view returns (bytes32) {
+        return _memberIds[index];
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function keysOf(bytes32 memberId) external view returns (bytes32[] memory) {
+        return _memberKeys[memberId];
+    }
+
+    function _member(bytes32 memberId) private view returns (Member storage m) {
+        m = _members[memberId];
+        if (m.role == Role.None) revert MemberRegistryUnknownMember(memberId);
+    }
+
+    function _addOperator(bytes32 memberId, address account) private {
+        // an account acts for one institution only, so a revocation names its issuer unambiguously
+        bytes32 current = _operatorOf[account];
+        if (current != bytes32(0)) revert MemberRegistryOperatorTaken(account, current);
+        _operatorOf[account] = memberId;
+        emit OperatorAdded(memberId, account);
+    }
+
+    function _addKey(bytes32 memberId, bytes32 keyId, KeyAlgorithm algorithm, bytes calldata publicKey, uint64 validFrom)
+        private
+    {
+        _member(memberId);
+        // key ids are global so a signature's keyid names exactly one key, forever
+        if (_keys[keyId].memberId != bytes32(0)) revert MemberRegistryKeyExists(keyId);
+        // malformed keys would make every later verification fail in confusing ways
+        bool okLength = (algorithm == KeyAlgorithm.Ed25519 && publicKey.length == 32)
+            || (algorithm == KeyAlgorithm.EcdsaP256 && (publicKey.length == 33 || publicKey.length == 65));
+        if (!okLength) revert MemberRegistryBadPublicKey(algorithm, publicKey.length);
+        _keys[keyId] = Key(memberId, algorithm, validFrom, 0, publicKey);
+        _memberKeys[memberId].push(keyId);
+        emit KeyAdded(memberId, keyId, algorithm, validFrom);
+    }
+
+    function _revokeKey(bytes32 memberId, bytes32 keyId, uint64 revokedAt) private {
+        Key storage k = _keys[keyId];
+        if (k.memberId == bytes32(0)) revert MemberRegistryUnknownKey(keyId);
+        if (k.memberId != memberId) revert MemberRegistryKeyNotOfMember(keyId, memberId);
+        // revocation is final; moving it would silently re-validate or invalidate signatures
+        if (k.revokedAt != 0) revert MemberRegistryKeyAlreadyRevoked(keyId, k.revokedAt);
+        if (revokedAt < k.validFrom) revert MemberRegistryRevocationBeforeValidity(keyId, k.validFrom, revokedAt);
+        k.revokedAt = revokedAt;
+        emit KeyRevoked(memberId, keyId, revokedAt);
+    }
+}

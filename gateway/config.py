@@ -1,0 +1,82 @@
+"""One validated settings object, read from ``CLAIMX_*`` environment variables.
+
+Defaults give the embedded mode: SQLite under ``.claimx/`` and an in-process EVM, nothing
+to start by hand. Set ``CLAIMX_DATABASE_URL`` and ``CLAIMX_RPC_URL`` for PostgreSQL and a
+JSON-RPC node.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMX_", extra="ignore")
+
+    environment: str = Field("development", description="development | production")
+    home: Path = Field(Path(".claimx"), description="state folder for the embedded default")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home")
+    rpc_url: str | None = Field(None, description="JSON-RPC node; default in-process EVM")
+    deployment_file: Path | None = Field(None, description="contract addresses (claimx deploy)")
+    anchor_private_key: str | None = Field(
+        None, description="hex key of the anchor operator account on a node without unlocked "
+        "accounts (Besu); never logged")
+    master_key: str | None = Field(
+        None, description="64 hex digits wrapping every record's data key; default: a fixed "
+        "development key, refused in production; never logged")
+    operator_key_file: Path | None = Field(
+        None, description="PEM key of the exchange operator member, signing access-log "
+        "entries; embedded mode generates and registers one")
+    webhook_backoff_seconds: float = Field(1.0, gt=0, description="first webhook retry delay; "
+                                           "doubles each attempt")
+    webhook_max_attempts: int = Field(6, gt=0, description="attempts before a delivery is "
+                                      "parked (replayable)")
+    green_channel_minutes: int = Field(30, gt=0, description="response clock of urgent "
+                                       "evidence requests")
+    anchor_interval_seconds: float = Field(5.0, gt=0, description="routine batch interval")
+    anchor_batch_max: int = Field(5000, gt=0, description="anchor at once when this many wait")
+    urgent_poll_seconds: float = Field(0.25, gt=0, description="green-channel check period")
+    lease_seconds: float = Field(15.0, gt=0, description="anchor-worker lease; a dead worker's "
+                                 "standby takes over after this long")
+    key_cache_seconds: float = Field(10.0, ge=0, description="how long a key's chain status "
+                                     "is reused before asking the registry again")
+    max_body_bytes: int = Field(8 << 20, gt=0, description="largest accepted request body")
+    max_batch: int = Field(5000, gt=0, description="most envelopes in one batch request")
+
+    @model_validator(mode="after")
+    def _production_needs_real_parts(self) -> Settings:
+        if self.environment == "production" and (not self.database_url or not self.rpc_url):
+            raise ValueError("production needs CLAIMX_DATABASE_URL and CLAIMX_RPC_URL; the "
+                             "embedded SQLite and in-process EVM are for development only")
+        if self.environment == "production" and not self.master_key:
+            raise ValueError("production needs CLAIMX_MASTER_KEY (64 hex digits); the "
+                             "development master key is public")
+        return self
+
+    def master_key_bytes(self) -> bytes:
+        from gateway.vault import DEV_MASTER_KEY
+
+        if not self.master_key:
+            return DEV_MASTER_KEY
+        try:
+            return bytes.fromhex(self.master_key)
+        except ValueError as exc:
+            raise ValueError("CLAIMX_MASTER_KEY must be 64 hex digits") from exc
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'claimx.db').resolve()}"
+
+    def resolved_deployment_file(self) -> Path:
+        return self.deployment_file or self.home / "deployment.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,169 @@
+"""Shared fixtures: test assets, real chains (in-process EVM and anvil) and real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from gateway.chain import Chain, Deployment
+from gateway.keys import SigningKey
+from gateway.types import KeyAlgorithm, Role, hex32, member_id
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = Path(__file__).parent / "assets"
+ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+PG_ADMIN_URL = os.environ.get(
+    "CLAIMX_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def asset() -> Callable[[str], Path]:
+    """``asset("name.json")`` -> Path of a test asset file."""
+    return lambda name: ASSETS / name
+
+
+@pytest.fixture(scope="session")
+def merkle_vectors() -> dict[str, Any]:
+    return json.loads((ASSETS / "merkle_vectors.json").read_text())  # type: ignore[no-any-return]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """A real anvil node as a separate process on a free port, stopped at session end."""
+    if not ANVIL.exists():
+        pytest.skip(f"anvil binary missing at {ANVIL}: run `npm ci` (scripts/setup.sh does)")
+    port = _free_port()
+    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            Chain.connect(url)
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if proc.poll() is not None:
+                pytest.fail(f"anvil exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("anvil did not answer within 20 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def embedded_chain() -> Chain:
+    return Chain.embedded()
+
+
+@pytest.fixture(scope="session",
+                params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def chain(request: pytest.FixtureRequest) -> Chain:
+    """Each chain test runs on the in-process EVM and on anvil."""
+    if request.param == "embedded":
+        return request.getfixturevalue("embedded_chain")  # type: ignore[no-any-return]
+    return Chain.connect(request.getfixturevalue("anvil_url"))
+
+
+@pytest.fixture
+def deployment(chain: Chain) -> Deployment:
+    """Fresh contracts for each test."""
+    return chain.deploy()
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    try:
+        with create_engine(PG_ADMIN_URL).connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({exc}); start it with "
+                    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_admin: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    name = f"claimx_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield pg_admin.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on SQLite and on the running PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'claimx.db'}"
+    return request.getfixturevalue("pg_url")  # type: ignore[no-any-return]
+
+
+@dataclass
+class Institution:
+    slug: str
+    key: SigningKey
+    operator: str
+
+    @property
+    def id(self) -> bytes:
+        return member_id(self.slug)
+
+    @property
+    def issuer(self) -> str:
+        return hex32(self.id)
+
+
+def admit(chain: Chain, deployment: Deployment, slug: str, role: Role = Role.HOSPITAL,
+          alg: KeyAlgorithm = KeyAlgorithm.ED25519) -> Institution:
+    """Admit an institution with a fresh key and operator account."""
+    key = SigningKey.generate(alg)
+    operator = chain.new_funded_account()
+    registry = chain.registry(deployment.registry)
+    inst = Institution(slug, key, operator)
+    registry.admit_member(inst.id, role, slug, [operator])
+    registry.add_key(inst.id, key.key_id, key.algorithm, key.public.raw)
+    return inst
+
+
+def have(cmd: str) -> bool:
+    return shutil.which(cmd) is not None
+
+
+def advance_time(chain: Chain, seconds: int) -> int:
+    """Move the chain's clock forward and mine a block (dev chains only); returns the new now."""
+    provider = chain.w3.provider
+    tester = getattr(provider, "ethereum_tester", None)
+    if tester is not None:
+        tester.time_travel(chain.now() + seconds)
+    else:
+        provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    return chain.now()

@@ -1,0 +1,111 @@
+"""The operator's, institution's and auditor's commands end to end: anvil, PostgreSQL, HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import _free_port
+
+CLAIMX = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None,
+        ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*CLAIMX, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.anvil
+@pytest.mark.postgres
+def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: Path) -> None:
+    dep = tmp_path / "deployment.json"
+    run("deploy", "--rpc-url", anvil_url, "--out", str(dep))
+    log_address = json.loads(dep.read_text())["log"]
+    run("members", "admit", "hospital.e2e", "--role", "hospital", "--name", "E2E Hospital",
+        "--rpc-url", anvil_url, "--deployment", str(dep))
+    key = json.loads(run("keys", "new", "--out", str(tmp_path / "h.key"), "--alg", "p256").stdout)
+    run("members", "add-key", "hospital.e2e", "--key-id", key["key_id"], "--public-key",
+        key["public_key"], "--alg", "p256", "--rpc-url", anvil_url, "--deployment", str(dep))
+    listed = json.loads(run("members", "list", "--rpc-url", anvil_url,
+                            "--deployment", str(dep)).stdout)
+    assert listed[0]["keys"] == [key["key_id"]] and listed[0]["role"] == "hospital"
+
+    from gateway.types import hex32, member_id
+    packet = {"schema": "claimx.packet/1", "kind": "hospital.diagnosis",
+              "issuer": hex32(member_id("hospital.e2e")), "issued_at": "2026-11-20T08:00:00Z",
+              "subject": "ab" * 32,
+              "body": {"diagnoses": [{"system": "ICD-10", "code": "C34.1"}]},
+              "salt": "c2FsdHNhbHRzYWx0c2FsdA", "urgent": True}
+    (tmp_path / "p.json").write_text(json.dumps(packet))
+    run("sign", str(tmp_path / "p.json"), "--key", str(tmp_path / "h.key"), "--out",
+        str(tmp_path / "env.json"))
+
+    token = run("credentials", "issue", "hospital.e2e", "--database-url", pg_url,
+                "--label", "e2e").stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    port = _free_port()
+    server = subprocess.Popen(
+        [*CLAIMX, "serve", "--port", str(port), "--rpc-url", anvil_url, "--database-url", pg_url,
+         "--deployment", str(dep)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "CLAIMX_URGENT_POLL_SECONDS": "0.05"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base, server)
+        anonymous = httpx.post(f"{base}/v1/records", content=b"{}")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["code"] == "missing_credentials"
+        r = httpx.post(f"{base}/v1/records", content=(tmp_path / "env.json").read_bytes(),
+                       headers={"content-type": "application/json", **auth})
+        assert r.status_code == 201, r.text
+        digest = r.json()["digest"]
+        receipt = _wait_receipt(base, digest, auth)
+        assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "claimx gateway"
+    finally:
+        server.terminate()
+        server.wait(10)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(receipt))
+    good = run("verify", str(path), "--rpc-url", anvil_url, "--log", log_address, "--json")
+    assert json.loads(good.stdout)["valid"] is True
+    receipt["leaf_index"] = receipt["leaf_index"] + 1
+    path.write_text(json.dumps(receipt))
+    bad = run("verify", str(path), "--rpc-url", anvil_url, "--log", log_address, ok=False)
+    assert bad.returncode == 1 and "[FAIL] inclusion proof" in bad.stdout
+    missing = run("verify", str(tmp_path / "nope.json"), "--rpc-url", anvil_url, "--log",
+                  log_address, ok=False)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def _wait_up(base: str, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"claimx serve exited: {server.stdout.read() if server.stdout else ''}")
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail("claimx serve did not come up within 60 s")
+
+
+def _wait_receipt(base: str, digest: str, auth: dict[str, str]) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{base}/v1/records/{digest}/receipt", headers=auth)
+        if r.status_code == 200:
+            return r.json()  # type: ignore[no-any-return]
+        assert r.json()["error"]["code"] in {"not_yet_logged", "not_yet_anchored"}
+        time.sleep(0.1)
+    pytest.fail("urgent record was not anchored within 30 s")

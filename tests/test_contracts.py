@@ -1,0 +1,162 @@
+"""MemberRegistry and EvidenceLog on a real EVM (in-process and anvil), errors decoded."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from gateway import merkle
+from gateway.chain import Chain, Deployment
+from gateway.errors import ChainError
+from gateway.keys import SigningKey
+from gateway.types import KeyAlgorithm, Role, member_id
+from tests.conftest import ROOT, admit, advance_time
+
+
+def test_key_status_covers_every_branch(chain: Chain, deployment: Deployment) -> None:
+    reg = chain.registry(deployment.registry)
+    h = admit(chain, deployment, "hospital.a")
+    now = chain.now()
+    assert reg.key_status_at(h.id, h.key.key_id, now + 5).status == "valid"
+    assert reg.key_status_at(member_id("nobody"), h.key.key_id, now).status == "unknown_member"
+    other = admit(chain, deployment, "hospital.b")
+    assert reg.key_status_at(h.id, other.key.key_id, now).status == "unknown_key"
+    assert reg.key_status_at(h.id, h.key.key_id, now - 3600).status == "not_yet_valid"
+    state = reg.key_status_at(h.id, h.key.key_id, now + 5)
+    assert state.public_key == h.key.public.raw and state.algorithm == KeyAlgorithm.ED25519
+
+    reg.suspend_member(h.id)
+    later = advance_time(chain, 10)
+    assert reg.key_status_at(h.id, h.key.key_id, later).status == "member_suspended"
+    reg.reinstate_member(h.id)
+    assert reg.key_status_at(h.id, h.key.key_id, later).status == "valid"
+
+
+def test_rotation_and_backdated_revocation(chain: Chain, deployment: Deployment) -> None:
+    reg = chain.registry(deployment.registry)
+    h = admit(chain, deployment, "hospital.rot", alg=KeyAlgorithm.ECDSA_P256)
+    t_before = chain.now()
+    advance_time(chain, 10)
+    new = SigningKey.generate()
+    reg.rotate_key(h.id, h.key.key_id, new.key_id, new.algorithm, new.public.raw)
+    t_after = chain.now() + 1
+    assert reg.key_status_at(h.id, h.key.key_id, t_before).status == "valid"
+    assert reg.key_status_at(h.id, h.key.key_id, t_after).status == "revoked"
+    assert reg.key_status_at(h.id, new.key_id, t_after).status == "valid"
+    # compromise discovered: revoke the new key back to its first second
+    reg.revoke_key(h.id, new.key_id, at=reg.c.functions.key(new.key_id).call()[2])
+    assert reg.key_status_at(h.id, new.key_id, t_after).status == "revoked"
+    assert reg.keys_of(h.id) == [h.key.key_id, new.key_id]
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        (lambda r, h, a: r.admit_member(h.id, Role.HOSPITAL, "again", []),
+         "MemberRegistryMemberExists"),
+        (lambda r, h, a: r.add_key(h.id, h.key.key_id, KeyAlgorithm.ED25519, h.key.public.raw),
+         "MemberRegistryKeyExists"),
+        (lambda r, h, a: r.add_key(h.id, b"\x09" * 32, KeyAlgorithm.ED25519, b"\x01" * 31),
+         "MemberRegistryBadPublicKey"),
+        (lambda r, h, a: r.revoke_key(h.id, h.key.key_id, at=1), "MemberRegistryRevocationBefore"),
+        (lambda r, h, a: r.suspend_member(member_id("ghost")), "MemberRegistryUnknownMember"),
+        (lambda r, h, a: r.suspend_member(h.id, sender=a), "AccessControlUnauthorizedAccount"),
+    ],
+)
+def test_registry_refusals_are_decoded(chain: Chain, deployment: Deployment, action: Any,
+                                       error: str) -> None:
+    reg = chain.registry(deployment.registry)
+    h = admit(chain, deployment, "hospital.err")
+    with pytest.raises(ChainError) as err:
+        action(reg, h, h.operator)
+    assert err.value.name is not None and err.value.name.startswith(error.split("Before")[0])
+    assert error in str(err.value) or err.value.name == error
+
+
+def _tree(n: int) -> merkle.MemoryTree:
+    t = merkle.MemoryTree()
+    for i in range(n):
+        t.append(hashlib.sha256(i.to_bytes(8, "big")).digest())
+    return t
+
+
+def test_anchor_accepts_only_consistent_growth(chain: Chain, deployment: Deployment) -> None:
+    log = chain.evidence_log(deployment.log)
+    t = _tree(13)
+    with pytest.raises(ChainError, match="EvidenceLogProofForEmptyLog"):
+        log.anchor(5, t.root(5), [t.root(1)])
+    first = log.anchor(5, t.root(5), [])
+    assert first.head.size == 5 and first.head.root == t.root(5) and first.head.index == 0
+    with pytest.raises(ChainError) as err:  # a rewritten log: different leaves, same size path
+        log.anchor(9, _tree(9).root(9)[::-1], t.consistency_proof(5, 9))
+    assert err.value.name == "EvidenceLogNotConsistent" and "oldSize=5, newSize=9" in str(err.value)
+    with pytest.raises(ChainError, match="EvidenceLogNotGrowing"):
+        log.anchor(5, t.root(5), [])
+    second = log.anchor(13, t.root(13), t.consistency_proof(5, 13))
+    assert log.latest_head() == second.head and log.head_count() == 2
+    assert log.head_index_of_size(13) == 1
+    assert log.anchor_tx_of(1) == second.tx_hash
+    with pytest.raises(ChainError, match="EvidenceLogUnknownSize"):
+        log.head_index_of_size(7)
+
+
+def test_only_anchor_role_may_anchor(chain: Chain, deployment: Deployment) -> None:
+    log = chain.evidence_log(deployment.log)
+    outsider = chain.new_funded_account()
+    t = _tree(3)
+    with pytest.raises(ChainError, match="AccessControlUnauthorizedAccount"):
+        log.anchor(3, t.root(3), [], sender=outsider)
+    log.grant_anchorer(outsider)
+    assert log.anchor(3, t.root(3), [], sender=outsider).head.size == 3
+
+
+def test_record_revocation_by_issuer_operator_only(chain: Chain, deployment: Deployment) -> None:
+    log = chain.evidence_log(deployment.log)
+    reg = chain.registry(deployment.registry)
+    h = admit(chain, deployment, "hospital.rev")
+    police = admit(chain, deployment, "police.rev", Role.POLICE)
+    digest = hashlib.sha256(b"record").digest()
+    with pytest.raises(ChainError, match="EvidenceLogNotIssuerOperator"):
+        log.revoke_record(h.id, digest, 3, sender=police.operator)
+    assert log.revocation_of(digest, h.id) is None
+    log.revoke_record(h.id, digest, 3, sender=h.operator)
+    rev = log.revocation_of(digest, h.id)
+    assert rev is not None and rev.reason == 3 and rev.timestamp > 0
+    assert log.revocation_of(digest, police.id) is None  # per issuer, not global
+    with pytest.raises(ChainError, match="EvidenceLogAlreadyRevoked"):
+        log.revoke_record(h.id, digest, 4, sender=h.operator)
+    reg.suspend_member(police.id)
+    with pytest.raises(ChainError, match="EvidenceLogMemberInactive"):
+        log.revoke_record(police.id, digest, 1, sender=police.operator)
+
+
+def test_shared_vectors_through_the_on_chain_check(embedded_chain: Chain,
+                                                   merkle_vectors: dict[str, Any]) -> None:
+    """The same vector file gateway.merkle passes, through the contract's own verifier."""
+    log = embedded_chain.evidence_log(embedded_chain.deploy().log)
+    seen = {True: 0, False: 0}
+    for v in merkle_vectors["consistency"]:
+        got = log.verify_consistency(v["size1"], v["size2"], bytes.fromhex(v["root1"]),
+                                     bytes.fromhex(v["root2"]),
+                                     [bytes.fromhex(p) for p in v["proof"]])
+        assert got == v["valid"], v
+        seen[v["valid"]] += 1
+    assert seen[True] > 100 and seen[False] > 50
+
+
+def test_unreachable_node_is_a_clear_error() -> None:
+    with pytest.raises(ChainError) as err:
+        Chain.connect("http://127.0.0.1:9")
+    assert err.value.code == "chain_unreachable" and "127.0.0.1:9" in err.value.msg
+
+
+def test_committed_artifacts_match_a_fresh_compile() -> None:
+    if not (ROOT / "node_modules" / "solc").exists():
+        pytest.skip("node_modules/solc missing: run `npm ci` (scripts/setup.sh does)")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_contracts.py"),
+                           "--check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,246 @@
+"""The trust path through the HTTP API on real chains and databases, and hostile input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from gateway.api import create_app
+from gateway.auth import issue_credential
+from gateway.chain import Chain, Deployment
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.envelope import sign_packet
+from gateway.keys import SigningKey
+from gateway.packet import new_packet
+from gateway.receipt import Receipt
+from gateway.services import Services, build_services
+from gateway.store import Record
+from gateway.types import Role
+from gateway.verify import verify_receipt
+from tests.conftest import Institution, admit
+
+
+@pytest.fixture
+def services(chain: Chain, deployment: Deployment, database_url: str,
+             tmp_path: Path) -> Services:
+    settings = Settings(home=tmp_path, anchor_interval_seconds=3600, max_body_bytes=256_000,
+                        max_batch=50)
+    return build_services(settings, chain=chain, deployment=deployment,
+                          db=Database(database_url))
+
+
+@pytest.fixture
+def hospital(chain: Chain, deployment: Deployment) -> Institution:
+    return admit(chain, deployment, "hospital.test")
+
+
+def bearer(services: Services, member: bytes) -> dict[str, str]:
+    with services.db.session() as s:
+        return {"Authorization": "Bearer " + issue_credential(s, member, "test")}
+
+
+@pytest.fixture
+def client(services: Services, hospital: Institution) -> Iterator[TestClient]:
+    """A client authenticated as the hospital's system."""
+    with TestClient(create_app(services, run_worker=False),
+                    headers=bearer(services, hospital.id)) as c:
+        yield c
+
+
+def envelope(inst: Institution, key: SigningKey | None = None, **body: Any) -> dict[str, Any]:
+    packet = new_packet(kind="hospital.invoice", issuer=inst.issuer, subject="cd" * 32,
+                        body={"total": "88.00", **body})
+    return sign_packet(packet, key or inst.key).to_json()
+
+
+def record_count(services: Services) -> int:
+    with services.db.session() as s:
+        return s.scalar(select(func.count()).select_from(Record)) or 0
+
+
+def test_publish_anchor_receipt_verify(client: TestClient, services: Services,
+                                       hospital: Institution) -> None:
+    envs = [envelope(hospital, n=i) for i in range(7)]
+    published = client.post("/v1/records/batch", json={"envelopes": envs})
+    assert published.status_code == 201, published.text
+    digests = [p["digest"] for p in published.json()]
+    assert client.get(f"/v1/records/{digests[0]}").json()["status"] == "accepted"
+    assert client.get(f"/v1/records/{digests[0]}/receipt").status_code == 404
+
+    result = services.worker.cycle()
+    assert result.sequenced == 7 and result.anchored_size == 7
+    more = client.post("/v1/records", json=envelope(hospital, n=99))
+    services.worker.cycle()
+
+    head = client.get("/v1/log/head").json()
+    assert head["anchored"]["size"] == 8 and head["log_size"] == 8
+    for digest in [*digests, more.json()["digest"]]:
+        rec = client.get(f"/v1/records/{digest}").json()
+        assert rec["status"] == "anchored"
+        receipt = Receipt.model_validate(client.get(f"/v1/records/{digest}/receipt").json())
+        report = verify_receipt(receipt, services.chain, services.deployment.log)
+        assert report.valid, report.to_dict()
+    first = Receipt.model_validate(client.get(f"/v1/records/{digests[0]}/receipt").json())
+    assert first.anchored_in.size == 7 and first.tree_head.size == 8
+
+    proof = client.get("/v1/log/consistency", params={"first": 7, "second": 8}).json()
+    chain_log = services.chain.evidence_log(services.deployment.log)
+    assert chain_log.verify_consistency(7, 8, bytes.fromhex(proof["root1"]),
+                                        bytes.fromhex(proof["root2"]),
+                                        [bytes.fromhex(p) for p in proof["proof"]])
+
+
+def test_replayed_envelope_is_idempotent(client: TestClient, services: Services,
+                                         hospital: Institution) -> None:
+    env = envelope(hospital)
+    first = client.post("/v1/records", json=env).json()
+    again = client.post("/v1/records", json=env)
+    assert again.status_code == 201 and again.json()["duplicate"] is True
+    assert again.json()["digest"] == first["digest"]
+    batch = client.post("/v1/records/batch", json={"envelopes": [env, env]}).json()
+    assert [b["duplicate"] for b in batch] == [True, True]
+    services.worker.cycle()
+    assert record_count(services) == 1
+    assert client.get("/v1/log/head").json()["log_size"] == 1
+
+
+def _mutate_payload(env: dict[str, Any], fn: Any) -> dict[str, Any]:
+    payload = base64.b64decode(env["payload"])
+    return {**env, "payload": base64.b64encode(fn(payload)).decode()}
+
+
+BAD_INPUTS: list[tuple[str, Any, int, str]] = [
+    ("malformed json", lambda e, h: b"{\"payloadType\": ", 400, "malformed_json"),
+    ("wrong payload type", lambda e, h: {**e, "payloadType": "application/json"}, 422,
+     "wrong_payload_type"),
+    ("bad base64", lambda e, h: {**e, "payload": "%%%not-base64%%%"}, 422, "bad_base64"),
+    ("missing field", lambda e, h: {"payload": e["payload"]}, 422, "invalid_request"),
+    ("tampered payload", lambda e, h: _mutate_payload(e, lambda p: p.replace(b"88.00", b"99.00")),
+     422, "bad_signature"),
+    ("forged signature", lambda e, h: envelope(h, key=SigningKey.generate()) | {
+        "signatures": [{"keyid": e["signatures"][0]["keyid"],
+                        "sig": envelope(h, key=SigningKey.generate())["signatures"][0]["sig"]}]},
+     422, "bad_signature"),
+    ("unknown key", lambda e, h: envelope(h, key=SigningKey.generate()), 422, "key_not_valid"),
+    ("not canonical", lambda e, h: _mutate_payload(e, lambda p: b" " + p), 422, "not_canonical"),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "status", "code"), BAD_INPUTS,
+                         ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_a_clear_4xx_and_changes_nothing(
+        client: TestClient, services: Services, hospital: Institution, case: str, make: Any,
+        status: int, code: str) -> None:
+    client.post("/v1/records", json=envelope(hospital))
+    before = record_count(services)
+    bad = make(envelope(hospital), hospital)
+    content = bad if isinstance(bad, bytes) else json.dumps(bad).encode()
+    r = client.post("/v1/records", content=content,
+                    headers={"content-type": "application/json"})
+    if code == "invalid_request":
+        assert r.json()["error"]["errors"][0]["loc"][-1] == "payloadType"
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    assert record_count(services) == before
+
+
+def test_revoked_key_is_refused(client: TestClient, services: Services, chain: Chain,
+                                deployment: Deployment, hospital: Institution) -> None:
+    chain.registry(deployment.registry).revoke_key(hospital.id, hospital.key.key_id)
+    services.publisher.keys.ttl = 0  # do not reuse the cached "valid" answer
+    r = client.post("/v1/records", json=envelope(hospital))
+    assert r.status_code == 422 and r.json()["error"]["key_status"] == "revoked"
+
+
+def test_batch_with_one_bad_envelope_stores_nothing(client: TestClient, services: Services,
+                                                    hospital: Institution) -> None:
+    good = [envelope(hospital, n=i) for i in range(3)]
+    bad = {**good[1], "payloadType": "text/plain"}
+    r = client.post("/v1/records/batch", json={"envelopes": [good[0], bad, good[2]]})
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "batch_rejected" and [e["index"] for e in err["errors"]] == [1]
+    assert record_count(services) == 0
+
+
+def test_oversized_body_and_batch_refused(client: TestClient, services: Services,
+                                          hospital: Institution) -> None:
+    huge = b'{"payloadType":"' + b"x" * 300_000 + b'"}'
+    r = client.post("/v1/records", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    chunks = (huge[i:i + 65536] for i in range(0, len(huge), 65536))
+    r = client.post("/v1/records", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    many = {"envelopes": [envelope(hospital, n=i) for i in range(51)]}
+    r = client.post("/v1/records/batch", json=many)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "batch_too_large"
+    assert record_count(services) == 0
+
+
+def test_revoked_record_fails_verification(client: TestClient, services: Services,
+                                           hospital: Institution) -> None:
+    digest = client.post("/v1/records", json=envelope(hospital)).json()["digest"]
+    services.worker.cycle()
+    receipt = Receipt.model_validate(client.get(f"/v1/records/{digest}/receipt").json())
+    log = services.chain.evidence_log(services.deployment.log)
+    log.revoke_record(hospital.id, bytes.fromhex(digest), 7, sender=hospital.operator)
+    report = verify_receipt(receipt, services.chain, services.deployment.log)
+    assert not report.valid and report.checks[-1].name == "not revoked"
+    assert "reason code 7" in report.checks[-1].detail
+
+
+def test_forged_receipt_claims_are_caught(client: TestClient, services: Services,
+                                          hospital: Institution, chain: Chain,
+                                          deployment: Deployment) -> None:
+    digests = [client.post("/v1/records", json=envelope(hospital, n=i)).json()["digest"]
+               for i in range(3)]
+    services.worker.cycle()
+    good = client.get(f"/v1/records/{digests[1]}/receipt").json()
+    forged_proof = json.loads(json.dumps(good))
+    forged_proof["inclusion_proof"][0] = "00" * 32
+    forged_root = json.loads(json.dumps(good))
+    forged_root["tree_head"]["root"] = "11" * 32
+    police = admit(chain, deployment, "police.other", Role.POLICE)
+    impostor = sign_packet(new_packet(kind="hospital.invoice", issuer=hospital.issuer,
+                                      subject="cd" * 32, body={}), police.key).to_json()
+    forged_sig = json.loads(json.dumps(good))
+    forged_sig["envelope"] = impostor
+    swapped = json.loads(json.dumps(forged_sig))
+    swapped["digest"] = hashlib.sha256(base64.b64decode(impostor["payload"])).hexdigest()
+    for name, receipt in [("inclusion proof", forged_proof), ("tree head on chain", forged_root),
+                          ("envelope and digest", forged_sig), ("inclusion proof", swapped)]:
+        report = verify_receipt(Receipt.model_validate(receipt), services.chain,
+                                services.deployment.log)
+        assert not report.valid and report.checks[-1].name == name, report.to_dict()
+
+
+def test_openapi_documents_the_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/records", "/v1/records/batch", "/v1/records/{digest}",
+            "/v1/records/{digest}/receipt", "/v1/log/head", "/v1/log/consistency"} <= set(
+        spec["paths"])
+    assert client.get("/v1/records/zz").status_code == 422
+    assert client.get("/v1/records/" + "ab" * 32).json()["error"]["code"] == "record_not_found"
+
+
+def test_key_compromised_before_anchoring_fails_verification(
+        client: TestClient, services: Services, chain: Chain, deployment: Deployment,
+        hospital: Institution) -> None:
+    digest = client.post("/v1/records", json=envelope(hospital)).json()["digest"]
+    registry = chain.registry(deployment.registry)
+    valid_from = registry.c.functions.key(hospital.key.key_id).call()[2]
+    registry.revoke_key(hospital.id, hospital.key.key_id, at=valid_from)  # compromised all along
+    services.worker.cycle()
+    receipt = Receipt.model_validate(client.get(f"/v1/records/{digest}/receipt").json())
+    report = verify_receipt(receipt, services.chain, services.deployment.log)
+    assert not report.valid and report.checks[-1].name == "issuer signature"
+    assert "revoked" in report.checks[-1].detail
