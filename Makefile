@@ -22,3 +22,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	python3 scripts/bench_anchor.py --n 10000
+	python3 scripts/bench_adapters.py --seconds 1

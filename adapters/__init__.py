@@ -1,29 +1,53 @@
-"""Institutional formats into claim packets: one module per format, registered by name."""
+"""claimx adapters: institutional exports (HL7 v2, FHIR, CSV bills, police and civil records,
+scanned documents) into unsigned claim packets.
+
+Public API: :func:`adapt_bytes` and :func:`detect_format`; each format lives in its own
+module and registers itself in :mod:`adapters.registry`.
+"""
 
 from __future__ import annotations
 
 from adapters.registry import AdapterContext, adapters
 from gateway.errors import AdapterError
 from gateway.packet import Packet
+from gateway.types import hex32, member_id
+
+LAST_RESORT = ("csv_bill",)
+"""Formats whose detector is loose: chosen by ``auto`` only when nothing else matches."""
+
+DEFAULT_ISSUER_SLUG = "demo.hospital"
+
+
+def default_context() -> AdapterContext:
+    """A development context: the ``demo.hospital`` member id and the dev pseudonym key."""
+    return AdapterContext(issuer=hex32(member_id(DEFAULT_ISSUER_SLUG)))
 
 
 def detect_format(raw: bytes) -> str:
-    """Name of the first registered adapter that recognises ``raw``."""
+    """Name of the registered format that recognises ``raw`` by its content."""
+    matches = []
     for name, adapter in adapters().items():
-        if adapter.detect(raw):
-            return name
-    raise AdapterError(f"format not recognised; known formats: {', '.join(adapters())}",
-                       code="unknown_format")
+        try:
+            if adapter.detect(raw):
+                matches.append(name)
+        except Exception:  # noqa: BLE001 - a detector bug must not hide the other formats
+            continue
+    preferred = [m for m in matches if m not in LAST_RESORT] or matches
+    if not preferred:
+        raise AdapterError("format not recognised from content; name one with --format "
+                           "(see claimx adapt --list)", code="unknown_format")
+    return preferred[0]
 
 
-def adapt_bytes(raw: bytes, ctx: AdapterContext, fmt: str = "auto") -> list[Packet]:
-    """Map raw bytes to packets with the named adapter, or the detected one."""
-    registry = adapters()
+def adapt_bytes(raw: bytes, fmt: str = "auto", ctx: AdapterContext | None = None) -> list[Packet]:
+    """Map one raw export to packets with the named format, or the detected one."""
     name = detect_format(raw) if fmt == "auto" else fmt
-    if name not in registry:
-        raise AdapterError(f"unknown format {fmt!r}; known: {', '.join(registry)}",
+    adapter = adapters().get(name)
+    if adapter is None:
+        raise AdapterError(f"unknown format {name!r}; see claimx adapt --list",
                            code="unknown_format")
-    return registry[name].adapt(raw, ctx)
+    return adapter.adapt(raw, ctx or default_context())
 
 
-__all__ = ["AdapterContext", "adapt_bytes", "detect_format"]
+__all__ = ["AdapterContext", "AdapterError", "adapt_bytes", "adapters", "default_context",
+           "detect_format"]

@@ -1,61 +1,126 @@
-"""``claimx adapt``: institutional exports in, claim packets (JSON) out."""
+"""``claimx adapt``: institutional exports in, claim packets (JSON) out.
+
+A batch runs every file and reports every failure, one line each on stderr in the form
+``FILE:line N:loc: code: message`` (no traceback, no patient data); stdout carries one JSON
+document, a list of ``{file, format, packets}`` or ``{file, error}``. Exit status: 0 all
+adapted, 1 some file failed, 2 usage error.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters import AdapterContext, adapt_bytes
-from adapters.registry import adapters
+from adapters import adapt_bytes, detect_format
+from adapters.registry import AdapterContext, adapters
 from gateway.errors import AdapterError, ClaimxError
 from gateway.types import hex32, member_id, parse_hex32
 
+USAGE_ERROR = 2
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+def issuer_id(text: str) -> str:
+    """``0x`` member id as given, or the id derived from a member slug (``hospital.ruijin``)."""
+    if text.startswith(("0x", "0X")):
+        return hex32(parse_hex32(text, "issuer"))
+    if not _SLUG.match(text):
+        raise ValueError("issuer must be a member slug (e.g. hospital.ruijin) or a 0x id")
+    return hex32(member_id(text))
+
+
+def _usage(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=USAGE_ERROR)
+
+
+def _list_formats() -> None:
+    table = Table(title="claimx adapt formats")
+    table.add_column("format")
+    table.add_column("packet kinds")
+    table.add_column("extensions")
+    table.add_column("description")
+    for name, adapter in adapters().items():
+        table.add_row(name, ", ".join(adapter.kinds), " ".join(adapter.extensions),
+                      adapter.description)
+    Console(width=160).print(table)
+
+
+def _one(path: Path, fmt: str, issuer: str) -> dict[str, Any]:
+    """Adapt one file; every failure comes back as an error entry, never as an exception."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        error: ClaimxError = AdapterError("cannot read file", code="unreadable_file", file=name)
+        return {"file": name, "error": error.to_dict(), "line": str(error)}
+    ctx = AdapterContext(issuer=issuer, file=name)
+    try:
+        chosen = detect_format(raw) if fmt == "auto" else fmt
+        packets = adapt_bytes(raw, chosen, ctx)
+    except AdapterError as exc:
+        exc.file = exc.file or name
+        exc.detail["file"] = exc.file
+        return {"file": name, "error": exc.to_dict(), "line": str(exc)}
+    except ClaimxError as exc:
+        return {"file": name, "error": exc.to_dict(), "line": f"{name}: {exc.code}: {exc.msg}"}
+    except Exception as exc:  # noqa: BLE001 - an adapter bug: report the type, never the data
+        code = "internal_error"
+        return {"file": name, "error": {"code": code, "message": type(exc).__name__},
+                "line": f"{name}: {code}: {type(exc).__name__} (please report)"}
+    return {"file": name, "format": chosen, "packets": [p.to_obj() for p in packets]}
+
 
 def adapt(
-    files: Annotated[list[Path] | None, typer.Argument(help="export files to map")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="adapter name, or auto to recognise "
-                                     "the format from content")] = "auto",
-    list_: Annotated[bool, typer.Option("--list", help="list formats and kinds")] = False,
-    issuer: Annotated[str, typer.Option(help="publishing member: slug or 0x id")] = "demo.hospital",
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="export files to adapt (HL7 v2, FHIR, CSV bill, police, death certificate, "
+        "PDF/JPEG/PNG/HEIC)", show_default=False)] = None,
+    format: Annotated[str, typer.Option(
+        "--format", "-f", help="format name from --list, or auto to detect from content")
+    ] = "auto",
+    list_: Annotated[bool, typer.Option("--list", help="list formats and packet kinds")] = False,
+    issuer: Annotated[str, typer.Option(
+        help="publishing member: slug (hospital.ruijin) or 0x member id")] = "demo.hospital",
+    out: Annotated[Path | None, typer.Option(
+        help="also write each file's packets to OUT/<file name>.packets.json")] = None,
 ) -> None:
-    """Map exports into unsigned claim packets (JSON on stdout; sign with `claimx sign`).
-
-    Every file is tried; each failure prints one line `FILE:line N:location: code: message`
-    on stderr (no patient data), and the exit status is 1 if any file failed.
-    """
+    """Turn institutional exports into claim packets and print them as JSON."""
     if list_:
-        table = Table("format", "kinds", "description")
-        for a in adapters().values():
-            table.add_row(a.name, ", ".join(a.kinds), a.description)
-        Console().print(table)
+        _list_formats()
         return
     if not files:
-        raise typer.BadParameter("give one or more FILES, or --list")
+        raise _usage("give one or more FILEs, or --list")
+    if format != "auto" and format not in adapters():
+        raise _usage(f"unknown format {format!r}; known: auto, {', '.join(adapters())}")
     try:
-        member = hex32(parse_hex32(issuer) if issuer.startswith("0x") else member_id(issuer))
+        issuer_hex = issuer_id(issuer)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    out, failed = [], 0
-    for path in files:
-        try:
-            raw = path.read_bytes()
-            packets = adapt_bytes(raw, AdapterContext(issuer=member, file=path.name), fmt)
-            out.append({"file": str(path), "packets": [p.to_obj() for p in packets]})
-        except AdapterError as exc:
+        raise _usage(str(exc)) from None
+    results = [_one(path, format, issuer_hex) for path in files]
+    failed = 0
+    for result in results:
+        line = result.pop("line", None)
+        if line is not None:
             failed += 1
-            exc.file = exc.file or path.name
-            typer.echo(str(exc) if exc.file in str(exc) else f"{path.name}: {exc}", err=True)
-        except ClaimxError as exc:
-            failed += 1
-            typer.echo(f"{path.name}: {exc.code}: {exc.msg}", err=True)
-        except OSError as exc:
-            failed += 1
-            typer.echo(f"{path}: cannot read: {exc.strerror}", err=True)
-    typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+            typer.echo(line, err=True)
+    if out is not None:
+        _write(out, results)
+    typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(code=1)
+
+
+def _write(out: Path, results: list[dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        if "packets" in result:
+            target = out / f"{Path(result['file']).name}.packets.json"
+            target.write_text(json.dumps(result["packets"], ensure_ascii=False, indent=2) + "\n",
+                              encoding="utf-8")
+

@@ -1,235 +1,302 @@
-"""Itemised hospital bills exported as CSV (Chinese hospital exports and English headers).
+"""Itemised hospital bills as CSV exports (住院费用清单) -> ``hospital.invoice`` packets.
 
-Python's ``csv`` module does the parsing (quotes, embedded delimiters); what is
-ours is the mapping of header synonyms, exact decimal money (``decimal.Decimal``, written
-as strings) and the arithmetic checks a claims engine relies on: quantity x unit price =
-amount, self-pay + insurer-paid = amount, and the totals row against the items.
-Encodings: UTF-8 with or without BOM, else GB18030 (a superset of GBK).
+Reads what Chinese hospital information systems export: UTF-8 with or without a BOM or
+GBK/GB18030 (RFC 4180 quoting; comma, tab or semicolon delimiters, found by locating the
+header row), an optional preamble of ``key: value`` lines, Chinese or English headers, and
+an optional totals row (合计/总计/Total). Amounts stay exact decimals; every row is
+cross-checked (quantity x unit price = amount, self-pay + insurer-paid = amount) and the
+totals row against the items. Errors carry ``loc=("row", N, column)`` and ``line=N``.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
 
+from adapters import _bill_layout as layout
+from adapters._values import (
+    check_size,
+    clean_text,
+    decimal_str,
+    money_str,
+    parse_date,
+    parse_decimal,
+    source_ref,
+    subject_of,
+)
 from adapters.pseudonym import pseudonymise
 from adapters.registry import Adapter, AdapterContext, register
 from gateway.errors import AdapterError
-from gateway.packet import Packet, SourceRef, new_packet
+from gateway.packet import Packet, new_packet
 
-MAX_BYTES = 5 << 20
-CENT = Decimal("0.01")
+FORMAT = "csv_bill"
 TOLERANCE = Decimal("0.01")
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "name": ("项目名称", "名称", "收费项目", "item", "item_name", "description"),
-    "category": ("类别", "项目类别", "费用类别", "category"),
-    "quantity": ("数量", "quantity", "qty"),
-    "unit_price": ("单价", "unit_price", "price"),
-    "amount": ("金额", "总金额", "amount", "total"),
-    "self_pay": ("自付", "自付金额", "个人自付", "self_pay"),
-    "insurer_paid": ("医保支付", "医保 支付", "统筹支付", "医保", "insurer_paid", "covered"),
-}
-TOTAL_LABELS = ("合计", "总计", "total", "grand total")
-META: dict[str, tuple[str, ...]] = {
-    "cn_resident_id": ("身份证号", "身份证", "id number", "resident id"),
-    "mrn": ("住院号", "病历号", "mrn", "medical record number"),
-    "invoice_number": ("发票号", "票据号", "invoice number", "invoice_no"),
-    "hospital": ("医院", "hospital"),
-}
-_MONEY = ("unit_price", "amount", "self_pay", "insurer_paid")
+"""Rounding slack for row and total cross-checks: one fen."""
+MAX_ROWS = 100_000
+
+Row = tuple[int, list[str]]
 
 
-def _norm(text: str) -> str:
-    return "".join(text.split()).lower().replace("_", "")
+@dataclass
+class _Bill:
+    """What has been read so far; items are already cross-checked."""
+
+    meta: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    items: list[dict[str, str]] = field(default_factory=list)
+    amount: Decimal = Decimal(0)
+    self_pay: Decimal = Decimal(0)
+    insurer_paid: Decimal = Decimal(0)
+    split: bool = False
 
 
-_HEADER = {_norm(s): col for col, syns in COLUMNS.items() for s in syns}
-_META = {_norm(s): key for key, syns in META.items() for s in syns}
-
-
-def detect(raw: bytes) -> bool:
-    """A CSV whose text names an item column and an amount column."""
-    try:
-        head = _decode(raw[:4096], strict=False)
-    except AdapterError:
-        return False
-    cells = {_norm(c) for line in head.splitlines()[:15] for c in line.replace("\t", ",")
-             .replace(";", ",").split(",")}
-    cols = {_HEADER[c] for c in cells if c in _HEADER}
-    return "name" in cols and "amount" in cols
-
-
-def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
-    """Map one bill export to one ``hospital.invoice`` packet."""
-    if len(raw) > MAX_BYTES:
-        raise AdapterError(f"CSV larger than {MAX_BYTES} bytes", code="too_large", file=ctx.file)
-    text = _decode(raw)
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), _dialect(text)))
-    except csv.Error as exc:
-        raise AdapterError(f"not parseable as CSV: {exc}", code="malformed_csv",
-                           file=ctx.file) from exc
-    meta, header_at = _preamble(rows, ctx)
-    columns = _columns(rows[header_at], header_at + 1, ctx)
-    items, totals_row = _items(rows[header_at + 1:], columns, header_at + 2, ctx)
-    totals = _totals(items)
-    if totals_row is not None:
-        _check_totals(totals, totals_row, ctx)
-    subject = _subject(meta, ctx)
-    body: dict[str, Any] = {"currency": "CNY", "items": items, "totals": totals}
-    if "invoice_number" in meta:
-        body["invoice_number"] = meta["invoice_number"][0]
-    return [new_packet(kind="hospital.invoice", issuer=ctx.issuer, subject=subject, body=body,
-                       source=SourceRef(format="csv_bill",
-                                        sha256=hashlib.sha256(raw).hexdigest()))]
-
-
-def _decode(raw: bytes, strict: bool = True) -> str:
+def decode(raw: bytes) -> str:
+    """UTF-8 (BOM optional) first, then GB18030, the superset of GBK and GB2312."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-    if not strict:
-        return raw.decode("utf-8", "replace")
-    raise AdapterError("file is neither UTF-8 nor GB18030/GBK text", code="bad_encoding")
+    raise AdapterError("file is neither UTF-8 nor GBK/GB18030 text", code="bad_encoding")
 
 
-def _dialect(text: str) -> type[csv.Dialect]:
-    """The delimiter that occurs most in the first lines.
-
-    ``csv.Sniffer`` is misled by the ``key: value`` preamble lines hospital exports carry,
-    so only the delimiter is chosen here; quoting stays the csv module's.
-    """
-    head = "\n".join(text.splitlines()[:20])
-    delimiter = max(",\t;", key=head.count)
-
-    class Export(csv.excel):
-        pass
-
-    Export.delimiter = delimiter
-    return Export
-
-
-def _preamble(rows: list[list[str]], ctx: AdapterContext) -> tuple[dict[str, tuple[str, int]],
-                                                                    int]:
-    """``key: value`` lines before the header row, and the header row's index."""
-    meta: dict[str, tuple[str, int]] = {}
-    for i, row in enumerate(rows[:50]):
-        cells = [c.strip() for c in row if c.strip()]
-        if any(_HEADER.get(_norm(c)) == "name" for c in cells):
-            return meta, i
-        for cell in cells if len(cells) != 2 else [f"{cells[0]}:{cells[1]}"]:
-            key, sep, value = cell.replace("：", ":").partition(":")
-            if sep and _norm(key) in _META:
-                meta[_META[_norm(key)]] = (value.strip(), i + 1)
-    raise AdapterError("no header row naming the item column (项目名称 / item) in the first "
-                       "50 rows", code="missing_header", file=ctx.file)
-
-
-def _columns(header: list[str], line: int, ctx: AdapterContext) -> dict[str, int]:
-    columns: dict[str, int] = {}
-    for i, cell in enumerate(header):
-        col = _HEADER.get(_norm(cell))
-        if col and col not in columns:
-            columns[col] = i
-    for needed in ("name", "amount"):
-        if needed not in columns:
-            raise AdapterError(f"header has no {needed} column (one of: "
-                               f"{', '.join(COLUMNS[needed])})", code="missing_column",
-                               loc=("header", needed), line=line, file=ctx.file)
-    return columns
-
-
-def _items(rows: list[list[str]], columns: dict[str, int], first_line: int,
-           ctx: AdapterContext) -> tuple[list[dict[str, str]], dict[str, str] | None]:
-    items: list[dict[str, str]] = []
-    totals_row = None
-    for offset, row in enumerate(rows):
-        line = first_line + offset
-        if not any(c.strip() for c in row):
-            continue
-        cell = {col: (row[i].strip() if i < len(row) else "") for col, i in columns.items()}
-        if _norm(cell["name"]) in {_norm(t) for t in TOTAL_LABELS}:
-            totals_row = {k: _money(v, line, k, ctx) for k, v in cell.items()
-                          if k in _MONEY and k != "unit_price" and v}
-            continue
-        if not cell["name"]:
-            raise AdapterError("item name is empty", code="missing_field",
-                               loc=("row", line, "name"), line=line, file=ctx.file)
-        items.append(_item(cell, line, ctx))
-    if not items:
-        raise AdapterError("bill has no items", code="no_items", file=ctx.file)
-    return items, totals_row
-
-
-def _item(cell: dict[str, str], line: int, ctx: AdapterContext) -> dict[str, str]:
-    item = {"name": cell["name"]}
-    if cell.get("category"):
-        item["category"] = cell["category"]
-    for col in ("quantity", *_MONEY):
-        if cell.get(col):
-            item[col] = _money(cell[col], line, col, ctx, places=col != "quantity")
-    amount = Decimal(item["amount"])
-    if "quantity" in item and "unit_price" in item:
-        expected = Decimal(item["quantity"]) * Decimal(item["unit_price"])
-        if abs(expected - amount) > TOLERANCE:
-            raise AdapterError("quantity x unit price does not equal the amount",
-                               code="amount_mismatch", loc=("row", line, "amount"), line=line,
-                               file=ctx.file)
-    if "self_pay" in item and "insurer_paid" in item:
-        if abs(Decimal(item["self_pay"]) + Decimal(item["insurer_paid"]) - amount) > TOLERANCE:
-            raise AdapterError("self-pay plus insurer-paid does not equal the amount",
-                               code="split_mismatch", loc=("row", line, "self_pay"), line=line,
-                               file=ctx.file)
-    return item
-
-
-def _money(text: str, line: int, col: str, ctx: AdapterContext, places: bool = True) -> str:
-    cleaned = text.replace("¥", "").replace("￥", "").replace("元", "").replace(",", "").strip()
+def read_rows(text: str, delimiter: str, limit: int | None = None) -> Iterator[Row]:
+    """CSV records with the physical line number where each begins."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
     try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite():
-        raise AdapterError(f"{col} is not a decimal number", code="bad_decimal",
-                           loc=("row", line, col), line=line, file=ctx.file)
-    return str(value.quantize(CENT)) if places else format(value.normalize(), "f")
+        for count, cells in enumerate(reader):
+            if limit is not None and count >= limit:
+                return
+            yield start, [c.strip() for c in cells]
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise AdapterError("malformed CSV record", code="bad_csv", loc=("row", start),
+                           line=start) from exc
 
 
-def _totals(items: list[dict[str, str]]) -> dict[str, str]:
-    totals: dict[str, str] = {}
-    for col in ("amount", "self_pay", "insurer_paid"):
-        if all(col in item for item in items):
-            totals[col] = str(sum((Decimal(i[col]) for i in items), Decimal(0)).quantize(CENT))
-    return totals
+def _find_layout(text: str) -> tuple[str, layout.Header]:
+    best: tuple[str, layout.Header] | None = None
+    for delimiter in (",", "\t", ";"):
+        try:
+            for line, cells in read_rows(text, delimiter, limit=layout.HEADER_SEARCH_ROWS):
+                header = layout.header_of(line, cells)
+                if header and (best is None or len(header.columns) > len(best[1].columns)):
+                    best = (delimiter, header)
+                if header:
+                    break
+        except AdapterError:
+            continue
+    if best is None:
+        raise AdapterError("no header row with an item name and an amount column",
+                           code="missing_header", loc=("row", 1), line=1)
+    return best
 
 
-def _check_totals(totals: dict[str, str], stated: dict[str, str], ctx: AdapterContext) -> None:
-    for col, value in stated.items():
-        if col in totals and abs(Decimal(totals[col]) - Decimal(value)) > TOLERANCE:
-            raise AdapterError(f"totals row {col} does not equal the sum of the items",
-                               code="total_mismatch", loc=("totals", col), file=ctx.file)
+def detect(raw: bytes) -> bool:
+    """True for text whose first rows contain a bill header row."""
+    if raw[:5] == b"%PDF-" or raw.lstrip()[:1] in (b"{", b"[", b"<"):
+        return False
+    try:
+        text = decode(raw[:65536])
+    except AdapterError:
+        try:
+            text = decode(raw[:65535])  # a multi-byte character cut at the boundary
+        except AdapterError:
+            return False
+    try:
+        _find_layout(text)
+    except AdapterError:
+        return False
+    return True
 
 
-def _subject(meta: dict[str, tuple[str, int]], ctx: AdapterContext) -> str:
-    if "cn_resident_id" in meta:
-        value, line = meta["cn_resident_id"]
-        return pseudonymise("cn_resident_id", value, loc=("preamble", "身份证号"),
-                            key=ctx.pseudonym_key)
-    if "mrn" in meta:
-        value, line = meta["mrn"]
-        authority = meta.get("hospital", (ctx.issuer, 0))[0]
-        return pseudonymise(f"mrn:{authority}", value, loc=("preamble", "住院号"),
-                            key=ctx.pseudonym_key)
-    raise AdapterError("no patient identifier: add a 身份证号 (resident ID) or 住院号 (MRN) line "
-                       "above the header", code="missing_identifier", loc=("preamble",),
-                       file=ctx.file)
+def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
+    """Map one bill export to one ``hospital.invoice`` packet."""
+    check_size(raw)
+    text = decode(raw)
+    delimiter, header = _find_layout(text)
+    bill = _Bill()
+    total_row: Row | None = None
+    ids: dict[str, tuple[str, int]] = {}
+    for line, cells in read_rows(text, delimiter):
+        if line < header.line:
+            layout.read_meta(cells, line, bill.meta)
+        elif line == header.line or not any(cells):
+            continue
+        elif total_row is not None:
+            if not layout.read_meta(cells, line, bill.meta):
+                raise AdapterError("item row after the totals row", code="row_after_totals",
+                                   loc=("row", line), line=line)
+        elif layout.is_total(cells, header):
+            total_row = (line, cells)
+        elif not layout.is_subtotal(cells, header):
+            if len(bill.items) >= MAX_ROWS:
+                raise AdapterError(f"more than {MAX_ROWS} item rows", code="too_many_rows",
+                                   loc=("row", line), line=line)
+            _collect_ids(cells, line, header, ids, bill.meta)
+            _add_item(bill, header, line, cells)
+    if not bill.items:
+        raise AdapterError("bill has no item rows", code="no_items",
+                           loc=("row", header.line), line=header.line)
+    if total_row is not None:
+        _check_totals(bill, header, *total_row)
+    subject = _subject(bill.meta, ids, header, ctx)
+    return [new_packet(kind="hospital.invoice", issuer=ctx.issuer, subject=subject,
+                       body=_body(bill, header), source=source_ref(FORMAT, raw))]
 
 
-register(Adapter(name="csv_bill", description="itemised hospital bill as CSV (中文 or English "
-                 "headers; UTF-8, BOM or GBK)", kinds=("hospital.invoice",), adapt=adapt,
-                 detect=detect, extensions=(".csv", ".tsv")))
+def _cell(cells: list[str], header: layout.Header, name: str) -> str:
+    index = header.columns.get(name)
+    return cells[index] if index is not None and index < len(cells) else ""
+
+
+def _collect_ids(cells: list[str], line: int, header: layout.Header,
+                 ids: dict[str, tuple[str, int]], meta: dict[str, tuple[str, int, str]]) -> None:
+    """Bill-wide columns repeated on each row; an identifier that changes means two patients."""
+    for key in layout.ROW_CONSTANT_FIELDS:
+        value = _cell(cells, header, key)
+        if not value or key == "patient_name":
+            continue
+        if key not in ("resident_id", "mrn"):
+            meta.setdefault(key, (value, line, header.names[key]))
+            continue
+        seen = ids.setdefault(key, (value, line))
+        if "".join(seen[0].split()).upper() != "".join(value.split()).upper():
+            raise AdapterError("identifier differs from earlier rows: one bill, one patient",
+                               code="inconsistent_subject",
+                               loc=("row", line, header.names[key]), line=line)
+
+
+def _add_item(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -> None:
+    def loc(key: str) -> tuple[str | int, ...]:
+        return ("row", line, header.names[key])
+
+    def number(key: str, places: int, negative: bool = True) -> Decimal | None:
+        text = _cell(cells, header, key)
+        if not text:
+            return None
+        return parse_decimal(text, loc=loc(key), line=line, what=header.names[key],
+                             max_places=places, allow_negative=negative)
+
+    name = clean_text(_cell(cells, header, "name"))
+    if not name:
+        raise AdapterError("item name is empty", code="missing_value", loc=loc("name"),
+                           line=line)
+    amount = number("amount", 2)
+    if amount is None:
+        raise AdapterError("amount is empty", code="missing_value", loc=loc("amount"),
+                           line=line)
+    item: dict[str, str] = {"name": name}
+    category = clean_text(_cell(cells, header, "category"))
+    if category:
+        item["category"] = category
+    quantity = number("quantity", 4) if "quantity" in header.columns else None
+    unit_price = number("unit_price", 4, False) if "unit_price" in header.columns else None
+    if quantity is not None:
+        item["quantity"] = decimal_str(quantity)
+    if unit_price is not None:
+        item["unit_price"] = decimal_str(unit_price, 2)
+    if quantity is not None and unit_price is not None:
+        if abs(quantity * unit_price - amount) > TOLERANCE:
+            raise AdapterError("amount differs from quantity x unit price by more than 0.01",
+                               code="amount_mismatch", loc=loc("amount"), line=line)
+    item["amount"] = money_str(amount)
+    if header.split:
+        self_pay, insurer = _split(bill, header, line, cells, amount, number)
+        item["self_pay"], item["insurer_paid"] = money_str(self_pay), money_str(insurer)
+        bill.self_pay += self_pay
+        bill.insurer_paid += insurer
+        bill.split = True
+    bill.amount += amount
+    bill.items.append(item)
+
+
+def _split(bill: _Bill, header: layout.Header, line: int, cells: list[str], amount: Decimal,
+           number: layout.NumberFn) -> tuple[Decimal, Decimal]:
+    """Self-pay and insurer parts; one column alone implies the other, both must add up."""
+    has_self, has_ins = "self_pay" in header.columns, "insurer_paid" in header.columns
+    self_pay = number("self_pay", 2) if has_self else None
+    insurer = number("insurer_paid", 2) if has_ins else None
+    if has_self and has_ins:
+        self_pay, insurer = self_pay or Decimal(0), insurer or Decimal(0)
+    elif has_self:
+        self_pay = self_pay or Decimal(0)
+        insurer = amount - self_pay
+    else:
+        insurer = insurer or Decimal(0)
+        self_pay = amount - insurer
+    assert self_pay is not None and insurer is not None
+    column = "self_pay" if has_self else "insurer_paid"
+    if abs(self_pay + insurer - amount) > TOLERANCE or (amount >= 0 and min(self_pay, insurer) < 0):
+        raise AdapterError("self-pay plus insurer-paid differs from the amount",
+                           code="split_mismatch", loc=("row", line, header.names[column]),
+                           line=line)
+    return self_pay, insurer
+
+
+def _check_totals(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -> None:
+    sums = {"amount": bill.amount, "self_pay": bill.self_pay, "insurer_paid": bill.insurer_paid}
+    for key, total in sums.items():
+        text = _cell(cells, header, key)
+        if not text:
+            continue
+        loc = ("row", line, header.names[key])
+        stated = parse_decimal(text, loc=loc, line=line, what=header.names[key],
+                               allow_negative=True)
+        if abs(stated - total) > TOLERANCE:
+            raise AdapterError(f"totals row {header.names[key]} differs from the sum of the "
+                               "items", code="total_mismatch", loc=loc, line=line)
+
+
+def _subject(meta: dict[str, tuple[str, int, str]], ids: dict[str, tuple[str, int]],
+             header: layout.Header, ctx: AdapterContext) -> str:
+    """Resident ID (the consortium-wide pseudonym) before the hospital's own record number."""
+    for key in ("resident_id", "mrn"):
+        if key in ids:
+            value, line = ids[key]
+            where: tuple[str | int, ...] = ("row", line, header.names[key])
+        elif key in meta:
+            value, line, written = meta[key]
+            where = ("row", line, written)
+        else:
+            continue
+        if key == "resident_id":
+            return subject_of(value, ctx=ctx, loc=where, line=line)
+        try:
+            return pseudonymise(f"mrn:{ctx.issuer}", value, loc=where, key=ctx.pseudonym_key)
+        except AdapterError as exc:
+            raise AdapterError(exc.msg, code=exc.code, loc=where, line=line) from exc
+    raise AdapterError("no patient identifier: add a 身份证号 or 住院号 column or preamble line",
+                       code="missing_subject", loc=("row", header.line), line=header.line)
+
+
+def _body(bill: _Bill, header: layout.Header) -> dict[str, object]:
+    totals = {"amount": money_str(bill.amount)}
+    if bill.split:
+        totals["self_pay"] = money_str(bill.self_pay)
+        totals["insurer_paid"] = money_str(bill.insurer_paid)
+    body: dict[str, object] = {"currency": "CNY", "items": bill.items, "totals": totals}
+    currency = bill.meta.get("currency")
+    if currency and layout.norm_currency(currency[0]) != "CNY":
+        raise AdapterError("only CNY bills are supported", code="unsupported_currency",
+                           loc=("row", currency[1], currency[2]), line=currency[1])
+    if "invoice_number" in bill.meta:
+        body["invoice_number"] = clean_text(bill.meta["invoice_number"][0])
+    for key in ("admission_date", "discharge_date"):
+        if key in bill.meta:
+            value, line, written = bill.meta[key]
+            body[key] = parse_date(value, loc=("row", line, written), line=line, what=key)
+    return body
+
+
+register(Adapter(
+    name=FORMAT,
+    description="itemised hospital bill as CSV (Chinese or English headers; UTF-8/GBK)",
+    kinds=("hospital.invoice",),
+    adapt=adapt,
+    detect=detect,
+    extensions=(".csv", ".tsv", ".txt"),
+))
