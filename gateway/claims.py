@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,8 +66,20 @@ class ConsentScope(BaseModel):
 
 
 class ConsentArtifact(BaseModel):
-    scope: ConsentScope
+    """The scope as the claimant signed it (RFC 8785 bytes of exactly this JSON object) and
+    the signature. The scope is validated as a :class:`ConsentScope` but signed as sent."""
+
+    scope: dict[str, Any] = Field(description="a ConsentScope object")
     claimant_signature: ClaimantSignature
+
+    @model_validator(mode="after")
+    def _scope_valid(self) -> ConsentArtifact:
+        ConsentScope.model_validate(self.scope)
+        return self
+
+    @property
+    def parsed(self) -> ConsentScope:
+        return ConsentScope.model_validate(self.scope)
 
 
 class ClaimIn(BaseModel):
@@ -111,7 +123,7 @@ def consent_live(c: Consent, now: datetime | None = None) -> bool:
 
 def verify_consent(artifact: ConsentArtifact, caller: Caller, claim: ClaimIn) -> None:
     """The claimant's signature, and that the scope names this insurer and claimant."""
-    scope = artifact.scope
+    scope = artifact.parsed
     if scope.insurer != caller.hex:
         raise ForbiddenError("consent names another insurer", code="consent_not_yours")
     if scope.subject != claim.subject:
@@ -126,16 +138,17 @@ def verify_consent(artifact: ConsentArtifact, caller: Caller, claim: ClaimIn) ->
     sig = artifact.claimant_signature
     try:
         key = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(sig.public_key))
-        key.verify(base64.b64decode(sig.sig), scope_bytes(scope))
+        key.verify(base64.b64decode(sig.sig), scope_bytes(artifact.scope))
     except (ValueError, InvalidSignature) as exc:
         raise InputError("claimant signature does not verify over the consent scope",
                          code="bad_consent_signature", loc=["consent", "claimant_signature"]
                          ) from exc
 
 
-def scope_bytes(scope: ConsentScope) -> bytes:
-    """What the claimant signs: RFC 8785 bytes of the scope."""
-    return canonical_bytes(scope.model_dump(mode="json"))
+def scope_bytes(scope: dict[str, Any] | ConsentScope) -> bytes:
+    """What the claimant signs: RFC 8785 bytes of the scope object as sent."""
+    obj = scope.model_dump(mode="json") if isinstance(scope, ConsentScope) else scope
+    return canonical_bytes(obj)
 
 
 def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) -> Claim:
@@ -145,7 +158,7 @@ def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) ->
                                     Claim.reference == claim_in.reference)) is not None:
         raise ConflictError(f"claim reference {claim_in.reference!r} already exists",
                             code="duplicate_claim")
-    scope = claim_in.consent.scope
+    scope = claim_in.consent.parsed
     claim = Claim(id=str(uuid.uuid4()), insurer=caller.member_id, reference=claim_in.reference,
                   subject=claim_in.subject, policy=claim_in.policy,
                   incident_date=claim_in.incident_date.isoformat(), kind=claim_in.kind)

@@ -61,6 +61,10 @@ def serve(
     deployment: Annotated[Path | None, typer.Option(
         envvar="CLAIMX_DEPLOYMENT_FILE", help="contract addresses from `claimx deploy`")] = None,
     worker: Annotated[bool, typer.Option(help="run the anchor worker in this process")] = True,
+    dev_members: Annotated[Path | None, typer.Option(
+        help="development only: admit a hospital, police bureau, insurer and auditor and write "
+        "their keys and API tokens to DIR/members.json (try them with scripts/api_flow.py)",
+    )] = None,
 ) -> None:
     """Run the HTTP gateway (OpenAPI at /docs and /openapi.json) with its anchor worker."""
     import uvicorn
@@ -78,6 +82,11 @@ def serve(
     except ClaimxError as exc:
         typer.echo(f"error: {exc.msg}", err=True)
         raise typer.Exit(1) from exc
+    if dev_members is not None:
+        from gateway.devseed import seed_dev_members
+
+        seed_dev_members(services, dev_members)
+        typer.echo(f"dev members' keys and tokens written to {dev_members / 'members.json'}")
     d = services.deployment
     typer.echo(f"claimx gateway on http://{host}:{port} (chain {d.chain_id}, registry "
                f"{d.registry}, evidence log {d.log})")
