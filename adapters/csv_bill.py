@@ -189,7 +189,7 @@ def _add_item(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -
     if amount is None:
         raise AdapterError("amount is empty", code="missing_value", loc=loc("amount"),
                            line=line)
-    item: dict[str, str] = {"name": name}
+    item: dict[str, str] = {"description": name}  # the field name HL7 and FHIR bills use too
     category = clean_text(_cell(cells, header, "category"))
     if category:
         item["category"] = category
@@ -278,7 +278,8 @@ def _body(bill: _Bill, header: layout.Header) -> dict[str, object]:
     if bill.split:
         totals["self_pay"] = money_str(bill.self_pay)
         totals["insurer_paid"] = money_str(bill.insurer_paid)
-    body: dict[str, object] = {"currency": "CNY", "items": bill.items, "totals": totals}
+    body: dict[str, object] = {"currency": "CNY", "items": bill.items,
+                               "total": totals["amount"], "totals": totals}
     currency = bill.meta.get("currency")
     if currency and layout.norm_currency(currency[0]) != "CNY":
         raise AdapterError("only CNY bills are supported", code="unsupported_currency",

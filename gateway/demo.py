@@ -165,11 +165,12 @@ def _institutions_answer(client: TestClient, hospital: Member, police: Member,
     assert hospital.key is not None and police.key is not None
     bill_source = SourceRef(format="csv_bill", sha256="c3" * 32)
     bill_body: dict[str, Any] = {"currency": "CNY", "items": [
-        {"name": "coronary stent", "category": "material", "quantity": "1",
+        {"description": "coronary stent", "category": "material", "quantity": "1",
          "unit_price": "12800.00", "amount": "12800.00", "self_pay": "3840.00",
          "insurer_paid": "8960.00"},
-        {"name": "ward bed", "category": "bed", "quantity": "10", "unit_price": "120.00",
+        {"description": "ward bed", "category": "bed", "quantity": "10", "unit_price": "120.00",
          "amount": "1200.00", "self_pay": "360.00", "insurer_paid": "840.00"}],
+        "total": "14000.00",
         "totals": {"amount": "14000.00", "self_pay": "4200.00", "insurer_paid": "9800.00"}}
     issuer = hex32(hospital.id)
     hospital_packets = [

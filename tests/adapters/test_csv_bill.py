@@ -37,7 +37,7 @@ def test_bom_export_with_preamble_and_totals(ctx: AdapterContext) -> None:
     assert body["currency"] == "CNY"
     assert len(body["items"]) == 6
     assert body["items"][2] == {
-        "name": "胸部CT平扫", "category": "检查费", "quantity": "1", "unit_price": "1280.50",
+        "description": "胸部CT平扫", "category": "检查费", "quantity": "1", "unit_price": "1280.50",
         "amount": "1280.50", "self_pay": "384.15", "insurer_paid": "896.35"}
     assert body["totals"] == {"amount": "2488.30", "self_pay": "531.71",
                               "insurer_paid": "1956.59"}
@@ -56,7 +56,7 @@ def test_gbk_tab_separated_export(ctx: AdapterContext) -> None:
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")
     body = csv_bill.adapt(raw, ctx)[0].body
-    assert [i["name"] for i in body["items"]] == ["急诊留观床位费", "心电图检查", "阿莫西林胶囊"]
+    assert [i["description"] for i in body["items"]] == ["急诊留观床位费", "心电图检查", "阿莫西林胶囊"]
     assert body["items"][2]["unit_price"] == "0.45"
     assert body["totals"] == {"amount": "130.80", "self_pay": "22.80", "insurer_paid": "108.00"}
 
@@ -131,7 +131,7 @@ def test_subtotal_rows_are_skipped_and_gb18030_works(ctx: AdapterContext) -> Non
     text = ("住院号：A1\n项目名称,类别,金额\n药费甲,西药费,10\n药费乙,西药费,5\n"
             "小计,西药费,15\n床位费,床位费,20\n合计,,35\n")
     body = adapt_text(text, ctx, "gb18030")["body"]
-    assert [i["name"] for i in body["items"]] == ["药费甲", "药费乙", "床位费"]
+    assert [i["description"] for i in body["items"]] == ["药费甲", "药费乙", "床位费"]
     assert body["totals"]["amount"] == "35.00"
 
 
@@ -178,7 +178,7 @@ ZH_ID = "11010519491231002X"
 def test_same_bill_in_utf8_and_gbk(ctx: AdapterContext, name: str) -> None:
     packet = csv_bill.adapt(asset("csv", name), ctx)[0]
     assert packet.body["invoice_number"] == "NO.2026-000123"
-    assert packet.body["items"][0] == {"name": "冠脉支架", "category": "材料", "quantity": "1",
+    assert packet.body["items"][0] == {"description": "冠脉支架", "category": "材料", "quantity": "1",
                                        "unit_price": "12800.00", "amount": "12800.00",
                                        "self_pay": "3840.00", "insurer_paid": "8960.00"}
     assert packet.body["totals"] == {"amount": "14000.00", "self_pay": "4200.00",
