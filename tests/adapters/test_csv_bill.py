@@ -56,7 +56,8 @@ def test_gbk_tab_separated_export(ctx: AdapterContext) -> None:
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")
     body = csv_bill.adapt(raw, ctx)[0].body
-    assert [i["description"] for i in body["items"]] == ["急诊留观床位费", "心电图检查", "阿莫西林胶囊"]
+    assert [i["description"] for i in body["items"]] == ["急诊留观床位费", "心电图检查",
+                                                          "阿莫西林胶囊"]
     assert body["items"][2]["unit_price"] == "0.45"
     assert body["totals"] == {"amount": "130.80", "self_pay": "22.80", "insurer_paid": "108.00"}
 
@@ -178,8 +179,9 @@ ZH_ID = "11010519491231002X"
 def test_same_bill_in_utf8_and_gbk(ctx: AdapterContext, name: str) -> None:
     packet = csv_bill.adapt(asset("csv", name), ctx)[0]
     assert packet.body["invoice_number"] == "NO.2026-000123"
-    assert packet.body["items"][0] == {"description": "冠脉支架", "category": "材料", "quantity": "1",
-                                       "unit_price": "12800.00", "amount": "12800.00",
+    assert packet.body["items"][0] == {"description": "冠脉支架", "category": "材料",
+                                       "quantity": "1", "unit_price": "12800.00",
+                                       "amount": "12800.00",
                                        "self_pay": "3840.00", "insurer_paid": "8960.00"}
     assert packet.body["totals"] == {"amount": "14000.00", "self_pay": "4200.00",
                                      "insurer_paid": "9800.00"}
