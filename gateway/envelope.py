@@ -50,9 +50,10 @@ class Envelope:
     payload_type: str = PAYLOAD_TYPE
 
     @classmethod
-    def from_json(cls, raw: bytes | str | dict[str, Any]) -> Envelope:
-        """Parse untrusted JSON once; everything after takes an Envelope."""
-        obj = _load_json(raw) if not isinstance(raw, dict) else raw
+    def from_json(cls, raw: Any) -> Envelope:
+        """Parse untrusted JSON (text, or an already decoded value) once; everything after
+        takes an Envelope."""
+        obj = _load_json(raw) if isinstance(raw, bytes | bytearray | str) else raw
         if not isinstance(obj, dict):
             raise InputError("envelope must be a JSON object", code="invalid_envelope")
         ptype = obj.get("payloadType")

@@ -172,6 +172,15 @@ def test_batch_with_one_bad_envelope_stores_nothing(client: TestClient, services
     assert record_count(services) == 0
 
 
+@pytest.mark.parametrize("item", [[], 7, "text", None, {"payloadType": 1}])
+def test_batch_items_of_any_json_type_are_4xx(client: TestClient, services: Services,
+                                              item: object) -> None:
+    """Found by schemathesis: a batch item that is not an object must not be a 500."""
+    r = client.post("/v1/records/batch", json={"envelopes": [item]})
+    assert r.status_code == 422, r.text
+    assert record_count(services) == 0
+
+
 def test_oversized_body_and_batch_refused(client: TestClient, services: Services,
                                           hospital: Institution) -> None:
     huge = b'{"payloadType":"' + b"x" * 300_000 + b'"}'
