@@ -119,7 +119,7 @@ def sign_packet(packet: Packet, key: SigningKey) -> Envelope:
     return Envelope(payload, (Signature(key.key_id, sig),))
 
 
-def _load_json(raw: bytes | str) -> Any:
+def _load_json(raw: bytes | bytearray | str) -> Any:
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
