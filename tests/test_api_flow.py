@@ -20,7 +20,8 @@ def test_scripted_insurer_hospital_and_police_over_http(tmp_path: Path) -> None:
            "CLAIMX_URGENT_POLL_SECONDS": "0.05", "CLAIMX_ANCHOR_INTERVAL_SECONDS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port",
                                str(port), "--dev-members", str(tmp_path / "dev")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=(tmp_path / "serve.log").open("w"),
+                              stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -30,8 +31,7 @@ def test_scripted_insurer_hospital_and_police_over_http(tmp_path: Path) -> None:
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("claimx serve did not start: " + (server.stdout.read()
-                                                             if server.stdout else ""))
+                pytest.fail("claimx serve did not start: " + (tmp_path / "serve.log").read_text())
             time.sleep(0.2)
         flow = subprocess.run([sys.executable, str(ROOT / "scripts" / "api_flow.py"), "--url",
                                f"http://127.0.0.1:{port}", "--members",

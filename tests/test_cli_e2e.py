@@ -57,11 +57,12 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     port = _free_port()
     server = subprocess.Popen(
         [*CLAIMX, "serve", "--port", str(port), "--rpc-url", anvil_url, "--database-url", pg_url,
-         "--deployment", str(dep)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--deployment", str(dep)], stdout=(tmp_path / "serve.log").open("w"),
+        stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "CLAIMX_URGENT_POLL_SECONDS": "0.05"})
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(base, server)
+        _wait_up(base, server, tmp_path / "serve.log")
         anonymous = httpx.post(f"{base}/v1/records", content=b"{}")
         assert anonymous.status_code == 401
         assert anonymous.json()["error"]["code"] == "missing_credentials"
@@ -87,11 +88,11 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
 
 
-def _wait_up(base: str, server: subprocess.Popen[str]) -> None:
+def _wait_up(base: str, server: subprocess.Popen[str], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"claimx serve exited: {server.stdout.read() if server.stdout else ''}")
+            pytest.fail(f"claimx serve exited: {log.read_text()}")
         try:
             if httpx.get(f"{base}/healthz").status_code == 200:
                 return
