@@ -86,10 +86,13 @@ Fault = Callable[[str], None]
 class AnchorWorker:
     def __init__(self, db: Database, chain: AnchorChain, settings: Settings, *,
                  sender: str | None = None, cache: NodeCache | None = None,
-                 fault: Fault | None = None) -> None:
+                 fault: Fault | None = None,
+                 on_anchored: Callable[[Session, int, int], None] | None = None) -> None:
         self.db, self.chain, self.settings, self.sender = db, chain, settings, sender
         self.cache = cache or NodeCache()
         self.fault = fault or (lambda _point: None)
+        self.on_anchored = on_anchored
+        """Called in the recording transaction with (old size, new size): claim events."""
         self.holder = f"{uuid.uuid4()}"
         self.wake = threading.Event()
         self._stop = threading.Event()
@@ -115,11 +118,21 @@ class AnchorWorker:
         result = self.chain.anchor(size, root, proof, sender=self.sender)
         self.fault("after_anchor_tx")
         with self.db.session() as s:
-            _record(s, result.head, result.tx_hash, result.gas_used)
+            self._record(s, result.head, result.tx_hash, result.gas_used)
         self._last_anchor = time.monotonic()
         log.info("anchored tree size %d in block %d (%d gas)", size, result.block_number,
                  result.gas_used)
         return CycleResult(seq.new_size - seq.old_size, size, result.gas_used)
+
+    def _record(self, s: Session, head: HeadLike, tx_hash: bytes, gas_used: int) -> None:
+        if s.get(Anchor, head.size) is not None:
+            return
+        old = _anchored_size(s)
+        s.add(Anchor(size=head.size, root=head.root, head_index=head.index, tx_hash=tx_hash,
+                     block_number=head.block_number, block_time=head.timestamp,
+                     gas_used=gas_used))
+        if self.on_anchored is not None:
+            self.on_anchored(s, old, head.size)
 
     def recover(self) -> None:
         """Record a chain head that a crash left unrecorded, after checking it matches."""
@@ -135,7 +148,7 @@ class AnchorWorker:
                     f"chain head (size {head.size}) does not match this database's log; "
                     "refusing to anchor: check that CLAIMX_DATABASE_URL and the deployment "
                     "belong together", code="log_fork")
-            _record(s, head, self.chain.anchor_tx_of(head.index), 0)
+            self._record(s, head, self.chain.anchor_tx_of(head.index), 0)
             log.warning("recovered unrecorded anchor of size %d", head.size)
 
     # -- scheduling --------------------------------------------------------------------
@@ -199,8 +212,4 @@ def _anchored_size(s: Session) -> int:
     return s.scalar(select(func.max(Anchor.size))) or 0
 
 
-def _record(s: Session, head: HeadLike, tx_hash: bytes, gas_used: int) -> None:
-    if s.get(Anchor, head.size) is None:
-        s.add(Anchor(size=head.size, root=head.root, head_index=head.index, tx_hash=tx_hash,
-                     block_number=head.block_number, block_time=head.timestamp,
-                     gas_used=gas_used))
+

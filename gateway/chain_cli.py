@@ -39,7 +39,7 @@ def _fail(exc: ClaimxError) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _member(text: str) -> bytes:
+def member_arg(text: str) -> bytes:
     """A member given as a slug (hospital.ruijin) or as its 0x bytes32 id."""
     if text.startswith("0x") and len(text) == 66:
         return parse_hex32(text, "member id")
@@ -88,10 +88,10 @@ def admit(slug: str, role: Annotated[str, typer.Option(help="hospital, police, i
         raise typer.BadParameter(f"unknown role {role!r}") from exc
     try:
         _registry(rpc_url, deployment, private_key_env).admit_member(
-            _member(slug), r, name, operator or [])
+            member_arg(slug), r, name, operator or [])
     except ClaimxError as exc:
         raise _fail(exc) from exc
-    typer.echo(f"admitted {slug} as {r.name.lower()}: id 0x{_member(slug).hex()}")
+    typer.echo(f"admitted {slug} as {r.name.lower()}: id 0x{member_arg(slug).hex()}")
 
 
 @members_app.command("add-key")
@@ -104,7 +104,7 @@ def add_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id")],
     algorithm = KeyAlgorithm.ED25519 if alg == "ed25519" else KeyAlgorithm.ECDSA_P256
     try:
         _registry(rpc_url, deployment, private_key_env).add_key(
-            _member(member), parse_hex32(key_id, "key id"), algorithm,
+            member_arg(member), parse_hex32(key_id, "key id"), algorithm,
             bytes.fromhex(public_key.removeprefix("0x")))
     except (ClaimxError, ValueError) as exc:
         raise _fail(exc if isinstance(exc, ClaimxError) else ClaimxError(str(exc))) from exc
@@ -121,7 +121,7 @@ def revoke_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id"
     """Revoke a signing key from a time on."""
     try:
         _registry(rpc_url, deployment, private_key_env).revoke_key(
-            _member(member), parse_hex32(key_id, "key id"), at)
+            member_arg(member), parse_hex32(key_id, "key id"), at)
     except ClaimxError as exc:
         raise _fail(exc) from exc
     typer.echo(f"key {key_id} of {member} revoked")
@@ -133,7 +133,7 @@ def suspend(member: str, rpc_url: RpcOpt,
             private_key_env: KeyEnvOpt = None) -> None:
     """Suspend a member: its keys are invalid from now until reinstated."""
     try:
-        _registry(rpc_url, deployment, private_key_env).suspend_member(_member(member))
+        _registry(rpc_url, deployment, private_key_env).suspend_member(member_arg(member))
     except ClaimxError as exc:
         raise _fail(exc) from exc
     typer.echo(f"{member} suspended")
@@ -145,7 +145,7 @@ def reinstate(member: str, rpc_url: RpcOpt,
               private_key_env: KeyEnvOpt = None) -> None:
     """Lift a member's suspension."""
     try:
-        _registry(rpc_url, deployment, private_key_env).reinstate_member(_member(member))
+        _registry(rpc_url, deployment, private_key_env).reinstate_member(member_arg(member))
     except ClaimxError as exc:
         raise _fail(exc) from exc
     typer.echo(f"{member} reinstated")

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from adapters.cli import adapt
 from gateway.chain_cli import deploy, members_app
+from gateway.credentials_cli import credentials_app
 from gateway.errors import ClaimxError
 from gateway.keys_cli import keys_app, sign
 
@@ -28,6 +29,7 @@ app.command("sign")(sign)
 app.command("deploy")(deploy)
 app.command("adapt")(adapt)
 app.add_typer(members_app, name="members")
+app.add_typer(credentials_app, name="credentials")
 
 
 @app.command()

@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     anchor_private_key: str | None = Field(
         None, description="hex key of the anchor operator account on a node without unlocked "
         "accounts (Besu); never logged")
+    master_key: str | None = Field(
+        None, description="64 hex digits wrapping every record's data key; default: a fixed "
+        "development key, refused in production; never logged")
+    operator_key_file: Path | None = Field(
+        None, description="PEM key of the exchange operator member, signing access-log "
+        "entries; embedded mode generates and registers one")
+    webhook_backoff_seconds: float = Field(1.0, gt=0, description="first webhook retry delay; "
+                                           "doubles each attempt")
+    webhook_max_attempts: int = Field(6, gt=0, description="attempts before a delivery is "
+                                      "parked (replayable)")
+    green_channel_minutes: int = Field(30, gt=0, description="response clock of urgent "
+                                       "evidence requests")
     anchor_interval_seconds: float = Field(5.0, gt=0, description="routine batch interval")
     anchor_batch_max: int = Field(5000, gt=0, description="anchor at once when this many wait")
     urgent_poll_seconds: float = Field(0.25, gt=0, description="green-channel check period")
@@ -40,7 +52,20 @@ class Settings(BaseSettings):
         if self.environment == "production" and (not self.database_url or not self.rpc_url):
             raise ValueError("production needs CLAIMX_DATABASE_URL and CLAIMX_RPC_URL; the "
                              "embedded SQLite and in-process EVM are for development only")
+        if self.environment == "production" and not self.master_key:
+            raise ValueError("production needs CLAIMX_MASTER_KEY (64 hex digits); the "
+                             "development master key is public")
         return self
+
+    def master_key_bytes(self) -> bytes:
+        from gateway.vault import DEV_MASTER_KEY
+
+        if not self.master_key:
+            return DEV_MASTER_KEY
+        try:
+            return bytes.fromhex(self.master_key)
+        except ValueError as exc:
+            raise ValueError("CLAIMX_MASTER_KEY must be 64 hex digits") from exc
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -70,12 +70,14 @@ class Envelope:
         return cls(payload, tuple(_signature(s, i) for i, s in enumerate(sigs)), ptype)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "payloadType": self.payload_type,
-            "payload": base64.b64encode(self.payload).decode(),
-            "signatures": [{"keyid": "0x" + s.keyid.hex(), "sig": base64.b64encode(s.sig).decode()}
-                           for s in self.signatures],
-        }
+        return {**self.meta_json(), "payload": base64.b64encode(self.payload).decode()}
+
+    def meta_json(self) -> dict[str, Any]:
+        """The envelope without its payload (what is stored beside the encrypted payload)."""
+        return {"payloadType": self.payload_type,
+                "signatures": [{"keyid": "0x" + s.keyid.hex(),
+                                "sig": base64.b64encode(s.sig).decode()}
+                               for s in self.signatures]}
 
     @property
     def digest(self) -> Digest:

@@ -35,7 +35,10 @@ KINDS: dict[str, str] = {
     "police.incident_report": "incident report: case number, time, place, summary",
     "civil.death_certificate": "death certificate: date, place and cause of death",
     "attachment": "photographed or scanned document, classified by type",
-    "insurer.consent": "claimant's consent for an insurer to read evidence (issue 4)",
+    "insurer.consent": "a claimant's consent for an insurer to read evidence (appended by the "
+    "exchange)",
+    "exchange.access": "a payload read: member, record, claim, consent (appended by the "
+    "exchange)",
 }
 """Evidence kinds claimx understands, with what each body holds."""
 

@@ -70,12 +70,18 @@ def _anchor_ref(a: Anchor) -> AnchorRef:
                      block_time=a.block_time)
 
 
-def build_receipt(s: Session, digest: bytes, chain: ChainRef,
-                  cache: NodeCache | None = None) -> Receipt:
-    """Receipt for a stored record against the latest anchored head; 404 until anchored."""
-    rec = s.scalar(select(Record).where(Record.digest == digest))
-    if rec is None:
-        raise NotFoundError("no record with this digest", code="record_not_found")
+class Inclusion(BaseModel):
+    """Where a record sits in the anchored log, without its payload."""
+
+    digest: str
+    leaf_index: int
+    tree_head: AnchorRef
+    inclusion_proof: list[str]
+    anchored_in: AnchorRef
+
+
+def inclusion(s: Session, rec: Record, cache: NodeCache | None = None) -> Inclusion:
+    """Inclusion proof against the latest anchored head; 404 until the record is anchored."""
     if rec.leaf_index is None:
         raise NotFoundError("record accepted but not yet in the log; retry shortly",
                             code="not_yet_logged")
@@ -86,7 +92,18 @@ def build_receipt(s: Session, digest: bytes, chain: ChainRef,
         raise NotFoundError("record logged but not yet anchored on chain; retry shortly",
                             code="not_yet_anchored")
     proof = EvidenceLogDB(s, cache).inclusion_proof(rec.leaf_index, latest.size)
-    return Receipt(digest=digest.hex(), envelope=json.loads(rec.envelope),
-                   leaf_index=rec.leaf_index, tree_head=_anchor_ref(latest),
-                   inclusion_proof=[p.hex() for p in proof], anchored_in=_anchor_ref(first),
-                   chain=chain)
+    return Inclusion(digest=rec.digest.hex(), leaf_index=rec.leaf_index,
+                     tree_head=_anchor_ref(latest), inclusion_proof=[p.hex() for p in proof],
+                     anchored_in=_anchor_ref(first))
+
+
+def build_receipt(s: Session, digest: bytes, chain: ChainRef, envelope: dict[str, Any],
+                  cache: NodeCache | None = None) -> Receipt:
+    """Receipt for a stored record (its envelope already read by the caller)."""
+    rec = s.scalar(select(Record).where(Record.digest == digest))
+    if rec is None:
+        raise NotFoundError("no record with this digest", code="record_not_found")
+    inc = inclusion(s, rec, cache)
+    return Receipt(digest=inc.digest, envelope=envelope, leaf_index=inc.leaf_index,
+                   tree_head=inc.tree_head, inclusion_proof=inc.inclusion_proof,
+                   anchored_in=inc.anchored_in, chain=chain)

@@ -15,13 +15,18 @@ from pathlib import Path
 
 from gateway.anchor import AnchorWorker
 from gateway.auth import MemberDirectory
-from gateway.chain import Chain, Deployment
+from gateway.chain import Chain, Deployment, Registry
+from gateway.claims import match_new_records, notify_anchored
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import ClaimxError
+from gateway.keys import SigningKey
+from gateway.ledger import OPERATOR_SLUG, Ledger
 from gateway.log import NodeCache
 from gateway.publish import KeyCache, Publisher
 from gateway.receipt import ChainRef
+from gateway.types import Role, member_id
+from gateway.vault import Vault
 
 log = logging.getLogger("claimx")
 
@@ -36,6 +41,8 @@ class Services:
     worker: AnchorWorker
     cache: NodeCache
     members: MemberDirectory
+    vault: Vault
+    ledger: Ledger
 
     @property
     def chain_ref(self) -> ChainRef:
@@ -55,13 +62,43 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
         db = Database(_database_url(settings))
     cache = NodeCache()
     log_client = chain.evidence_log(deployment.log)
-    worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache)
-    keys = KeyCache(chain.registry(deployment.registry), settings.key_cache_seconds,
-                    chain_time=chain.now)
-    publisher = Publisher(db, keys, on_urgent=worker.wake.set)
+    worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
+                          on_anchored=notify_anchored)
+    registry = chain.registry(deployment.registry)
+    keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain.now)
+    vault = Vault(settings.master_key_bytes())
+    publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
     worker.recover()  # refuses a database whose log does not match this chain
-    members = MemberDirectory(chain.registry(deployment.registry), settings.key_cache_seconds)
-    return Services(settings, db, chain, deployment, publisher, worker, cache, members)
+    members = MemberDirectory(registry, settings.key_cache_seconds)
+    ledger = Ledger(*_operator_key(settings, chain, registry), vault)
+    return Services(settings, db, chain, deployment, publisher, worker, cache, members, vault,
+                    ledger)
+
+
+def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple[SigningKey,
+                                                                                  bytes]:
+    """The exchange operator's signing key for consent and access-log entries.
+
+    With ``CLAIMX_OPERATOR_KEY_FILE`` the key must already be registered (``claimx members
+    add-key exchange.operator``); otherwise a fresh key is registered now, which needs the
+    consortium admin account (embedded mode, dev nodes).
+    """
+    operator = member_id(OPERATOR_SLUG)
+    if settings.operator_key_file is not None:
+        key = SigningKey.load(settings.operator_key_file)
+        state = registry.key_status_at(operator, key.key_id, chain.now())
+        if not state.valid:
+            raise ClaimxError(f"operator key {key.key_id.hex()[:16]}… is {state.status} for "
+                              f"{OPERATOR_SLUG} in the registry; register it with `claimx "
+                              "members add-key`", code="operator_key_invalid")
+        return key, operator
+    key = SigningKey.generate()
+    try:
+        registry.member(operator)
+    except ClaimxError:
+        registry.admit_member(operator, Role.OPERATOR, "claimx exchange operator", [])
+    registry.add_key(operator, key.key_id, key.algorithm, key.public.raw)
+    return key, operator
 
 
 def _database_url(settings: Settings) -> str:

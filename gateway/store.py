@@ -123,7 +123,7 @@ class DataKey(Base):
     """A record's payload key, wrapped by the master key. Deleting the row erases the record."""
 
     __tablename__ = "data_keys"
-    record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary(60))
 
 

@@ -32,6 +32,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 from fastapi.testclient import TestClient  # noqa: E402
 
 from gateway.api import create_app  # noqa: E402
+from gateway.auth import issue_credential  # noqa: E402
 from gateway.chain import Chain, artifact  # noqa: E402
 from gateway.config import Settings  # noqa: E402
 from gateway.envelope import sign_packet  # noqa: E402
@@ -79,7 +80,10 @@ def claimx(chain: Chain, n: int, batch: int, console: Console) -> dict[str, floa
     sign_s = time.perf_counter() - t0
     console.print(f"  signed {n} envelopes beforehand in {sign_s:.1f} s (institution side, "
                   "not timed)")
-    with TestClient(create_app(services, run_worker=False)) as client:
+    with services.db.session() as s:
+        token = issue_credential(s, hospital, "bench")
+    with TestClient(create_app(services, run_worker=False),
+                    headers={"Authorization": f"Bearer {token}"}) as client:
         start = time.perf_counter()
         for i in range(0, n, batch):
             r = client.post("/v1/records/batch", json={"envelopes": envelopes[i:i + batch]})

@@ -51,6 +51,9 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     run("sign", str(tmp_path / "p.json"), "--key", str(tmp_path / "h.key"), "--out",
         str(tmp_path / "env.json"))
 
+    token = run("credentials", "issue", "hospital.e2e", "--database-url", pg_url,
+                "--label", "e2e").stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
     port = _free_port()
     server = subprocess.Popen(
         [*CLAIMX, "serve", "--port", str(port), "--rpc-url", anvil_url, "--database-url", pg_url,
@@ -59,11 +62,14 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(base, server)
+        anonymous = httpx.post(f"{base}/v1/records", content=b"{}")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["code"] == "missing_credentials"
         r = httpx.post(f"{base}/v1/records", content=(tmp_path / "env.json").read_bytes(),
-                       headers={"content-type": "application/json"})
+                       headers={"content-type": "application/json", **auth})
         assert r.status_code == 201, r.text
         digest = r.json()["digest"]
-        receipt = _wait_receipt(base, digest)
+        receipt = _wait_receipt(base, digest, auth)
         assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "claimx gateway"
     finally:
         server.terminate()
@@ -94,10 +100,10 @@ def _wait_up(base: str, server: subprocess.Popen[str]) -> None:
     pytest.fail("claimx serve did not come up within 60 s")
 
 
-def _wait_receipt(base: str, digest: str) -> dict[str, object]:
+def _wait_receipt(base: str, digest: str, auth: dict[str, str]) -> dict[str, object]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        r = httpx.get(f"{base}/v1/records/{digest}/receipt")
+        r = httpx.get(f"{base}/v1/records/{digest}/receipt", headers=auth)
         if r.status_code == 200:
             return r.json()  # type: ignore[no-any-return]
         assert r.json()["error"]["code"] in {"not_yet_logged", "not_yet_anchored"}

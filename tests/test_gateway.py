@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from gateway.api import create_app
+from gateway.auth import issue_credential
 from gateway.chain import Chain, Deployment
 from gateway.config import Settings
 from gateway.db import Database
@@ -38,14 +39,21 @@ def services(chain: Chain, deployment: Deployment, database_url: str,
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services, run_worker=False)) as c:
-        yield c
+def hospital(chain: Chain, deployment: Deployment) -> Institution:
+    return admit(chain, deployment, "hospital.test")
+
+
+def bearer(services: Services, member: bytes) -> dict[str, str]:
+    with services.db.session() as s:
+        return {"Authorization": "Bearer " + issue_credential(s, member, "test")}
 
 
 @pytest.fixture
-def hospital(chain: Chain, deployment: Deployment) -> Institution:
-    return admit(chain, deployment, "hospital.test")
+def client(services: Services, hospital: Institution) -> Iterator[TestClient]:
+    """A client authenticated as the hospital's system."""
+    with TestClient(create_app(services, run_worker=False),
+                    headers=bearer(services, hospital.id)) as c:
+        yield c
 
 
 def envelope(inst: Institution, key: SigningKey | None = None, **body: Any) -> dict[str, Any]:
@@ -138,6 +146,8 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(
     content = bad if isinstance(bad, bytes) else json.dumps(bad).encode()
     r = client.post("/v1/records", content=content,
                     headers={"content-type": "application/json"})
+    if code == "invalid_request":
+        assert r.json()["error"]["errors"][0]["loc"][-1] == "payloadType"
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
     assert record_count(services) == before

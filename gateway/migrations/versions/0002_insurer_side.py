@@ -5,7 +5,7 @@ records before this revision, so no data is carried over.
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 06:22:43.681625
+Create Date: 2026-11-25 06:30:26.039996
 """
 from alembic import op
 import sqlalchemy as sa
@@ -90,9 +90,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_credentials_member_id'), ['member_id'], unique=False)
 
     op.create_table('data_keys',
-    sa.Column('record_id', sa.Integer(), nullable=False),
+    sa.Column('digest', sa.LargeBinary(length=32), nullable=False),
     sa.Column('wrapped', sa.LargeBinary(length=60), nullable=False),
-    sa.PrimaryKeyConstraint('record_id', name=op.f('pk_data_keys'))
+    sa.PrimaryKeyConstraint('digest', name=op.f('pk_data_keys'))
     )
     op.create_table('events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),

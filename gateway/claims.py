@@ -1,0 +1,244 @@
+"""Claims, consent and matching: the insurer's side of the exchange.
+
+An insurer opens a claim with the claimant's signed consent; every record whose subject
+and scope the consent covers attaches to the claim automatically, whether it was published
+before or after the claim was opened, so nothing is re-submitted. The same material
+published twice (same source document under a new digest) is attached once and its
+duplicates named. Each step emits an event for the member concerned.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.auth import Caller
+from gateway.canonical import canonical_bytes
+from gateway.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from gateway.events import emit
+from gateway.evidence_requests import fulfil
+from gateway.ledger import Ledger
+from gateway.store import Claim, ClaimRecord, Consent, Record, utcnow
+from gateway.types import parse_hex32
+
+CLAIM_KINDS = ("routine", "critical_illness", "accident")
+GREEN_CHANNEL_KINDS = frozenset({"critical_illness", "accident"})
+_SUBJECT = r"^[0-9a-f]{64}$"
+_MEMBER = r"^0x[0-9a-f]{64}$"
+
+
+class ClaimantSignature(BaseModel):
+    algorithm: str = Field(pattern="^ed25519$")
+    public_key: str = Field(description="base64 raw Ed25519 public key of the claimant")
+    sig: str = Field(description="base64 signature over the RFC 8785 bytes of `scope`")
+
+
+class ConsentScope(BaseModel):
+    """What the claimant allows: signed by the claimant as RFC 8785 JSON."""
+
+    subject: str = Field(pattern=_SUBJECT)
+    insurer: str = Field(pattern=_MEMBER)
+    institutions: list[str] = Field(default_factory=list, max_length=50,
+                                    description="0x member ids; empty = any institution")
+    kinds: list[str] = Field(default_factory=list, max_length=20,
+                             description="evidence kinds; empty = any kind")
+    date_from: date
+    date_to: date
+    expires_at: datetime
+
+    @field_validator("institutions")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        for m in v:
+            parse_hex32(m, "institution")
+        return v
+
+
+class ConsentArtifact(BaseModel):
+    scope: ConsentScope
+    claimant_signature: ClaimantSignature
+
+
+class ClaimIn(BaseModel):
+    reference: str = Field(min_length=1, max_length=128, description="the insurer's own id")
+    subject: str = Field(pattern=_SUBJECT, description="claimant pseudonym")
+    policy: str = Field(min_length=1, max_length=128)
+    incident_date: date
+    kind: str = Field(pattern="^(routine|critical_illness|accident)$")
+    consent: ConsentArtifact
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A consent as the matcher uses it."""
+
+    institutions: frozenset[bytes]
+    kinds: frozenset[str]
+    date_from: str
+    date_to: str
+
+    @classmethod
+    def of(cls, c: Consent) -> Scope:
+        return cls(frozenset(parse_hex32(m) for m in json.loads(c.institutions)),
+                   frozenset(json.loads(c.kinds)), c.date_from, c.date_to)
+
+    def covers(self, rec: Record) -> bool:
+        if self.institutions and rec.issuer not in self.institutions:
+            return False
+        if self.kinds and rec.kind not in self.kinds:
+            return False
+        return self.date_from <= rec.issued_at[:10] <= self.date_to
+
+
+def consent_live(c: Consent, now: datetime | None = None) -> bool:
+    now = now or datetime.now(UTC)
+    expires = c.expires_at if c.expires_at.tzinfo else c.expires_at.replace(tzinfo=UTC)
+    return c.withdrawn_at is None and expires > now
+
+
+def verify_consent(artifact: ConsentArtifact, caller: Caller, claim: ClaimIn) -> None:
+    """The claimant's signature, and that the scope names this insurer and claimant."""
+    scope = artifact.scope
+    if scope.insurer != caller.hex:
+        raise ForbiddenError("consent names another insurer", code="consent_not_yours")
+    if scope.subject != claim.subject:
+        raise InputError("consent is for another claimant", code="consent_subject_mismatch",
+                         loc=["consent", "scope", "subject"])
+    if scope.date_from > scope.date_to:
+        raise InputError("consent date_from is after date_to", code="invalid_consent",
+                         loc=["consent", "scope"])
+    if scope.expires_at.astimezone(UTC) <= datetime.now(UTC):
+        raise InputError("consent has already expired", code="consent_expired",
+                         loc=["consent", "scope", "expires_at"])
+    sig = artifact.claimant_signature
+    try:
+        key = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(sig.public_key))
+        key.verify(base64.b64decode(sig.sig), scope_bytes(scope))
+    except (ValueError, InvalidSignature) as exc:
+        raise InputError("claimant signature does not verify over the consent scope",
+                         code="bad_consent_signature", loc=["consent", "claimant_signature"]
+                         ) from exc
+
+
+def scope_bytes(scope: ConsentScope) -> bytes:
+    """What the claimant signs: RFC 8785 bytes of the scope."""
+    return canonical_bytes(scope.model_dump(mode="json"))
+
+
+def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) -> Claim:
+    """Create the claim and its consent, log the consent, attach existing in-scope records."""
+    verify_consent(claim_in.consent, caller, claim_in)
+    if s.scalar(select(Claim).where(Claim.insurer == caller.member_id,
+                                    Claim.reference == claim_in.reference)) is not None:
+        raise ConflictError(f"claim reference {claim_in.reference!r} already exists",
+                            code="duplicate_claim")
+    scope = claim_in.consent.scope
+    claim = Claim(id=str(uuid.uuid4()), insurer=caller.member_id, reference=claim_in.reference,
+                  subject=claim_in.subject, policy=claim_in.policy,
+                  incident_date=claim_in.incident_date.isoformat(), kind=claim_in.kind)
+    s.add(claim)
+    artifact = claim_in.consent.model_dump(mode="json")
+    digest = ledger.append(s, "insurer.consent", claim_in.subject,
+                           {"claim": claim.id, "artifact": artifact})
+    consent = Consent(id=str(uuid.uuid4()), claim_id=claim.id, subject=claim.subject,
+                      insurer=caller.member_id, institutions=json.dumps(scope.institutions),
+                      kinds=json.dumps(scope.kinds), date_from=scope.date_from.isoformat(),
+                      date_to=scope.date_to.isoformat(), expires_at=scope.expires_at,
+                      digest=digest)
+    s.add(consent)
+    s.flush()
+    emit(s, caller.member_id, "claim.opened", {"reference": claim.reference, "kind": claim.kind,
+                                               "consent_digest": digest.hex()}, claim.id)
+    existing = s.scalars(select(Record.id).where(Record.subject == claim.subject)).all()
+    _attach(s, claim, consent, list(existing))
+    return claim
+
+
+def live_consent(s: Session, claim_id: str) -> Consent | None:
+    c = s.scalar(select(Consent).where(Consent.claim_id == claim_id))
+    return c if c is not None and consent_live(c) else None
+
+
+def withdraw_consent(s: Session, ledger: Ledger, caller: Caller, claim: Claim) -> Consent:
+    c = s.scalar(select(Consent).where(Consent.claim_id == claim.id))
+    if c is None or c.withdrawn_at is not None:
+        raise ConflictError("consent already withdrawn", code="consent_withdrawn")
+    c.withdrawn_at = utcnow()
+    ledger.append(s, "insurer.consent", claim.subject,
+                  {"claim": claim.id, "withdrawn": c.digest.hex()})
+    emit(s, caller.member_id, "consent.withdrawn", {"consent_digest": c.digest.hex()}, claim.id)
+    return c
+
+
+def match_new_records(s: Session, stored: list[tuple[bytes, str]]) -> None:
+    """Attach newly stored records (digest, subject) to every claim whose live consent
+    covers them. Most records belong to no open claim, so claims are looked up first."""
+    subjects = {subject for _, subject in stored}
+    claims = s.scalars(select(Claim).where(Claim.subject.in_(subjects),
+                                           Claim.status != "closed")).all()
+    for claim in claims:
+        consent = live_consent(s, claim.id)
+        if consent is None:
+            continue
+        digests = [d for d, subject in stored if subject == claim.subject]
+        ids = list(s.scalars(select(Record.id).where(Record.digest.in_(digests))))
+        _attach(s, claim, consent, ids)
+
+
+def _attach(s: Session, claim: Claim, consent: Consent, record_ids: list[int]) -> None:
+    scope = Scope.of(consent)
+    attached = {cr.record_id: cr for cr in s.scalars(
+        select(ClaimRecord).where(ClaimRecord.claim_id == claim.id))}
+    by_source: dict[str, int] = {}
+    for cr in attached.values():
+        if cr.duplicate_of is None:
+            src = s.scalar(select(Record.source_sha256).where(Record.id == cr.record_id))
+            if src:
+                by_source[src] = cr.record_id
+    for rec in s.scalars(select(Record).where(Record.id.in_(record_ids))
+                         .order_by(Record.id)).all():
+        if rec.id in attached or not scope.covers(rec):
+            continue
+        dup = by_source.get(rec.source_sha256) if rec.source_sha256 else None
+        attached[rec.id] = ClaimRecord(claim_id=claim.id, record_id=rec.id, duplicate_of=dup)
+        s.add(attached[rec.id])
+        if rec.source_sha256 and dup is None:
+            by_source[rec.source_sha256] = rec.id
+        data: dict[str, Any] = {"digest": rec.digest.hex(), "kind": rec.kind,
+                                "issuer": "0x" + rec.issuer.hex(), "verified": True}
+        if dup is not None:
+            dup_digest = s.scalar(select(Record.digest).where(Record.id == dup))
+            data["duplicate_of"] = dup_digest.hex() if dup_digest else None
+        emit(s, claim.insurer, "record.received", data, claim.id)
+        if dup is None:
+            fulfil(s, claim, rec)
+
+
+def notify_anchored(s: Session, old_size: int, new_size: int) -> None:
+    """Tell insurers which of their claims' records the new tree head anchored."""
+    rows = s.execute(
+        select(ClaimRecord.claim_id, Claim.insurer, Record.digest, Record.leaf_index)
+        .join(Record, Record.id == ClaimRecord.record_id)
+        .join(Claim, Claim.id == ClaimRecord.claim_id)
+        .where(Record.leaf_index >= old_size, Record.leaf_index < new_size)).all()
+    for claim_id, insurer, digest, leaf in rows:
+        emit(s, insurer, "record.anchored", {"digest": digest.hex(), "leaf_index": leaf,
+                                             "tree_size": new_size}, claim_id)
+
+
+def get_claim(s: Session, caller: Caller, claim_id: str) -> Claim:
+    """The caller's own claim; another insurer's is a 404, as if it did not exist."""
+    claim = s.get(Claim, claim_id)
+    if claim is None or claim.insurer != caller.member_id:
+        raise NotFoundError("no such claim", code="claim_not_found")
+    return claim
