@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -116,11 +117,12 @@ def test_admin_only_calls_name_the_refused_account(chain: Chain, deployment: Dep
     reg = chain.registry(deployment.registry)
     h = admit(chain, deployment, "hospital.acl")
     key = SigningKey.generate()
-    for attempt in (
+    attempts: list[Callable[[], None]] = [
         lambda: reg.add_key(h.id, key.key_id, key.algorithm, key.public.raw, sender=h.operator),
         lambda: reg.admit_member(member_id("rogue"), Role.INSURER, "rogue", [], sender=h.operator),
         lambda: reg.add_operator(h.id, h.operator, sender=h.operator),
-    ):
+    ]
+    for attempt in attempts:
         with pytest.raises(ChainError) as err:
             attempt()
         assert err.value.name == "AccessControlUnauthorizedAccount"
