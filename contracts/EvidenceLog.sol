@@ -17,8 +17,9 @@ contract EvidenceLog is IEvidenceLog, AccessControl {
     }
 
     IMemberRegistry private immutable _registry;
+    // two storage slots per anchor and nothing else: sizes strictly grow, so a head is found by
+    // binary search instead of a size => index mapping (saves a 22,100-gas slot per anchor)
     TreeHead[] private _heads;
-    mapping(uint64 => uint256) private _indexOfSizePlusOne;
     mapping(bytes32 => Revocation) private _revocations;
 
     constructor(IMemberRegistry memberRegistry, address admin) {
@@ -44,7 +45,6 @@ contract EvidenceLog is IEvidenceLog, AccessControl {
             revert EvidenceLogNotConsistent(oldSize, newSize);
         }
         _heads.push(TreeHead(newRoot, newSize, uint64(block.timestamp), uint64(block.number)));
-        _indexOfSizePlusOne[newSize] = count + 1;
         emit Anchored(count, newSize, newRoot, msg.sender);
     }
 
@@ -89,9 +89,17 @@ contract EvidenceLog is IEvidenceLog, AccessControl {
 
     /// @inheritdoc IEvidenceLog
     function headIndexOfSize(uint64 size) external view returns (uint256) {
-        uint256 plusOne = _indexOfSizePlusOne[size];
-        if (plusOne == 0) revert EvidenceLogUnknownSize(size);
-        return plusOne - 1;
+        uint256 lo = 0;
+        uint256 hi = _heads.length;
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            uint64 midSize = _heads[mid].size;
+            if (midSize == size) return mid;
+            if (midSize < size) lo = mid + 1;
+            else hi = mid;
+        }
+        // only sizes that were anchored have a head; proofs against others cannot be checked
+        revert EvidenceLogUnknownSize(size);
     }
 
     /// @inheritdoc IEvidenceLog

@@ -1,4 +1,5 @@
-"""The chain client: the only module that imports web3.
+"""The chain client: with its private helpers (``_chain_contracts``, ``_chain_errors``) the
+only code that imports web3.
 
 One :class:`Chain` talks to the in-process EVM (eth-tester with py-evm: the embedded
 default) or to any JSON-RPC node (anvil in tests, a Besu QBFT consortium in production).
@@ -10,6 +11,7 @@ here with local keys (Besu, which keeps no keys). Every failure becomes a
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,17 +23,28 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.providers.eth_tester import EthereumTesterProvider
 
+from gateway._chain_contracts import (
+    KEY_STATUS,
+    AnchorResult,
+    EvidenceLogClient,
+    KeyState,
+    MemberInfo,
+    Registry,
+    Revocation,
+    TreeHead,
+)
 from gateway._chain_errors import ErrorDecoder, as_chain_error
-from gateway.errors import ChainError
-from gateway.types import KeyAlgorithm, Role
+from gateway.errors import ChainError, InputError
+
+__all__ = ["KEY_STATUS", "AnchorResult", "Chain", "Deployment", "EvidenceLogClient", "KeyState",
+           "MemberInfo", "Registry", "Revocation", "TreeHead", "artifact"]
 
 _ART_DIRS = (Path(__file__).resolve().parents[1] / "contracts" / "build",
              Path(__file__).resolve().parent / "_contracts_build")
-KEY_STATUS = ("valid", "unknown_member", "member_suspended", "unknown_key", "not_yet_valid",
-              "revoked")
 FUNDING_WEI = 10**20
 
 
+@functools.cache
 def artifact(name: str) -> dict[str, Any]:
     """A compiled contract (ABI, bytecode) from contracts/build (or the wheel's copy)."""
     for folder in _ART_DIRS:
@@ -56,51 +69,19 @@ class Deployment:
 
     @classmethod
     def from_json(cls, text: str) -> Deployment:
-        obj = json.loads(text)
-        return cls(int(obj["chain_id"]), str(obj["registry"]), str(obj["log"]), str(obj["admin"]))
-
-
-@dataclass(frozen=True)
-class TreeHead:
-    index: int
-    size: int
-    root: bytes
-    timestamp: int
-    block_number: int
-
-
-@dataclass(frozen=True)
-class KeyState:
-    status: str
-    algorithm: KeyAlgorithm
-    public_key: bytes
-
-    @property
-    def valid(self) -> bool:
-        return self.status == "valid"
-
-
-@dataclass(frozen=True)
-class AnchorResult:
-    tx_hash: bytes
-    block_number: int
-    gas_used: int
-    head: TreeHead
-
-
-@dataclass(frozen=True)
-class Revocation:
-    reason: int
-    timestamp: int
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    member_id: bytes
-    role: Role
-    name: str
-    admitted_at: int
-    suspended_at: int
+        """Parse a deployment file, refusing anything but its four fields' shapes."""
+        try:
+            obj = json.loads(text)
+            dep = cls(int(obj["chain_id"]), str(obj["registry"]), str(obj["log"]),
+                      str(obj["admin"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"not a claimx deployment file ({type(exc).__name__}: {exc})",
+                             code="bad_deployment") from exc
+        for field in ("registry", "log", "admin"):
+            if not Web3.is_address(getattr(dep, field)):
+                raise InputError(f"deployment field {field!r} is not an Ethereum address",
+                                 code="bad_deployment")
+        return dep
 
 
 class Chain:
@@ -244,125 +225,3 @@ class Chain:
             return fn.call()
         except Exception as exc:
             raise as_chain_error(exc, self.decoder) from exc
-
-
-class Registry:
-    """Typed wrapper of MemberRegistry."""
-
-    def __init__(self, chain: Chain, contract: Contract) -> None:
-        self.chain, self.c = chain, contract
-        self.address = str(contract.address)
-
-    def admit_member(self, member_id: bytes, role: Role, name: str, operators: list[str],
-                     *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.admitMember(member_id, int(role), name,
-                                                          operators), sender)
-
-    def suspend_member(self, member_id: bytes, *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.suspendMember(member_id), sender)
-
-    def reinstate_member(self, member_id: bytes, *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.reinstateMember(member_id), sender)
-
-    def add_operator(self, member_id: bytes, account: str, *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.addOperator(member_id, account), sender)
-
-    def add_key(self, member_id: bytes, key_id: bytes, algorithm: KeyAlgorithm,
-                public_key: bytes, valid_from: int = 0, *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.addKey(member_id, key_id, int(algorithm),
-                                                     public_key, valid_from), sender)
-
-    def revoke_key(self, member_id: bytes, key_id: bytes, at: int = 0, *,
-                   sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.revokeKey(member_id, key_id, at), sender)
-
-    def rotate_key(self, member_id: bytes, old_key_id: bytes, new_key_id: bytes,
-                   algorithm: KeyAlgorithm, public_key: bytes, *,
-                   sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.rotateKey(member_id, old_key_id, new_key_id,
-                                                        int(algorithm), public_key), sender)
-
-    def key_status_at(self, member_id: bytes, key_id: bytes, at: int) -> KeyState:
-        status, alg, pub = self.chain.call(self.c.functions.keyStatusAt(member_id, key_id, at))
-        return KeyState(KEY_STATUS[status], KeyAlgorithm(alg), bytes(pub))
-
-    def member(self, member_id: bytes) -> MemberInfo:
-        role, admitted, suspended, name = self.chain.call(self.c.functions.member(member_id))
-        return MemberInfo(member_id, Role(role), name, admitted, suspended)
-
-    def members(self) -> list[MemberInfo]:
-        count = self.chain.call(self.c.functions.memberCount())
-        return [self.member(bytes(self.chain.call(self.c.functions.memberAt(i))))
-                for i in range(count)]
-
-    def keys_of(self, member_id: bytes) -> list[bytes]:
-        return [bytes(k) for k in self.chain.call(self.c.functions.keysOf(member_id))]
-
-    def is_operator(self, member_id: bytes, account: str) -> bool:
-        return bool(self.chain.call(self.c.functions.isOperator(member_id, account)))
-
-
-class EvidenceLogClient:
-    """Typed wrapper of EvidenceLog."""
-
-    def __init__(self, chain: Chain, contract: Contract) -> None:
-        self.chain, self.c = chain, contract
-        self.address = str(contract.address)
-
-    def registry_address(self) -> str:
-        return str(self.chain.call(self.c.functions.registry()))
-
-    def grant_anchorer(self, account: str, *, sender: str | None = None) -> None:
-        role = self.chain.call(self.c.functions.ANCHOR_ROLE())
-        self.chain.transact(self.c.functions.grantRole(role, account), sender)
-
-    def anchor(self, size: int, root: bytes, proof: list[bytes], *,
-               sender: str | None = None) -> AnchorResult:
-        receipt = self.chain.transact(self.c.functions.anchor(size, root, proof), sender)
-        index = self.chain.call(self.c.functions.headCount()) - 1
-        head = self.head_at(index)
-        if head.size != size:  # another anchorer got in between: find ours by its size
-            head = self.head_at(self.head_index_of_size(size))
-        return AnchorResult(bytes(receipt["transactionHash"]), int(receipt["blockNumber"]),
-                            int(receipt["gasUsed"]), head)
-
-    def head_count(self) -> int:
-        return int(self.chain.call(self.c.functions.headCount()))
-
-    def head_at(self, index: int) -> TreeHead:
-        root, size, ts, block = self.chain.call(self.c.functions.headAt(index))
-        return TreeHead(index, size, bytes(root), ts, block)
-
-    def latest_head(self) -> TreeHead | None:
-        count = self.head_count()
-        return self.head_at(count - 1) if count else None
-
-    def head_index_of_size(self, size: int) -> int:
-        return int(self.chain.call(self.c.functions.headIndexOfSize(size)))
-
-    def anchor_tx_of(self, index: int) -> bytes:
-        """Hash of the transaction that anchored head ``index`` (from the Anchored event)."""
-        head = self.head_at(index)
-        try:
-            logs = self.c.events.Anchored().get_logs(
-                from_block=head.block_number, to_block=head.block_number,
-                argument_filters={"index": index})
-        except Exception as exc:
-            raise as_chain_error(exc, self.chain.decoder) from exc
-        if not logs:
-            raise ChainError(f"no Anchored event for head {index} in block {head.block_number}",
-                             code="missing_event")
-        return bytes(logs[0]["transactionHash"])
-
-    def revoke_record(self, member_id: bytes, digest: bytes, reason: int, *,
-                      sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.revokeRecord(member_id, digest, reason), sender)
-
-    def revocation_of(self, digest: bytes, member_id: bytes) -> Revocation | None:
-        revoked, reason, at = self.chain.call(self.c.functions.revocationOf(digest, member_id))
-        return Revocation(reason, at) if revoked else None
-
-    def verify_consistency(self, size1: int, size2: int, root1: bytes, root2: bytes,
-                           proof: list[bytes]) -> bool:
-        return bool(self.chain.call(self.c.functions.verifyConsistency(size1, size2, root1,
-                                                                        root2, proof)))

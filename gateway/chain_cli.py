@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from gateway.chain import Chain, Deployment
-from gateway.errors import ClaimxError
+from gateway.chain import Chain, Deployment, Registry
+from gateway.errors import ClaimxError, InputError
 from gateway.types import KeyAlgorithm, Role, member_id, parse_hex32
 
 members_app = typer.Typer(help="Admit, suspend and reinstate members; register and revoke "
@@ -23,6 +23,9 @@ KeyEnvOpt = Annotated[str | None, typer.Option(
     "accounts, e.g. Besu); the key itself never goes on the command line")]
 DeploymentOpt = Annotated[Path, typer.Option("--deployment", envvar="CLAIMX_DEPLOYMENT_FILE",
                                              help="file written by `claimx deploy`")]
+
+
+_ALGORITHMS = {"ed25519": KeyAlgorithm.ED25519, "p256": KeyAlgorithm.ECDSA_P256}
 
 
 def _chain(rpc_url: str, key_env: str | None) -> Chain:
@@ -65,10 +68,10 @@ def deploy(
                f"--deployment {out}`", err=True)
 
 
-def _registry(rpc_url: str, deployment: Path, key_env: str | None):  # type: ignore[no-untyped-def]
+def _registry(rpc_url: str, deployment: Path, key_env: str | None) -> Registry:
     try:
         d = Deployment.from_json(deployment.read_text())
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, InputError) as exc:
         raise typer.BadParameter(f"cannot read deployment file {deployment}: {exc}") from exc
     return _chain(rpc_url, key_env).registry(d.registry)
 
@@ -101,7 +104,9 @@ def add_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id")],
             deployment: DeploymentOpt = Path(".claimx/deployment.json"),
             private_key_env: KeyEnvOpt = None) -> None:
     """Register a signing key printed by `claimx keys new`."""
-    algorithm = KeyAlgorithm.ED25519 if alg == "ed25519" else KeyAlgorithm.ECDSA_P256
+    if alg not in _ALGORITHMS:
+        raise typer.BadParameter(f"unknown algorithm {alg!r}: use ed25519 or p256")
+    algorithm = _ALGORITHMS[alg]
     try:
         _registry(rpc_url, deployment, private_key_env).add_key(
             member_arg(member), parse_hex32(key_id, "key id"), algorithm,
@@ -163,4 +168,27 @@ def list_members(rpc_url: RpcOpt, deployment: DeploymentOpt = Path(".claimx/depl
                for m in reg.members()]
     except ClaimxError as exc:
         raise _fail(exc) from exc
+    typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+@members_app.command("show")
+def show(member: str, rpc_url: RpcOpt, deployment: DeploymentOpt = Path(".claimx/deployment.json"),
+         at: Annotated[int, typer.Option(help="unix time to ask key validity for (0 = the "
+                                         "latest block's time)")] = 0) -> None:
+    """One member, with each key's status at a time as the registry answers it, as JSON."""
+    mid = member_arg(member)
+    try:
+        reg = _registry(rpc_url, deployment, None)
+        m = reg.member(mid)
+        when = at or reg.chain.now()
+        keys = []
+        for key_id in reg.keys_of(mid):
+            state = reg.key_status_at(mid, key_id, when)
+            keys.append({"key_id": "0x" + key_id.hex(), "algorithm": state.algorithm.name.lower(),
+                         "status": state.status, "public_key": "0x" + state.public_key.hex()})
+    except ClaimxError as exc:
+        raise _fail(exc) from exc
+    out = {"id": "0x" + mid.hex(), "name": m.name, "role": m.role.name.lower(),
+           "admitted_at": m.admitted_at, "suspended_at": m.suspended_at or None, "at": when,
+           "keys": keys}
     typer.echo(json.dumps(out, indent=2, ensure_ascii=False))

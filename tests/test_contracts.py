@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def test_rotation_and_backdated_revocation(chain: Chain, deployment: Deployment)
     assert reg.key_status_at(h.id, h.key.key_id, t_after).status == "revoked"
     assert reg.key_status_at(h.id, new.key_id, t_after).status == "valid"
     # compromise discovered: revoke the new key back to its first second
-    reg.revoke_key(h.id, new.key_id, at=reg.c.functions.key(new.key_id).call()[2])
+    reg.revoke_key(h.id, new.key_id, at=reg.key_valid_from(new.key_id))
     assert reg.key_status_at(h.id, new.key_id, t_after).status == "revoked"
     assert reg.keys_of(h.id) == [h.key.key_id, new.key_id]
 
@@ -77,6 +78,75 @@ def test_registry_refusals_are_decoded(chain: Chain, deployment: Deployment, act
     assert error in str(err.value) or err.value.name == error
 
 
+def test_suspension_bounds_validity_at_its_start(chain: Chain, deployment: Deployment) -> None:
+    """Records signed before a suspension stay valid; a key never registered is unknown."""
+    reg = chain.registry(deployment.registry)
+    h = admit(chain, deployment, "hospital.susp")
+    signed_before = advance_time(chain, 5)
+    advance_time(chain, 5)
+    reg.suspend_member(h.id)
+    suspended_at = reg.member(h.id).suspended_at
+    assert suspended_at > signed_before and not reg.member(h.id).active
+    assert reg.key_status_at(h.id, h.key.key_id, signed_before).valid
+    assert reg.key_status_at(h.id, h.key.key_id, suspended_at).status == "member_suspended"
+    assert reg.key_status_at(h.id, b"\x42" * 32, signed_before).status == "unknown_key"
+    with pytest.raises(ChainError, match="MemberRegistryAlreadySuspended"):
+        reg.suspend_member(h.id)
+    reg.reinstate_member(h.id)
+    assert reg.member(h.id).active
+    with pytest.raises(ChainError, match="MemberRegistryNotSuspended"):
+        reg.reinstate_member(h.id)
+
+
+def test_backdated_revocation_invalidates_from_the_compromise_on(chain: Chain,
+                                                                  deployment: Deployment) -> None:
+    reg = chain.registry(deployment.registry)
+    h = admit(chain, deployment, "hospital.compromised")
+    valid_from = reg.key_valid_from(h.key.key_id)
+    advance_time(chain, 100)
+    reg.revoke_key(h.id, h.key.key_id, at=valid_from + 40)  # compromised 40 s after issue
+    assert reg.key_status_at(h.id, h.key.key_id, valid_from + 39).valid
+    assert reg.key_status_at(h.id, h.key.key_id, valid_from + 40).status == "revoked"
+    with pytest.raises(ChainError) as err:  # revocation is final: it cannot be moved
+        reg.revoke_key(h.id, h.key.key_id, at=valid_from + 1)
+    assert err.value.name == "MemberRegistryKeyAlreadyRevoked"
+    assert f"revokedAt={valid_from + 40}" in str(err.value)
+
+
+def test_admin_only_calls_name_the_refused_account(chain: Chain, deployment: Deployment) -> None:
+    reg = chain.registry(deployment.registry)
+    h = admit(chain, deployment, "hospital.acl")
+    key = SigningKey.generate()
+    attempts: list[Callable[[], None]] = [
+        lambda: reg.add_key(h.id, key.key_id, key.algorithm, key.public.raw, sender=h.operator),
+        lambda: reg.admit_member(member_id("rogue"), Role.INSURER, "rogue", [], sender=h.operator),
+        lambda: reg.add_operator(h.id, h.operator, sender=h.operator),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ChainError) as err:
+            attempt()
+        assert err.value.name == "AccessControlUnauthorizedAccount"
+        assert h.operator.lower() in str(err.value).lower()
+    assert reg.keys_of(h.id) == [h.key.key_id]
+
+
+def test_operators_belong_to_one_member_and_can_be_removed(chain: Chain,
+                                                           deployment: Deployment) -> None:
+    reg = chain.registry(deployment.registry)
+    log = chain.evidence_log(deployment.log)
+    h = admit(chain, deployment, "hospital.ops")
+    other = admit(chain, deployment, "insurer.ops", Role.INSURER)
+    with pytest.raises(ChainError, match="MemberRegistryOperatorTaken"):
+        reg.add_operator(other.id, h.operator)
+    reg.remove_operator(h.id, h.operator)
+    assert not reg.is_operator(h.id, h.operator)
+    with pytest.raises(ChainError, match="EvidenceLogNotIssuerOperator"):
+        log.revoke_record(h.id, b"\x01" * 32, 1, sender=h.operator)
+    reg.add_operator(other.id, h.operator)  # free again once removed
+    assert reg.is_operator(other.id, h.operator)
+    assert [m.name for m in reg.members()] == ["hospital.ops", "insurer.ops"]
+
+
 def _tree(n: int) -> merkle.MemoryTree:
     t = merkle.MemoryTree()
     for i in range(n):
@@ -102,6 +172,36 @@ def test_anchor_accepts_only_consistent_growth(chain: Chain, deployment: Deploym
     assert log.anchor_tx_of(1) == second.tx_hash
     with pytest.raises(ChainError, match="EvidenceLogUnknownSize"):
         log.head_index_of_size(7)
+
+
+def test_every_head_is_kept_and_found_by_size(chain: Chain, deployment: Deployment) -> None:
+    log = chain.evidence_log(deployment.log)
+    assert log.latest_head() is None and log.head_count() == 0
+    t = _tree(40)
+    sizes = [1, 2, 7, 8, 21, 40]
+    previous = 0
+    for i, size in enumerate(sizes):
+        result = log.anchor(size, t.root(size),
+                            t.consistency_proof(previous, size) if previous else [])
+        assert result.head.index == i and result.head.root == t.root(size)
+        assert result.block_number == result.head.block_number and result.gas_used > 0
+        previous = size
+    assert [log.head_index_of_size(s) for s in sizes] == list(range(len(sizes)))
+    for missing in (0, 3, 9, 39, 41):
+        with pytest.raises(ChainError) as err:
+            log.head_index_of_size(missing)
+        assert err.value.name == "EvidenceLogUnknownSize" and err.value.error_args == (missing,)
+    with pytest.raises(ChainError, match=r"EvidenceLogUnknownHead\(index=6\)"):
+        log.head_at(6)
+
+
+def test_anchor_gas_stays_near_100k_per_batch(chain: Chain, deployment: Deployment) -> None:
+    """Two storage slots per head: the batch cost the <= 100 gas/record budget rests on."""
+    log = chain.evidence_log(deployment.log)
+    t = _tree(2048)
+    log.anchor(1000, t.root(1000), [])
+    second = log.anchor(2048, t.root(2048), t.consistency_proof(1000, 2048))
+    assert second.gas_used < 110_000, second.gas_used
 
 
 def test_only_anchor_role_may_anchor(chain: Chain, deployment: Deployment) -> None:
