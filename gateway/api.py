@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from gateway import __version__
 from gateway.claims_api import router as claims_router
 from gateway.errors import ClaimxError
+from gateway.push_api import router as push_router
 from gateway.records_api import router as records_router
 from gateway.services import Services
 
@@ -34,8 +35,10 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_worker:
             services.worker.start()
+            services.push.start()
         yield
         services.worker.stop()
+        services.push.stop()
 
     app = FastAPI(title="claimx gateway", version=__version__, lifespan=lifespan,
                   description="Publish institution-signed claim evidence; open claims with "
@@ -47,6 +50,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
     app.include_router(records_router)
     app.include_router(claims_router)
+    app.include_router(push_router, tags=["push"])
 
     @app.get("/healthz", tags=["ops"])
     def health() -> dict[str, Any]:

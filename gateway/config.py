@@ -35,6 +35,9 @@ class Settings(BaseSettings):
                                            "doubles each attempt")
     webhook_max_attempts: int = Field(6, gt=0, description="attempts before a delivery is "
                                       "parked (replayable)")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="per webhook attempt")
+    webhook_poll_seconds: float = Field(0.2, gt=0, description="how often new events are "
+                                        "fanned out to webhooks")
     green_channel_minutes: int = Field(30, gt=0, description="response clock of urgent "
                                        "evidence requests")
     anchor_interval_seconds: float = Field(5.0, gt=0, description="routine batch interval")

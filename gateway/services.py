@@ -24,6 +24,7 @@ from gateway.keys import SigningKey
 from gateway.ledger import OPERATOR_SLUG, Ledger
 from gateway.log import NodeCache
 from gateway.publish import KeyCache, Publisher
+from gateway.push import PushWorker
 from gateway.receipt import ChainRef
 from gateway.types import Role, member_id
 from gateway.vault import Vault
@@ -43,6 +44,7 @@ class Services:
     members: MemberDirectory
     vault: Vault
     ledger: Ledger
+    push: PushWorker
 
     @property
     def chain_ref(self) -> ChainRef:
@@ -72,7 +74,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     members = MemberDirectory(registry, settings.key_cache_seconds)
     ledger = Ledger(*_operator_key(settings, chain, registry), vault)
     return Services(settings, db, chain, deployment, publisher, worker, cache, members, vault,
-                    ledger)
+                    ledger, PushWorker(db, settings))
 
 
 def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple[SigningKey,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from gateway.packet import SourceRef, new_packet
 from gateway.services import Services, build_services
 from gateway.store import Consent, EvidenceRequest, Record
 from gateway.types import Role, hex32, member_id
+from tests.test_push import receiver  # noqa: F401  (fixture)
 
 CLAIMANT = "a1" * 32
 OTHER = "b2" * 32
@@ -320,3 +322,24 @@ def _body(template: str, m: dict[str, M], who: M | None) -> Any:
     if template.endswith("/decline"):
         return {"reason": "no such case"}
     return None
+
+
+def test_insurer_is_pushed_records_as_they_arrive(world: Any, receiver: Any) -> None:  # noqa: F811
+    """The whole path: webhook registered over the API, claim opened, record published,
+    the push worker delivers signed events to a real local receiver."""
+    sv, client, m = world
+    h, ins = m["hospital"], m["insurer"]
+    hook = client.post("/v1/webhooks", json={"url": receiver.url}, headers=ins.headers)
+    assert hook.status_code == 201, hook.text
+    receiver.secret = hook.json()["secret"]
+    claim = open_claim(client, ins)
+    digest = publish(client, h)
+    sv.push.fan_out()
+    sv.push.deliver_due()
+    got = [json.loads(r.body) for r in receiver.got]
+    assert all(r.verified for r in receiver.got) and receiver.got
+    types = [g["event"]["type"] for g in got]
+    assert types[:2] == ["claim.opened", "record.received"]
+    received = got[types.index("record.received")]["event"]
+    assert received["claim_id"] == claim["id"] and received["data"]["digest"] == digest
+    assert client.get("/v1/webhooks", headers=h.headers).json() == []  # the insurer's own

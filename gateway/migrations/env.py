@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import gateway.push  # noqa: F401  (its tables are on Base too)
 from gateway.store import Base
 
 config = context.config
