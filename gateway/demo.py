@@ -3,7 +3,8 @@
 An insurer opens an accident claim first, with the claimant's signed consent, and asks a
 hospital and a police bureau for evidence (green channel: a 30-minute clock). The
 institutions see the requests and publish signed records through the real HTTP API; the
-records attach to the claim as they arrive (a re-published bill is recognised as a
+records attach to the claim as they arrive and are pushed to the insurer's webhook (a local
+receiver that checks every signature) (a re-published bill is recognised as a
 duplicate), the accident determination is anchored at once, the claim becomes ready, and
 the insurer fetches receipts (each read logged on the evidence log) and verifies them
 against the chain alone. A tampered receipt fails.
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,10 @@ from gateway.chain import Chain
 from gateway.claims import ConsentScope, scope_bytes
 from gateway.config import Settings
 from gateway.envelope import sign_packet
+from gateway.errors import ClaimxError
 from gateway.keys import SigningKey
 from gateway.packet import SourceRef, new_packet
+from gateway.push import verify_signature
 from gateway.receipt import Receipt
 from gateway.services import Services, build_services
 from gateway.types import KeyAlgorithm, Role, hex32, member_id
@@ -72,8 +77,13 @@ def run_demo(out_dir: Path, console: Console) -> bool:
     hospital, police, insurer, auditor = _admit(sv, console)
     receipts_dir = out_dir / "receipts"
     receipts_dir.mkdir(exist_ok=True)
-    with TestClient(create_app(sv)) as client:
+    hook = _Hook()
+    with TestClient(create_app(sv)) as client, hook:
         started = time.monotonic()
+        r = client.post("/v1/webhooks", json={"url": hook.url}, headers=insurer.auth)
+        r.raise_for_status()
+        hook.secret = r.json()["secret"]
+        console.print(f"[bold]insurer[/] registered a webhook ({hook.url}) for pushed events")
         claim = _open_claim(client, insurer, hospital, police, console)
         _request(client, insurer, claim, hospital, ["hospital.discharge_summary",
                                                     "hospital.invoice"], console)
@@ -83,9 +93,11 @@ def run_demo(out_dir: Path, console: Console) -> bool:
         sv.worker.cycle()  # the routine batch, without waiting for its interval
         view = client.get(f"/v1/claims/{claim}", headers=insurer.auth).json()
         _show_claim(console, view, time.monotonic() - started)
+        _show_pushed(hook, len(view["timeline"]), console)
         paths = _receipts(client, insurer, claim, view, receipts_dir, console)
         _audit(client, auditor, view["records"][0]["digest"], console)
-    ok = view["status"] == "ready" and _verify_all(sv, paths, console)
+    pushed_ok = bool(hook.events) and all(ok for _, ok in hook.events)
+    ok = view["status"] == "ready" and pushed_ok and _verify_all(sv, paths, console)
     tampered = _tamper(paths["hospital.invoice"], receipts_dir)
     report = verify_receipt(Receipt.from_json(tampered.read_text()), sv.chain, deployment.log)
     _show(console, f"tampered receipt {tampered.name}", report)
@@ -228,6 +240,52 @@ def _show_claim(console: Console, view: dict[str, Any], elapsed: float) -> None:
                       f"30-minute clock{' [red](breached)[/]' if q['breached'] else ''}")
     console.print("timeline: " + " → ".join(e["type"] for e in view["timeline"]))
     console.print(f"claim ready {elapsed:.1f} s after it was opened")
+
+
+class _Hook:
+    """The insurer's webhook receiver: a local HTTP server checking each signature."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.events: list[tuple[str, bool]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                try:
+                    verify_signature(hook.secret, self.headers.get("X-Claimx-Signature"), body)
+                    ok = True
+                except ClaimxError:
+                    ok = False
+                hook.events.append((json.loads(body)["event"]["type"], ok))
+                self.send_response(204 if ok else 401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/claimx"
+
+    def __enter__(self) -> _Hook:
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _show_pushed(hook: _Hook, expected: int, console: Console) -> None:
+    deadline = time.monotonic() + 15
+    while len(hook.events) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signed = sum(ok for _, ok in hook.events)
+    received = sum(t == "record.received" for t, _ in hook.events)
+    console.print(f"[bold]insurer's webhook[/] was pushed {len(hook.events)} events as they "
+                  f"happened ({received} record.received), {signed} with a valid signature")
 
 
 def _receipts(client: TestClient, insurer: Member, claim: str, view: dict[str, Any],
