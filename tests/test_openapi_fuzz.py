@@ -1,4 +1,8 @@
-"""Schemathesis fuzzes the gateway's own OpenAPI schema as every role: never a 5xx."""
+"""Schemathesis fuzzes the gateway's own OpenAPI schema as every role: never a 5xx.
+
+Server-sent-event routes (endless by design) and webhook registration (whose fuzzed URLs a
+push worker would call) are left out; tests/test_push.py covers them.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ def test_no_request_gets_a_server_error(tmp_path: Path) -> None:
     if not Path(ST).exists():
         pytest.skip("schemathesis CLI `st` missing: pip install -e .[dev] installs it")
     port = _free_port()
-    env = {**os.environ, "CLAIMX_HOME": str(tmp_path / "home")}
+    # webhooks are never delivered here: fuzzed URLs must not make the server connect anywhere
+    env = {**os.environ, "CLAIMX_HOME": str(tmp_path / "home"),
+           "CLAIMX_WEBHOOK_POLL_SECONDS": "86400"}
     log = (tmp_path / "serve.log").open("w")  # a file, not a pipe nobody drains
     server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
                                "--dev-members", str(tmp_path / "dev")], env=env,
@@ -44,8 +50,11 @@ def test_no_request_gets_a_server_error(tmp_path: Path) -> None:
             auth = ["-H", f"Authorization: Bearer {members[who]['token']}"] if who else []
             run = subprocess.run([ST, "run", f"{base}/openapi.json", *auth, "--checks",
                                   "not_a_server_error", "--max-examples", "15", "--workers",
-                                  "1", "--seed", "7"], capture_output=True, text=True,
-                                 timeout=300)
+                                  "1", "--seed", "7",
+                                  # event streams never end by design; webhook targets are
+                                  # checked by tests/test_push.py against a local receiver
+                                  "--exclude-path-regex", "events$|^/v1/webhooks$",
+                                  ], capture_output=True, text=True, timeout=240)
             assert run.returncode == 0, f"{who}: {run.stdout[-3000:]}"
     finally:
         server.terminate()
