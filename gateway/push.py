@@ -6,7 +6,9 @@ checks it with :func:`verify_signature`, which also refuses stale timestamps (re
 Failed deliveries are retried after ``base * 2**(attempts-1)`` seconds and parked after
 ``webhook_max_attempts``; a parked delivery can be replayed. Streams follow the WHATWG HTML
 "server-sent events" format and resume from ``Last-Event-ID``. Delivery is at least once in
-both channels: receivers deduplicate by event id (and webhook delivery id).
+both channels: receivers deduplicate by event id (and webhook delivery id). A receiver gets
+its first attempts in event order; a retried event can arrive after later ones, so
+receivers that care order by event id.
 """
 
 from __future__ import annotations
@@ -344,21 +346,30 @@ class PushWorker:
             raise
 
     def deliver_due(self, limit: int = 32) -> int:
-        """POST every due delivery (up to ``limit``, concurrently); returns how many
-        receivers answered 2xx."""
+        """POST every due delivery (up to ``limit``): receivers concurrently, each one's in
+        event order; returns how many receivers answered 2xx."""
         with self.db.session() as s:
             jobs = _claim_due(s, self.now(), limit, timedelta(seconds=self.timeout + 30))
         if not jobs:
             return 0
-        with ThreadPoolExecutor(min(8, len(jobs)), thread_name_prefix="claimx-push") as pool:
-            errors = list(pool.map(self.send, jobs))
+        by_url: dict[str, list[Job]] = {}
+        for job in jobs:  # already in event order
+            by_url.setdefault(job.url, []).append(job)
+        with ThreadPoolExecutor(min(8, len(by_url)), thread_name_prefix="claimx-push") as pool:
+            sent = list(pool.map(self._send_in_order, by_url.values()))
+        errors = [error for group in sent for error in group]
         with self.db.session() as s:
             now = self.now()
-            for job, error in zip(jobs, errors, strict=True):
+            for job, error in zip([j for g in by_url.values() for j in g], errors, strict=True):
                 d = s.get(Delivery, job.delivery_id)
                 if d is not None and d.status == "pending":  # not removed meanwhile
                     _settle(d, error, now, base=self.base, max_attempts=self.max_attempts)
         return errors.count(None)
+
+    def _send_in_order(self, jobs: list[Job]) -> list[str | None]:
+        """One receiver's jobs one after another, so its events arrive in order (first
+        attempts; a retried event may still arrive after later ones)."""
+        return [self.send(job) for job in jobs]
 
     def send(self, job: Job) -> str | None:
         """One signed POST; None on 2xx, else what went wrong (no body, no payload)."""
