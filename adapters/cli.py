@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters import adapt_bytes, detect_format
+from adapters.pseudonym import pseudonym_key, pseudonymise
 from adapters.registry import AdapterContext, adapters
 from gateway.errors import AdapterError, ClaimxError
 from gateway.types import hex32, member_id, parse_hex32
@@ -124,3 +125,32 @@ def _write(out: Path, results: list[dict[str, Any]]) -> None:
             target.write_text(json.dumps(result["packets"], ensure_ascii=False, indent=2) + "\n",
                               encoding="utf-8")
 
+
+
+def pseudonym(
+    scheme: Annotated[str, typer.Option(
+        help="cn_resident_id, passport:<ISO country> (passport:GB) or mrn:<assigning "
+        "authority> (CSV bills use mrn:<issuer 0x member id>)")] = "cn_resident_id",
+) -> None:
+    """Print the subject pseudonym of each identifier read from stdin, one per line.
+
+    The same keyed HMAC the adapters apply (key: CLAIMX_PSEUDONYM_KEY), so an insurer can
+    open a claim for the claimant whose records hospitals and police publish. Identifiers are
+    read from stdin, never from the command line, which shells and `ps` keep. Example:
+    `printf '%s\\n' "$ID" | claimx pseudonym`.
+    """
+    try:
+        key = pseudonym_key()
+    except AdapterError as exc:
+        raise _usage(exc.msg) from None
+    failed = 0
+    for n, line in enumerate(typer.get_text_stream("stdin"), start=1):
+        if not line.strip():
+            continue
+        try:
+            typer.echo(pseudonymise(scheme, line, loc=("line", n), key=key))
+        except AdapterError as exc:
+            failed += 1
+            typer.echo(f"stdin:line {n}: {exc.code}: {exc.msg}", err=True)
+    if failed:
+        raise typer.Exit(code=1)

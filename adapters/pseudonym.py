@@ -16,7 +16,7 @@ import re
 from gateway.errors import AdapterError
 
 DEV_KEY = hashlib.sha256(b"claimx development pseudonym key - not for production").digest()
-"""Used when ``CLAIMX_PSEUDONYM_KEY`` is unset; ``gateway.config`` refuses it in production."""
+"""Used when ``CLAIMX_PSEUDONYM_KEY`` is unset; refused in production (:func:`pseudonym_key`)."""
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -25,9 +25,17 @@ _PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
 
 
 def pseudonym_key() -> bytes:
-    """The consortium HMAC key: ``CLAIMX_PSEUDONYM_KEY`` (64 hex digits) or the dev key."""
+    """The consortium HMAC key: ``CLAIMX_PSEUDONYM_KEY`` (64 hex digits) or the dev key.
+
+    The dev key is public, so anyone could test a guessed ID number against a pseudonym made
+    with it: with ``CLAIMX_ENVIRONMENT=production`` it is refused.
+    """
     text = os.environ.get("CLAIMX_PSEUDONYM_KEY", "").strip()
     if not text:
+        if os.environ.get("CLAIMX_ENVIRONMENT", "").strip().lower() == "production":
+            raise AdapterError("CLAIMX_ENVIRONMENT=production needs CLAIMX_PSEUDONYM_KEY (the "
+                               "consortium's 64 hex digits); the development key is public",
+                               code="dev_pseudonym_key")
         return DEV_KEY
     try:
         key = bytes.fromhex(text)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from adapters.cli import adapt
+from adapters.cli import adapt, pseudonym
 from gateway.chain_cli import deploy, members_app
 from gateway.credentials_cli import credentials_app
 from gateway.errors import ClaimxError
@@ -28,6 +28,7 @@ app.add_typer(keys_app, name="keys")
 app.command("sign")(sign)
 app.command("deploy")(deploy)
 app.command("adapt")(adapt)
+app.command("pseudonym")(pseudonym)
 app.add_typer(members_app, name="members")
 app.add_typer(credentials_app, name="credentials")
 

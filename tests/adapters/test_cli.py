@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -127,3 +128,37 @@ def test_unknown_content() -> None:
     with pytest.raises(AdapterError) as info:
         adapt_bytes(b"just some words\n")
     assert info.value.code == "unknown_format"
+
+
+def test_pseudonym_matches_what_the_adapter_publishes(tmp_path: Path) -> None:
+    """An insurer gets the claimant's subject from the same HMAC the police adapter used."""
+    packets = json.loads(runner.invoke(app, ["adapt", str(ASSETS / "police" / "accident_zh.json")])
+                         .stdout)[0]["packets"]
+    subjects = set(re.findall(r'"subject": "([0-9a-f]{64})"', json.dumps(packets)))  # parties too
+    result = runner.invoke(app, ["pseudonym"], input="110101198507073211\n\n310104198001011239\n")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.split()
+    assert len(lines) == 2 and set(lines) <= subjects and lines[0] != lines[1]
+
+
+def test_pseudonym_reports_bad_lines_without_their_values() -> None:
+    result = runner.invoke(app, ["pseudonym"], input="110101198507073212\n110101198507073211\n")
+    assert result.exit_code == 1
+    assert "stdin:line 1: invalid_resident_id" in result.stderr
+    assert "110101198507073212" not in result.output
+    assert len(result.stdout.split()) == 1  # the good line is still answered
+    passport = runner.invoke(app, ["pseudonym", "--scheme", "passport:GB"], input="E12 34567\n")
+    assert passport.stdout.strip() == pseudonymise("passport:GB", "E1234567")
+
+
+def test_production_refuses_the_public_dev_pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMX_ENVIRONMENT", "production")
+    monkeypatch.delenv("CLAIMX_PSEUDONYM_KEY", raising=False)
+    result = runner.invoke(app, ["pseudonym"], input="110101198507073211\n")
+    assert result.exit_code == 2 and "CLAIMX_PSEUDONYM_KEY" in result.stderr
+    with pytest.raises(AdapterError) as exc:
+        adapt_bytes((ASSETS / "police" / "accident_zh.json").read_bytes(), "police",
+                    __import__("adapters").registry.AdapterContext(issuer="0x" + "ab" * 32))
+    assert exc.value.code == "dev_pseudonym_key"
+    monkeypatch.setenv("CLAIMX_PSEUDONYM_KEY", "5a" * 32)
+    assert len(pseudonymise("cn_resident_id", "110101198507073211")) == 64
