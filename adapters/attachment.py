@@ -54,12 +54,20 @@ def detect(raw: bytes) -> bool:
 
 
 def _subject(text: str, ctx: AdapterContext) -> tuple[str, str]:
-    """One distinct valid resident ID in the text links the document; none or several do not."""
+    """One distinct valid resident ID in the text links the document; otherwise the subject
+    the publisher gave (``ctx.subject``), else nobody. A document naming someone other than
+    the given subject is refused: a photo of the wrong person's papers must not attach."""
     found = {m.upper() for m in _ID_IN_TEXT.findall(text.replace(" ", ""))
              if cn_resident_id_valid(m)}
-    if len(found) != 1:
-        return UNLINKED_SUBJECT, "none"
-    return subject_of(found.pop(), ctx=ctx, loc=("text",)), "document_text"
+    if len(found) == 1:
+        named = subject_of(found.pop(), ctx=ctx, loc=("text",))
+        if ctx.subject is not None and ctx.subject != named:
+            raise AdapterError("the document's resident ID is not the given subject's",
+                               code="subject_mismatch", loc=("text",))
+        return named, "document_text"
+    if ctx.subject is not None:
+        return ctx.subject, "publisher"
+    return UNLINKED_SUBJECT, "none"
 
 
 def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:

@@ -25,6 +25,7 @@ from gateway.types import hex32, member_id, parse_hex32
 
 USAGE_ERROR = 2
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 
 
 def issuer_id(text: str) -> str:
@@ -53,7 +54,7 @@ def _list_formats() -> None:
     Console(width=160).print(table)
 
 
-def _one(path: Path, fmt: str, issuer: str) -> dict[str, Any]:
+def _one(path: Path, fmt: str, issuer: str, subject: str | None = None) -> dict[str, Any]:
     """Adapt one file; every failure comes back as an error entry, never as an exception."""
     name = str(path)
     try:
@@ -61,7 +62,7 @@ def _one(path: Path, fmt: str, issuer: str) -> dict[str, Any]:
     except OSError:
         error: ClaimxError = AdapterError("cannot read file", code="unreadable_file", file=name)
         return {"file": name, "error": error.to_dict(), "line": str(error)}
-    ctx = AdapterContext(issuer=issuer, file=name)
+    ctx = AdapterContext(issuer=issuer, file=name, subject=subject)
     try:
         chosen = detect_format(raw) if fmt == "auto" else fmt
         packets = adapt_bytes(raw, chosen, ctx)
@@ -90,6 +91,10 @@ def adapt(
         help="publishing member: slug (hospital.ruijin) or 0x member id")] = "demo.hospital",
     out: Annotated[Path | None, typer.Option(
         help="also write each file's packets to OUT/<file name>.packets.json")] = None,
+    subject: Annotated[str | None, typer.Option(
+        help="pseudonym (64 hex, from `claimx pseudonym`) of the person the files concern: "
+        "the subject of attachments whose text names nobody; a document naming someone "
+        "else is refused")] = None,
 ) -> None:
     """Turn institutional exports into claim packets and print them as JSON."""
     if list_:
@@ -103,7 +108,9 @@ def adapt(
         issuer_hex = issuer_id(issuer)
     except ValueError as exc:
         raise _usage(str(exc)) from None
-    results = [_one(path, format, issuer_hex) for path in files]
+    if subject is not None and not _PSEUDONYM.match(subject):
+        raise _usage("--subject must be a 64-hex-digit pseudonym (see `claimx pseudonym`)")
+    results = [_one(path, format, issuer_hex, subject) for path in files]
     failed = 0
     for result in results:
         line = result.pop("line", None)

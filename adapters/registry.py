@@ -21,6 +21,9 @@ class AdapterContext:
     """Source file name, used only in error locations."""
     pseudonym_key: bytes | None = None
     """HMAC key for subject pseudonyms; None means adapters.pseudonym.pseudonym_key()."""
+    subject: str | None = None
+    """Pseudonym (64 hex) of the person the files concern, given by the publisher: the subject
+    of documents that name nobody themselves (photographed attachments)."""
 
 
 AdaptFn = Callable[[bytes, AdapterContext], list[Packet]]

@@ -79,6 +79,22 @@ def test_single_resident_id_in_text_links_the_subject(ctx: AdapterContext,
     assert (packet.subject, packet.body["subject_from"]) == (attachment.UNLINKED_SUBJECT, "none")
 
 
+def test_publisher_given_subject_links_documents_that_name_nobody(ctx: AdapterContext,
+                                                                 no_ocr: None) -> None:
+    claimant = pseudonymise("cn_resident_id", "11010519491231002X")
+    given = AdapterContext(issuer=ctx.issuer, subject=claimant)
+    anonymous = fixtures.pdf_with_text(("发票", "金额 120.00"))
+    packet = attachment.adapt(anonymous, given)[0]
+    assert (packet.subject, packet.body["subject_from"]) == (claimant, "publisher")
+    same = fixtures.pdf_with_text(("出院小结", "身份证号 11010519491231002X"))
+    assert attachment.adapt(same, given)[0].body["subject_from"] == "document_text"
+    other = fixtures.pdf_with_text(("出院小结", "身份证号 110101198507073211"))
+    with pytest.raises(AdapterError) as exc:
+        attachment.adapt(other, given)
+    assert (exc.value.code, exc.value.loc) == ("subject_mismatch", ("text",))
+    assert "110101198507073211" not in str(exc.value)
+
+
 @needs_ocr
 @needs_font
 @pytest.mark.parametrize("name,doc_type", [("discharge_photo.png", "discharge_summary"),

@@ -162,3 +162,16 @@ def test_production_refuses_the_public_dev_pseudonym_key(monkeypatch: pytest.Mon
     assert exc.value.code == "dev_pseudonym_key"
     monkeypatch.setenv("CLAIMX_PSEUDONYM_KEY", "5a" * 32)
     assert len(pseudonymise("cn_resident_id", "110101198507073211")) == 64
+
+
+def test_subject_option_is_checked_and_used(tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["adapt", "--subject", "110101198507073211",
+                              str(ASSETS / "police" / "accident_zh.json")])
+    assert bad.exit_code == 2 and "--subject must be a 64-hex-digit pseudonym" in bad.stderr
+    assert "110101198507073211" not in bad.stderr
+    claimant = pseudonymise("cn_resident_id", "11010519491231002X")
+    photo = copy(tmp_path, "attachments", "lab_scan.pdf")  # a scan without a text layer
+    result = runner.invoke(app, ["adapt", "--subject", claimant, str(photo)])
+    assert result.exit_code == 0, result.output
+    packet = json.loads(result.stdout)[0]["packets"][0]
+    assert (packet["subject"], packet["body"]["subject_from"]) == (claimant, "publisher")
