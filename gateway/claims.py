@@ -213,14 +213,11 @@ def match_new_records(s: Session, stored: list[tuple[bytes, str]]) -> None:
 
 def _attach(s: Session, claim: Claim, consent: Consent, record_ids: list[int]) -> None:
     scope = Scope.of(consent)
-    attached = {cr.record_id: cr for cr in s.scalars(
-        select(ClaimRecord).where(ClaimRecord.claim_id == claim.id))}
-    by_source: dict[str, int] = {}
-    for cr in attached.values():
-        if cr.duplicate_of is None:
-            src = s.scalar(select(Record.source_sha256).where(Record.id == cr.record_id))
-            if src:
-                by_source[src] = cr.record_id
+    rows = s.execute(select(ClaimRecord, Record.source_sha256)
+                     .join(Record, Record.id == ClaimRecord.record_id)
+                     .where(ClaimRecord.claim_id == claim.id)).all()
+    attached = {cr.record_id: cr for cr, _ in rows}
+    by_source = {src: cr.record_id for cr, src in rows if src and cr.duplicate_of is None}
     for rec in s.scalars(select(Record).where(Record.id.in_(record_ids))
                          .order_by(Record.id)).all():
         if rec.id in attached or not scope.covers(rec):
