@@ -27,6 +27,26 @@ def sse_text(e: Event) -> str:
     return f"id: {e.id}\nevent: {kind}\ndata: {data}\n\n"
 
 
+def member_tail(member_id: bytes, claim_id: str | None, after: int) -> Tail:
+    """A reader of the member's events (optionally one claim's) after id ``after``."""
+    where = [Event.member_id == member_id]
+    if claim_id is not None:
+        where.append(Event.claim_id == claim_id)
+    return Tail(after, where=where)
+
+
+def poll_once(db: Database, member_id: bytes, claim_id: str | None, after: int,
+              limit: int) -> tuple[list[dict[str, object]], int]:
+    """Events after ``after`` (at most ``limit``) and the id to resume from: the tail's floor,
+    below which every event is settled, so a client resuming there misses none (and skips the
+    ids it already has)."""
+    tail = member_tail(member_id, claim_id, after)
+    tail.batch = limit
+    with db.session() as s:
+        events = tail.poll(s, datetime.now(UTC))
+    return [event_dict(e) for e in events], tail.floor
+
+
 def _read(db: Database, tail: Tail) -> list[str]:
     with db.session() as s:
         return [sse_text(e) for e in tail.poll(s, datetime.now(UTC))]
@@ -40,10 +60,7 @@ async def event_stream(db: Database, member_id: bytes, claim_id: str | None,
     Polls the events table (one indexed query per ``poll`` seconds and client); a comment
     line every ``keepalive`` seconds keeps proxies from closing an idle stream.
     """
-    where = [Event.member_id == member_id]
-    if claim_id is not None:
-        where.append(Event.claim_id == claim_id)
-    tail = Tail(last_event_id, where=where)
+    tail = member_tail(member_id, claim_id, last_event_id)
     yield "retry: 2000\n\n"
     quiet_since = time.monotonic()
     while True:

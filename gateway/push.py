@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gateway._push_sse import event_stream, sse_text
+from gateway._push_sse import event_stream, poll_once, sse_text
 from gateway._tail import Tail, aware
 from gateway.db import Database
 from gateway.errors import (
@@ -55,7 +55,7 @@ from gateway.errors import (
 from gateway.events import event_dict
 from gateway.store import Base, Event, utcnow
 
-__all__ = ["Delivery", "PushCursor", "PushWorker", "WebhookEndpoint", "event_stream",
+__all__ = ["Delivery", "PushCursor", "PushWorker", "WebhookEndpoint", "event_stream", "poll_once",
            "list_deliveries", "list_endpoints", "register_endpoint", "remove_endpoint",
            "replay", "sign", "sse_text", "verify_signature"]
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from gateway import push
@@ -23,12 +23,32 @@ router = APIRouter(tags=["push"])
 
 MAX_ID = 2**63 - 1
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-SSE_DOC: dict[int | str, dict[str, Any]] = {200: {
-    "description": "a text/event-stream of `id`, `event` and JSON `data` fields; "
-                   "`: keepalive` comments every 15 s",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 LastEventId = Annotated[int, Header(alias="Last-Event-ID", ge=0, le=MAX_ID,
                                     description="resume after this event id")]
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    claim_id: str | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    """Poll mode of the event routes, for clients that cannot hold a stream open."""
+
+    events: list[EventOut]
+    resume_after: int = Field(description="pass as `after` (or Last-Event-ID) next time: "
+                              "events committed late are not missed; skip ids you have")
+
+
+SSE_DOC: dict[int | str, dict[str, Any]] = {200: {
+    "model": EventPage,
+    "description": "with `Accept: text/event-stream`: an endless stream of `id`, `event` and "
+                   "JSON `data` fields, `: keepalive` comments every 15 s; otherwise one JSON "
+                   "page of events (poll mode)",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
 
 class WebhookIn(BaseModel):
@@ -109,19 +129,26 @@ def replay_delivery(delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: 
     return _delivery(d, event.type if event is not None else "")
 
 
+After = Annotated[int | None, Query(ge=0, le=MAX_ID, description="poll mode: events after "
+                                    "this id (the previous page's resume_after)")]
+Limit = Annotated[int, Query(ge=1, le=500, description="poll mode: most events per page")]
+
+
 @router.get("/v1/events", response_class=StreamingResponse, responses=SSE_DOC)
-def stream_events(request: Request, caller: CallerDep,
-                  last_event_id: LastEventId = 0) -> StreamingResponse:
-    """Server-sent events: every event addressed to the caller after `Last-Event-ID`."""
-    return _stream(request, caller.member_id, None, last_event_id)
+def stream_events(request: Request, caller: CallerDep, last_event_id: LastEventId = 0,
+                  after: After = None, limit: Limit = 100) -> Response:
+    """Every event addressed to the caller after `Last-Event-ID` (or `after`): a server-sent
+    event stream when the client accepts `text/event-stream`, else one JSON page."""
+    return _stream(request, caller.member_id, None, after or last_event_id, limit)
 
 
 @router.get("/v1/claims/{claim_id}/events", response_class=StreamingResponse,
             responses=SSE_DOC)
 def stream_claim_events(request: Request, claim_id: Annotated[str, Path(max_length=36)],
-                        caller: CallerDep, last_event_id: LastEventId = 0) -> StreamingResponse:
-    """Server-sent events of one claim (its timeline as it happens); the claim's insurer only.
-    """
+                        caller: CallerDep, last_event_id: LastEventId = 0,
+                        after: After = None, limit: Limit = 100) -> Response:
+    """One claim's events (its timeline as it happens), streamed or as a JSON page like
+    `/v1/events`; the claim's insurer only."""
     # a short session of its own: a SessionDep would stay open for the whole stream
     with request.app.state.services.db.session() as s:
         claim = s.get(Claim, claim_id)
@@ -130,11 +157,17 @@ def stream_claim_events(request: Request, claim_id: Annotated[str, Path(max_leng
     if claim.insurer != caller.member_id:
         raise ForbiddenError("only the insurer that opened a claim may follow its events",
                              code="not_claim_insurer")
-    return _stream(request, caller.member_id, claim_id, last_event_id)
+    return _stream(request, caller.member_id, claim_id, after or last_event_id, limit)
 
 
-def _stream(request: Request, member_id: bytes, claim_id: str | None,
-            after: int) -> StreamingResponse:
+def _stream(request: Request, member_id: bytes, claim_id: str | None, after: int,
+            limit: int) -> Response:
+    """A stream for EventSource clients (they send ``Accept: text/event-stream``); a finite
+    JSON page for everyone else, so a plain HTTP client or a fuzzer never hangs."""
     db = request.app.state.services.db
+    if "text/event-stream" not in request.headers.get("accept", "").lower():
+        events, resume = push.poll_once(db, member_id, claim_id, after, limit)
+        page = EventPage.model_validate({"events": events, "resume_after": resume})
+        return JSONResponse(page.model_dump(mode="json"))
     return StreamingResponse(push.event_stream(db, member_id, claim_id, after),
                              media_type="text/event-stream", headers=SSE_HEADERS)

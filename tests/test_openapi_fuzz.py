@@ -1,8 +1,6 @@
-"""Schemathesis fuzzes the gateway's own OpenAPI schema as every role: never a 5xx.
-
-Server-sent-event routes (endless by design) and webhook registration (whose fuzzed URLs a
-push worker would call) are left out; tests/test_push.py covers them.
-"""
+"""Schemathesis fuzzes the gateway's own OpenAPI schema, every route, as every role: never
+a 5xx. Event routes answer plain clients with a JSON page, so none hangs; fuzzed webhook
+URLs are registered but never called (delivery is switched off here)."""
 
 from __future__ import annotations
 
@@ -50,10 +48,7 @@ def test_no_request_gets_a_server_error(tmp_path: Path) -> None:
             auth = ["-H", f"Authorization: Bearer {members[who]['token']}"] if who else []
             run = subprocess.run([ST, "run", f"{base}/openapi.json", *auth, "--checks",
                                   "not_a_server_error", "--max-examples", "15", "--workers",
-                                  "1", "--seed", "7",
-                                  # event streams never end by design; webhook targets are
-                                  # checked by tests/test_push.py against a local receiver
-                                  "--exclude-path-regex", "events$|^/v1/webhooks$",
+                                  "1", "--seed", "7", "--request-timeout", "20",
                                   ], capture_output=True, text=True, timeout=240)
             assert run.returncode == 0, f"{who}: {run.stdout[-3000:]}"
     finally:

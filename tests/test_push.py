@@ -409,6 +409,10 @@ def gateway(db: Database) -> Iterator[Gateway]:
     thread.join(10)
 
 
+SSE = {"Accept": "text/event-stream"}
+"""What EventSource clients send; without it the event routes answer one JSON page."""
+
+
 def read_events(lines: Iterator[str], n: int) -> list[dict[str, str]]:
     """Parse text/event-stream lines until ``n`` events (comments and retry skipped)."""
     events: list[dict[str, str]] = []
@@ -431,7 +435,7 @@ def test_event_stream_is_the_callers_own_and_resumes(gateway: Gateway) -> None:
     early = event(db, INSURER, "claim.opened")
     client = httpx.Client(base_url=gateway.url, timeout=httpx.Timeout(10.0))
     assert client.get("/v1/events").status_code == 401
-    with client.stream("GET", "/v1/events", headers=gateway.auth(INSURER)) as r:
+    with client.stream("GET", "/v1/events", headers={**gateway.auth(INSURER), **SSE}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = r.iter_lines()
@@ -443,7 +447,7 @@ def test_event_stream_is_the_callers_own_and_resumes(gateway: Gateway) -> None:
     assert int(second["id"]) == live and second["event"] == "record.received"
     assert json.loads(second["data"])["data"] == {"digest": "ab" * 32}
 
-    resume = {**gateway.auth(INSURER), "Last-Event-ID": str(early)}
+    resume = {**gateway.auth(INSURER), **SSE, "Last-Event-ID": str(early)}
     with client.stream("GET", "/v1/events", headers=resume) as r:
         [again] = read_events(r.iter_lines(), 1)
     assert int(again["id"]) == live
@@ -465,13 +469,42 @@ def test_claim_stream_is_the_insurers_only(gateway: Gateway) -> None:
     assert refused.json()["error"]["code"] == "not_claim_insurer"
     missing = client.get(f"/v1/claims/{uuid.uuid4()}/events", headers=gateway.auth(INSURER))
     assert missing.status_code == 404
-    with client.stream("GET", path, headers=gateway.auth(INSURER)) as r:
+    with client.stream("GET", path, headers={**gateway.auth(INSURER), **SSE}) as r:
         lines = r.iter_lines()
         [first] = read_events(lines, 1)
         event(db, INSURER, "no.claim")
         requested = event(db, INSURER, "request.opened", claim_id=claim_id)
         [second] = read_events(lines, 1)
     assert [int(first["id"]), int(second["id"])] == [opened, requested]
+    client.close()
+
+
+def test_event_routes_answer_a_json_page_to_plain_clients(gateway: Gateway) -> None:
+    """Poll mode: no stream held open; resume_after lets a poller miss nothing."""
+    db = gateway.db
+    claim_id = str(uuid.uuid4())
+    with db.session() as s:
+        s.add(Claim(id=claim_id, insurer=INSURER, reference="R-10", subject="ab" * 32,
+                    policy="P-1", incident_date="2026-01-02", kind="accident"))
+    ids = [event(db, INSURER, "claim.opened", claim_id=claim_id),
+           event(db, OTHER, "not.yours"), event(db, INSURER, "record.received"),
+           event(db, INSURER, "request.opened", claim_id=claim_id)]
+    client = httpx.Client(base_url=gateway.url, timeout=httpx.Timeout(10.0))
+    page = client.get("/v1/events", headers=gateway.auth(INSURER), params={"limit": 2})
+    assert page.status_code == 200 and page.headers["content-type"] == "application/json"
+    body = page.json()
+    assert [e["id"] for e in body["events"]] == [ids[0], ids[2]]
+    # just written, so not yet settled: resuming from there returns them again, never less
+    assert body["resume_after"] <= ids[0] - 1
+    rest = client.get("/v1/events", headers=gateway.auth(INSURER),
+                      params={"after": ids[2]}).json()
+    assert [(e["id"], e["type"]) for e in rest["events"]] == [(ids[3], "request.opened")]
+    claim_page = client.get(f"/v1/claims/{claim_id}/events", headers=gateway.auth(INSURER))
+    assert [e["id"] for e in claim_page.json()["events"]] == [ids[0], ids[3]]
+    bad = client.get("/v1/events", headers=gateway.auth(INSURER), params={"limit": 0})
+    assert bad.status_code == 422
+    assert client.get(f"/v1/claims/{claim_id}/events",
+                      headers=gateway.auth(OTHER)).status_code == 403
     client.close()
 
 
