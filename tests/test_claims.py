@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +27,9 @@ from gateway.db import Database
 from gateway.envelope import sign_packet
 from gateway.keys import SigningKey
 from gateway.packet import SourceRef, new_packet
+from gateway.push import Delivery, list_endpoints, register_endpoint, remove_endpoint
 from gateway.services import Services, build_services
-from gateway.store import Consent, EvidenceRequest, Record
+from gateway.store import Consent, Event, EvidenceRequest, Record, utcnow
 from gateway.types import Role, hex32, member_id
 from tests.test_push import receiver  # noqa: F401  (fixture)
 
@@ -253,6 +255,7 @@ def test_every_payload_read_is_logged_and_anchored(world: Any) -> None:
     assert consent.json()["kind"] == "insurer.consent"
 
 
+ALL = {"hospital", "police", "insurer", "insurer2", "auditor"}
 ROUTES: list[tuple[str, str, set[str]]] = [
     # method, path template, roles allowed (others must get 401/403/404, never 2xx or 5xx)
     ("POST", "/v1/records", {"hospital", "police"}),
@@ -272,7 +275,26 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/v1/claims/{claim}/consent/withdraw", {"insurer"}),
     ("GET", "/v1/requests", {"hospital", "police", "insurer", "insurer2"}),
     ("POST", "/v1/requests/{request}/decline", {"hospital"}),
+    ("GET", "/v1/log/consistency?first=1&second=2", ALL),
+    ("POST", "/v1/webhooks", ALL),
+    ("GET", "/v1/webhooks", ALL),
+    ("DELETE", "/v1/webhooks/{endpoint}", {"insurer"}),
+    ("GET", "/v1/webhooks/deliveries", ALL),
+    ("POST", "/v1/webhooks/deliveries/{delivery}/replay", {"insurer"}),
+    ("GET", "/v1/events", ALL),
+    ("GET", "/v1/claims/{claim}/events", {"insurer"}),
 ]
+
+
+def test_authorisation_matrix_covers_every_route(world: Any) -> None:
+    """A new route cannot slip past the matrix below."""
+    _sv, client, _m = world
+    served = {(method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
+              for path, ops in client.app.openapi()["paths"].items() for method in ops
+              if path != "/healthz"}
+    listed = {(method, re.sub(r"\{[^}]+\}", "{}", template.split("?")[0]))
+              for method, template, _ in ROUTES}
+    assert served == listed
 
 
 def test_authorisation_matrix(world: Any) -> None:
@@ -291,7 +313,10 @@ def test_authorisation_matrix(world: Any) -> None:
             req = client.post(f"/v1/claims/{claim['id']}/requests", headers=m["insurer"].headers,
                               json={"institution": h.hex, "kinds": ["hospital.lab_report"]}
                               ).json()["id"]
-            path = template.format(digest=digest, claim=claim["id"], request=req)
+            endpoint, delivery = (_parked_delivery(sv, m["insurer"]) if "webhooks/" in template
+                                  else ("", 0))
+            path = template.format(digest=digest, claim=claim["id"], request=req,
+                                   endpoint=endpoint, delivery=delivery)
             body = _body(template, m, who)
             headers = who.headers if who else {}
             r = client.request(method, path, json=body, headers=headers)
@@ -303,7 +328,29 @@ def test_authorisation_matrix(world: Any) -> None:
                 assert r.status_code in (401, 403, 404), (method, template, name, r.text)
                 assert "code" in r.json()["error"]
                 refused += 1
+            _remove_endpoints(sv, m.values())  # members hold at most 10
     assert refused > 40
+
+
+def _parked_delivery(sv: Services, owner: M) -> tuple[str, int]:
+    """An endpoint of ``owner`` with one parked delivery (as after a receiver kept failing)."""
+    with sv.db.session() as s:
+        endpoint, _ = register_endpoint(s, owner.id, "http://127.0.0.1:9/hook")
+        event = Event(member_id=owner.id, type="claim.opened", data="{}")
+        s.add(event)
+        s.flush()
+        d = Delivery(endpoint_id=endpoint.id, event_id=event.id, status="parked", attempts=6,
+                     next_attempt_at=utcnow())
+        s.add(d)
+        s.flush()
+        return endpoint.id, d.id
+
+
+def _remove_endpoints(sv: Services, members: Iterable[M]) -> None:
+    with sv.db.session() as s:
+        for who in members:
+            for endpoint in list_endpoints(s, who.id):
+                remove_endpoint(s, who.id, endpoint.id)
 
 
 def _body(template: str, m: dict[str, M], who: M | None) -> Any:
@@ -321,6 +368,8 @@ def _body(template: str, m: dict[str, M], who: M | None) -> Any:
         return {"institution": m["police"].hex, "kinds": ["police.incident_report"]}
     if template.endswith("/decline"):
         return {"reason": "no such case"}
+    if template == "/v1/webhooks":
+        return {"url": "https://claims.example-insurer.cn/claimx"}
     return None
 
 
