@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway._tail import aware
 from gateway.auth import Caller
 from gateway.canonical import canonical_bytes
 from gateway.errors import ConflictError, ForbiddenError, InputError, NotFoundError
@@ -233,8 +234,16 @@ def _attach(s: Session, claim: Claim, consent: Consent, record_ids: list[int]) -
             dup_digest = s.scalar(select(Record.digest).where(Record.id == dup))
             data["duplicate_of"] = dup_digest.hex() if dup_digest else None
         emit(s, claim.insurer, "record.received", data, claim.id)
+        emit(s, claim.insurer, "record.verified", _verification(rec), claim.id)
         if dup is None:
             fulfil(s, claim, rec)
+
+
+def _verification(rec: Record) -> dict[str, Any]:
+    """What was checked when the record was accepted (the timeline's "verified" step)."""
+    return {"digest": rec.digest.hex(), "issuer": "0x" + rec.issuer.hex(),
+            "key_id": "0x" + rec.key_id.hex(), "verified_at": aware(rec.accepted_at).isoformat(),
+            "checks": ["payload_canonical", "signature", "key_valid_at_acceptance"]}
 
 
 def notify_anchored(s: Session, old_size: int, new_size: int) -> None:

@@ -3,12 +3,13 @@
 Publishing records that answer a request fulfils it (partly, then fully). Green-channel
 claims (critical illness, accident) give their requests a 30-minute response clock; a
 request past its clock is flagged ``breached`` while it stays open, and routine requests
-expire at theirs.
+expire at theirs. Either is announced once, as an event to both sides (:func:`sweep_clocks`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth import Caller
+from gateway.db import Database
 from gateway.errors import ConflictError, InputError, NotFoundError
 from gateway.events import emit
 from gateway.packet import KINDS
@@ -113,6 +115,46 @@ def decline(s: Session, caller: Caller, request_id: str, reason: str) -> Evidenc
              claim.id)
         _maybe_ready(s, claim)
     return er
+
+
+def sweep_clocks(s: Session, now: datetime | None = None, limit: int = 500) -> int:
+    """Announce, once each, the open requests whose clock has run out: a green-channel
+    request ``request.breached`` (it stays open and flagged), a routine one
+    ``request.expired``; both to the insurer and to the institution asked. Rows are locked
+    (skipped when another gateway holds them), so several sweepers announce each once."""
+    now = now or utcnow()
+    due = s.scalars(select(EvidenceRequest)
+                    .where(EvidenceRequest.status.in_(OPEN_STATES),
+                           EvidenceRequest.due_at <= now, EvidenceRequest.overdue_at.is_(None))
+                    .order_by(EvidenceRequest.due_at).limit(limit)
+                    .with_for_update(skip_locked=True)).all()
+    for er in due:
+        er.overdue_at = now
+        claim = s.get(Claim, er.claim_id)
+        if claim is None:
+            continue
+        kind = "request.breached" if er.urgent else "request.expired"
+        data = {"request": er.id, "kinds": json.loads(er.kinds), "urgent": er.urgent,
+                "due_at": _aware(er.due_at).isoformat(), "status": er.status}
+        emit(s, claim.insurer, kind, {**data, "institution": "0x" + er.institution.hex()},
+             claim.id)
+        emit(s, er.institution, kind, data, claim.id)
+    return len(due)
+
+
+class ClockSweep:
+    """Runs :func:`sweep_clocks` at most every ``interval`` seconds (the push worker calls
+    it each cycle), so a breach is announced within about a second."""
+
+    def __init__(self, db: Database, interval: float = 1.0) -> None:
+        self.db, self.interval, self._last = db, interval, 0.0
+
+    def __call__(self) -> int:
+        if time.monotonic() - self._last < self.interval:
+            return 0
+        self._last = time.monotonic()
+        with self.db.session() as s:
+            return sweep_clocks(s)
 
 
 def view(er: EvidenceRequest, now: datetime | None = None) -> dict[str, Any]:

@@ -307,8 +307,9 @@ class PushWorker:
     """
 
     def __init__(self, db: Database, settings: object, *, client: httpx.Client | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.db, self.clock = db, clock
+                 clock: Callable[[], float] = time.time,
+                 on_cycle: Callable[[], object] | None = None) -> None:
+        self.db, self.clock, self.on_cycle = db, clock, on_cycle
         self.base = float(getattr(settings, "webhook_backoff_seconds", 1.0))
         self.max_attempts = int(getattr(settings, "webhook_max_attempts", 6))
         self.timeout = float(getattr(settings, "webhook_timeout_seconds", 5.0))
@@ -391,6 +392,8 @@ class PushWorker:
         while not self._stop.is_set():
             busy = False
             try:
+                if self.on_cycle is not None:
+                    self.on_cycle()  # e.g. the request clock sweep: its events go out now
                 self.fan_out()
                 busy = self.deliver_due() > 0 and not self._stop.is_set()
             except (ClaimxError, SQLAlchemyError) as exc:

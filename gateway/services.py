@@ -20,6 +20,7 @@ from gateway.claims import match_new_records, notify_anchored
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import ClaimxError
+from gateway.evidence_requests import ClockSweep
 from gateway.keys import SigningKey
 from gateway.ledger import OPERATOR_SLUG, Ledger
 from gateway.log import NodeCache
@@ -74,7 +75,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     members = MemberDirectory(registry, settings.key_cache_seconds)
     ledger = Ledger(*_operator_key(settings, chain, registry), vault)
     return Services(settings, db, chain, deployment, publisher, worker, cache, members, vault,
-                    ledger, PushWorker(db, settings))
+                    ledger, PushWorker(db, settings, on_cycle=ClockSweep(db)))
 
 
 def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple[SigningKey,

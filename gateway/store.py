@@ -177,6 +177,10 @@ class EvidenceRequest(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     decline_reason: Mapped[str] = mapped_column(String(500), default="")
+    overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the clock sweep announced that the request ran past its due time (once)."""
+
+    __table_args__ = (Index("ix_evidence_requests_clock", "status", "due_at"),)
 
 
 class ClaimRecord(Base):

@@ -25,6 +25,7 @@ from gateway.claims import ConsentScope, scope_bytes
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.envelope import sign_packet
+from gateway.evidence_requests import sweep_clocks
 from gateway.keys import SigningKey
 from gateway.packet import SourceRef, new_packet
 from gateway.push import Delivery, list_endpoints, register_endpoint, remove_endpoint
@@ -127,7 +128,10 @@ def test_matching_respects_consent_scope_before_and_after_opening(world: Any) ->
     later = publish(client, h, kind="hospital.discharge_summary")
     view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
     assert {r["digest"] for r in view["records"]} == {early, later}
-    assert [e["type"] for e in view["timeline"]][:2] == ["claim.opened", "record.received"]
+    steps = view["timeline"]
+    assert [e["type"] for e in steps][:3] == ["claim.opened", "record.received", "record.verified"]
+    assert steps[2]["data"]["digest"] == early and steps[2]["data"]["key_id"] == "0x" + (
+        h.key.key_id.hex() if h.key else "")
 
 
 def test_same_source_document_is_shown_once_with_its_duplicate_named(world: Any) -> None:
@@ -214,6 +218,41 @@ def test_requests_fulfil_decline_and_green_channel_clock(world: Any) -> None:
     assert r.json()["status"] == "declined"
     view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
     assert view["status"] == "ready"
+
+
+def test_overdue_requests_are_announced_once_to_both_sides(world: Any) -> None:
+    """The clock sweep pushes a green-channel breach and a routine expiry, each once."""
+    sv, client, m = world
+    h, p, ins = m["hospital"], m["police"], m["insurer"]
+    urgent = open_claim(client, ins)
+    routine = open_claim(client, ins, kind="routine", reference="C-2")
+    asked = {}
+    for claim, who in [(urgent, h), (routine, p), (urgent, p)]:
+        asked[(claim["id"], who.slug)] = client.post(
+            f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+            json={"institution": who.hex, "kinds": ["hospital.lab_report"]}).json()["id"]
+    answered = client.post(f"/v1/claims/{urgent['id']}/requests", headers=ins.headers,
+                           json={"institution": h.hex, "kinds": ["hospital.invoice"]}).json()
+    publish(client, h)  # fulfils `answered` before its clock runs out
+    with sv.db.session() as s:
+        assert sweep_clocks(s) == 0  # nothing is due yet
+    later = datetime.now(UTC) + timedelta(days=8)
+    with sv.db.session() as s:
+        assert sweep_clocks(s, later) == 3
+    with sv.db.session() as s:
+        assert sweep_clocks(s, later + timedelta(hours=1)) == 0  # announced once
+        rows = s.scalars(select(Event).where(Event.type.in_(["request.breached",
+                                                              "request.expired"]))).all()
+    seen = sorted((e.type, "0x" + e.member_id.hex(), json.loads(e.data)["request"])
+                  for e in rows)
+    expected = sorted([(kind, who.hex, req) for (cid, slug), req in asked.items()
+                       for kind in ["request.breached" if cid == urgent["id"]
+                                    else "request.expired"]
+                       for who in (ins, m[slug])])
+    assert seen == expected and answered["id"] not in {r for _, _, r in seen}
+    page = client.get("/v1/events", headers=p.headers).json()["events"]
+    assert {e["type"] for e in page} >= {"request.opened", "request.breached",
+                                         "request.expired"}
 
 
 def test_erasure_destroys_payload_but_not_proofs(world: Any) -> None:

@@ -333,7 +333,7 @@ def test_tail_returns_events_committed_out_of_id_order(pg_url: str) -> None:
     db.engine.dispose()
 
 
-def test_migration_0003_applies_and_reverts(database_url: str) -> None:
+def test_migrations_0003_and_0004_apply_and_revert(database_url: str) -> None:
     database = Database(database_url)
     try:
         with database.engine.connect() as conn:
@@ -342,10 +342,15 @@ def test_migration_0003_applies_and_reverts(database_url: str) -> None:
         push_tables = {"webhook_endpoints", "webhook_deliveries", "push_cursor"}
         with database.session() as s:
             assert s.get(PushCursor, 1) is not None
+        downgrade(database.engine, "0003")
+        columns = {c["name"] for c in inspect(database.engine).get_columns("evidence_requests")}
+        assert "overdue_at" not in columns and "due_at" in columns
         downgrade(database.engine, "0002")
         assert not push_tables & set(inspect(database.engine).get_table_names())
         upgrade(database.engine)
         assert push_tables <= set(inspect(database.engine).get_table_names())
+        columns = {c["name"] for c in inspect(database.engine).get_columns("evidence_requests")}
+        assert "overdue_at" in columns
     finally:
         database.engine.dispose()
 
@@ -573,3 +578,14 @@ def test_worker_thread_delivers(db: Database, receiver: Receiver) -> None:
     assert len(receiver.got) == 1 and receiver.got[0].verified
     with db.session() as s:
         assert s.scalar(select(WebhookEndpoint.active)) is True
+
+
+def test_worker_runs_its_cycle_hook_before_fanning_out(db: Database) -> None:
+    """The request clock sweep rides on the push loop: its events are sent the same cycle."""
+    ran = threading.Event()
+    w = PushWorker(db, SimpleNamespace(webhook_poll_seconds=0.05), on_cycle=ran.set)
+    w.start()
+    try:
+        assert ran.wait(10)
+    finally:
+        w.stop()
