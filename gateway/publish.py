@@ -22,7 +22,7 @@ from gateway.db import Database
 from gateway.envelope import Envelope
 from gateway.errors import ClaimxError, ForbiddenError, InputError, VerificationError
 from gateway.keys import PublicKey
-from gateway.packet import Packet
+from gateway.packet import EXCHANGE_KINDS, Packet
 from gateway.store import DataKey, Record
 from gateway.types import Digest, KeyAlgorithm, parse_hex32
 from gateway.vault import Vault
@@ -107,6 +107,9 @@ class Publisher:
         if publisher is not None and issuer != publisher:
             raise ForbiddenError("members publish only their own records: the packet's issuer "
                                  "is another member", code="issuer_mismatch")
+        if packet.kind in EXCHANGE_KINDS:  # consents and reads are the exchange's own entries
+            raise ForbiddenError(f"kind {packet.kind} is appended by the exchange itself, never "
+                                 "published", code="reserved_kind")
         for sig in env.signatures:
             state = self.keys.key_status(issuer, sig.keyid)
             if not state.valid:

@@ -294,6 +294,22 @@ def test_every_payload_read_is_logged_and_anchored(world: Any) -> None:
     assert consent.json()["kind"] == "insurer.consent"
 
 
+@pytest.mark.parametrize("kind", ["exchange.access", "insurer.consent"])
+def test_nobody_publishes_the_exchanges_own_entries(world: Any, kind: str) -> None:
+    """A forged "read" or "consent" entry signed by a hospital would mislead an auditor."""
+    sv, client, m = world
+    h = m["hospital"]
+    assert h.key is not None
+    env = sign_packet(new_packet(kind=kind, issuer=h.hex, subject=CLAIMANT,
+                                 body={"member": h.hex}), h.key).to_json()
+    r = client.post("/v1/records", json=env, headers=h.headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "reserved_kind"
+    r = client.post("/v1/records/batch", json={"envelopes": [env]}, headers=h.headers)
+    assert r.status_code == 403 and "reserved_kind" in r.text
+    with sv.db.session() as s:
+        assert s.scalar(select(Record).where(Record.kind == kind)) is None
+
+
 ALL = {"hospital", "police", "insurer", "insurer2", "auditor"}
 ROUTES: list[tuple[str, str, set[str]]] = [
     # method, path template, roles allowed (others must get 401/403/404, never 2xx or 5xx)
