@@ -196,3 +196,19 @@ def test_subject_reference_errors(ref: dict[str, Any], extra: list[dict[str, Any
         fhir.adapt(_with_subject(ref, extra), CTX)
     assert (info.value.code, info.value.loc) == (code, (pointer,))
     assert "Heuvel" not in json.dumps(info.value.to_dict())
+
+
+def test_invoice_without_lines_gives_its_declared_total() -> None:
+    """The spec's Invoice/example (its XML form is a fixture) has totals but no lineItem."""
+    invoice = {"resourceType": "Invoice", "id": "example", "status": "issued",
+               "subject": {"reference": "Patient/example"}, "date": "2017-01-25T08:00:00+01:00",
+               "totalNet": {"value": 40, "currency": "EUR"},
+               "totalGross": {"value": 48, "currency": "EUR"}}
+    [packet] = fhir.adapt(json.dumps(invoice).encode(), CTX)
+    assert (packet.kind, packet.issued_at) == ("hospital.invoice", "2017-01-25T07:00:00Z")
+    assert (packet.body["declared_total"], packet.body["currency"]) == ("48", "EUR")
+    assert "items" not in packet.body
+    del invoice["totalGross"], invoice["totalNet"]
+    with pytest.raises(AdapterError) as info:
+        fhir.adapt(json.dumps(invoice).encode(), CTX)
+    assert (info.value.code, info.value.loc) == ("missing_field", ("/lineItem",))
