@@ -78,7 +78,7 @@ def compact(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_packet(*, kind: str, ctx: AdapterContext, subject: tuple[str, str, tuple[str | int, ...]],
-                body: dict[str, Any], issued_at: str, raw: bytes, fmt: str,
+                body: dict[str, Any], issued_at: str | None, raw: bytes, fmt: str,
                 line: int | None = None) -> Packet:
     """Pseudonymise the subject and build the validated, unsigned packet."""
     scheme, value, loc = subject

@@ -140,6 +140,9 @@ class Index:
 
     resources: list[Node] = field(default_factory=list)
     by_key: dict[str, Node] = field(default_factory=dict)
+    full_urls: dict[int, str] = field(default_factory=dict)
+    missing: int = 0
+    """Clinical references (results, diagnoses, charge items) not found in the input."""
 
     @classmethod
     def build(cls, root: Node) -> Index:
@@ -161,6 +164,7 @@ class Index:
 
     def _add(self, resource: Node, full_url: str) -> None:
         self.resources.append(resource)
+        self.full_urls[id(resource.value)] = full_url
         rtype, rid = resource["resourceType"].string(), resource["id"].string()
         keys = [full_url] if full_url else []
         if rid:
@@ -193,6 +197,26 @@ class Index:
             raise ref["reference"].error(f"reference must point to {' or '.join(types)}",
                                          "wrong_reference_type")
         return found
+
+    def find(self, ref: Node, container: Node, *types: str) -> Node | None:
+        """Like :meth:`resolve` for content that may live outside the input (a report's results,
+        an encounter's diagnoses): a reference not found is counted in :attr:`missing`."""
+        target = ref["reference"].string()
+        found = self._lookup(target, container) if target else None
+        if found is None:
+            if not isinstance(ref.value, dict) or not ref.present:
+                raise ref.error("expected a Reference object", "bad_type")
+            self.missing += 1
+            return None
+        if types and found["resourceType"].string() not in types:
+            raise ref["reference"].error(f"reference must point to {' or '.join(types)}",
+                                         "wrong_reference_type")
+        return found
+
+    def lookup(self, ref: Node, container: Node) -> Node | None:
+        """The resource a literal reference names, or None (never raises)."""
+        target = ref["reference"].string()
+        return self._lookup(target, container) if target else None
 
     def resolve_soft(self, ref: Node, container: Node) -> Node | None:
         """Like :meth:`resolve` for references that are context only (staff, locations)."""

@@ -69,7 +69,7 @@ def encounter_body(enc: Node, index: Index, used: Used) -> dict[str, Any]:
     })
     diagnoses, procedures = [], []
     for diag in enc["diagnosis"].items():
-        found = index.resolve(diag["condition"], enc, "Condition", "Procedure")
+        found = index.find(diag["condition"], enc, "Condition", "Procedure")
         if found is None:
             continue
         used.add(found)
@@ -109,7 +109,7 @@ def lab_report(report: Node, index: Index, used: Used) -> dict[str, Any]:
     """One DiagnosticReport with its result Observations (resolved, nested members included)."""
     observations = []
     for ref in report["result"].items():
-        found = index.resolve(ref, report, "Observation")
+        found = index.find(ref, report, "Observation")
         if found is not None:
             used.add(found)
             observations.append(observation(found, index, used, report, 0))
@@ -128,7 +128,7 @@ def observation(obs: Node, index: Index, used: Used, container: Node,
     members = []
     if depth < _MAX_MEMBER_DEPTH:
         for ref in obs["hasMember"].items():
-            found = index.resolve(ref, container, "Observation")
+            found = index.find(ref, container, "Observation")
             if found is not None and found.value is not obs.value:
                 used.add(found)
                 members.append(observation(found, index, used, container, depth + 1))
@@ -222,7 +222,7 @@ def invoice_items(invoice: Node, index: Index, used: Used) -> list[dict[str, Any
     for line in invoice["lineItem"].items():
         charge = None
         if line["chargeItemReference"].present:
-            charge = index.resolve(line["chargeItemReference"], invoice, "ChargeItem")
+            charge = index.find(line["chargeItemReference"], invoice, "ChargeItem")
             used.add(charge)
         source = charge["code"] if charge else line["chargeItemCodeableConcept"]
         total, currency = Decimal(0), ""
@@ -273,9 +273,9 @@ def bill(items: list[dict[str, Any]], declared: Node, where: Node) -> dict[str, 
         currencies.add(cur.upper())
     if len(currencies) > 1:
         raise where.error("amounts are in more than one currency", "mixed_currency")
-    if not items:
-        raise where.error("the bill has no line items", "missing_field")
-    return compact({"items": items, "total": sum_amounts(items),
+    if not items and value is None:
+        raise where.error("the bill has no line items and no total", "missing_field")
+    return compact({"items": items, "total": sum_amounts(items) if items else None,
                     "declared_total": dec_str(value) if value is not None else None,
                     "currency": currencies.pop() if currencies else None})
 

@@ -25,7 +25,8 @@ from typing import Any
 from adapters import _fhir_map as m
 from adapters._clinical import check_size, locate, make_packet, utc_text
 from adapters._fhir_json import Index, Node, load
-from adapters._fhir_values import concept, concept_label, moment_of, subject
+from adapters._fhir_subject import Subject, subject_of
+from adapters._fhir_values import concept, concept_label, moment_of
 from adapters.registry import Adapter, AdapterContext, register
 from gateway.errors import AdapterError
 from gateway.packet import Packet
@@ -59,8 +60,11 @@ def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
         index = Index.build(root)
         out: list[Packet] = []
         for kind, res, body in _bodies(root, index):
-            out.append(make_packet(kind=kind, ctx=ctx, subject=_subject_of(res, index), body=body,
-                                   issued_at=_issued_at(res, root), raw=raw, fmt=FORMAT))
+            who, how = _subject_of(res, index, ctx.issuer)
+            issued_at = _issued_at(res, root)
+            body = {**body, "subject_from": how, **({} if issued_at else {"undated": True})}
+            out.append(make_packet(kind=kind, ctx=ctx, subject=who, body=body,
+                                   issued_at=issued_at, raw=raw, fmt=FORMAT))
         return out
     except AdapterError as exc:
         locate(exc, file=ctx.file)
@@ -80,7 +84,10 @@ def _bodies(root: Node, index: Index) -> Packets:
             if bad is not None:
                 raise bad
             used.add(res)
+            index.missing = 0
             kind, body = build(res, index, used)
+            if index.missing:
+                body["references_not_included"] = index.missing
             packets.append((kind, res, {"resource": _header(res), **body}))
     packets += _loose(index, used)
     if not packets:
@@ -111,7 +118,7 @@ def _claim(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
     for diag in res["diagnosis"].items():
         code = concept(diag["diagnosisCodeableConcept"])
         if code is None and diag["diagnosisReference"].present:
-            found = index.resolve(diag["diagnosisReference"], res, "Condition")
+            found = index.find(diag["diagnosisReference"], res, "Condition")
             used.add(found)
             code = concept(found["code"]) if found else None
         if code:
@@ -157,46 +164,51 @@ def _has_clinical(enc: Node, index: Index) -> bool:
 def _loose(index: Index, used: m.Used) -> Packets:
     """ChargeItems, Conditions and lab Observations not folded into a document: one packet per
     type and patient."""
-    groups: dict[tuple[str, str], tuple[Node, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[str, str], tuple[Node, list[dict[str, Any]], list[int]]] = {}
     for res in index.of_type("ChargeItem", "Condition", "Observation"):
         if res in used or m.not_evidence(res) is not None:
             continue
         rtype = res["resourceType"].string()
         if rtype == "Observation" and not _is_lab(res):
             continue
+        index.missing = 0
         entry = (m.charge_item(res) if rtype == "ChargeItem"
                  else m.condition(res, "", "") if rtype == "Condition"
                  else m.observation(res, index, used, res, 0))
-        key = (rtype, repr(_subject_of(res, index)[:2]))
-        groups.setdefault(key, (res, []))[1].append(entry)
+        key = (rtype, repr(_subject_of(res, index, "")[0][:2]))
+        group = groups.setdefault(key, (res, [], [0]))
+        group[1].append(entry)
+        group[2][0] += index.missing
     packets: Packets = []
-    for (rtype, _), (first, entries) in groups.items():
+    for (rtype, _), (first, entries, missing) in groups.items():
         if rtype == "ChargeItem":
-            packets.append(("hospital.invoice", first, m.bill(entries, Node(None, ""), first)))
+            body = m.bill(entries, Node(None, ""), first)
         elif rtype == "Condition":
-            packets.append(("hospital.diagnosis", first, {"diagnoses": entries}))
+            body = {"diagnoses": entries}
         else:
-            packets.append(("hospital.lab_report", first, {"reports": [
-                {"observations": entries}]}))
+            body = {"reports": [{"observations": entries}]}
+        if missing[0]:
+            body["references_not_included"] = missing[0]
+        packets.append(("hospital.invoice" if rtype == "ChargeItem" else "hospital.diagnosis"
+                        if rtype == "Condition" else "hospital.lab_report", first, body))
     return packets
 
 
 def _is_lab(obs: Node) -> bool:
+    """A laboratory result: category ``laboratory``, or no category at all (a bare result such
+    as the spec's glucose f001); vital signs, imaging, surveys and the like are not lab reports."""
+    if not obs["category"].present:
+        return True
     return any(c["code"].string() == "laboratory" for cat in obs["category"].items()
                for c in cat["coding"].items())
 
 
-def _subject_of(res: Node, index: Index) -> tuple[str, str, tuple[str | int, ...]]:
-    ref = res[_SUBJECT_FIELD.get(res["resourceType"].string(), "subject")]
-    if not ref.present:
-        raise ref.error("the patient reference is required", "missing_field")
-    if not isinstance(ref.value, dict):
-        raise ref.error("expected a Reference object", "bad_type")
-    patient = index.resolve(ref, res, "Patient")
-    return subject(patient, ref)
+def _subject_of(res: Node, index: Index, issuer: str) -> tuple[Subject, str]:
+    field = _SUBJECT_FIELD.get(res["resourceType"].string(), "subject")
+    return subject_of(res, field, index, issuer)
 
 
-def _issued_at(res: Node, root: Node) -> str:
+def _issued_at(res: Node, root: Node) -> str | None:
     candidates = []
     for path in _ISSUED_FIELDS.get(res["resourceType"].string(), ()):
         node = res
@@ -208,8 +220,7 @@ def _issued_at(res: Node, root: Node) -> str:
         moment: datetime | None = moment_of(node)
         if moment is not None:
             return utc_text(moment)
-    raise candidates[0].error("no date to issue the packet at (meta.lastUpdated, the "
-                              "resource's own date, or Bundle.timestamp)", "missing_field")
+    return None  # undated (several spec Encounters): issued now, marked ``undated``
 
 
 ADAPTER = register(Adapter(

@@ -1,0 +1,214 @@
+"""The FHIR specification's own examples (tests/assets/fhir/public, CC0) through the adapter.
+
+Every expectation below was checked by hand against the example's JSON: the packet kind, a
+date, a code and an amount or value, or the error code and its JSON pointer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import detect_format, fhir
+from adapters.pseudonym import pseudonymise
+from adapters.registry import AdapterContext
+from gateway.errors import AdapterError
+
+PUBLIC = Path(__file__).resolve().parents[1] / "assets" / "fhir" / "public"
+KEY = bytes(range(32))
+CTX = AdapterContext(issuer="0x" + "ab" * 32, file="example", pseudonym_key=KEY)
+
+
+def _first(body: dict[str, Any]) -> dict[str, Any]:
+    return body["reports"][0]  # type: ignore[no-any-return]
+
+
+# name -> (kind, issued_at or None for undated, check(body) -> the hand-checked facts)
+PACKETS: dict[str, tuple[str, str | None, Any]] = {
+    "claim-example-institutional.json": (
+        "hospital.invoice", "2014-08-16T00:00:00Z",
+        lambda b: (b["items"][0]["code"], b["items"][0]["amount"], b["declared_total"],
+                   b["currency"], b["diagnoses"][0]["code"]),
+        ),
+    "claim-example-pharmacy-medication.json": (
+        "hospital.invoice", "2014-08-16T00:00:00Z",
+        lambda b: (b["items"][0]["code"], b["items"][0]["quantity"], b["items"][0]["amount"],
+                   b["total"], b["currency"])),
+    "diagnosticreport-example-f001-bloodexam.json": (
+        "hospital.lab_report", "2013-05-15T18:32:52Z",
+        lambda b: (_first(b)["test"]["code"], _first(b)["conclusion"],
+                   b["references_not_included"])),
+    "diagnosticreport-example-f201-brainct.json": (
+        "hospital.lab_report", "2012-12-01T11:00:00Z",
+        lambda b: (_first(b)["test"]["code"], _first(b)["conclusion_codes"][0]["code"],
+                   _first(b)["observed_at"])),
+    "diagnosticreport-example-f202-bloodculture.json": (
+        "hospital.lab_report", "2013-03-11T09:28:00Z",
+        lambda b: (_first(b)["test"]["code"], _first(b)["conclusion_codes"][0]["code"],
+                   b["references_not_included"])),
+    "diagnosticreport-example-ultrasound.json": (
+        "hospital.lab_report", "2012-12-01T11:00:00Z",
+        lambda b: (_first(b)["test"]["code"], _first(b)["conclusion"])),
+    "encounter-example-f001-heart.json": (
+        "hospital.discharge_summary", None,
+        lambda b: (b["encounter"]["visit_number"], b["encounter"]["patient_class"],
+                   b["encounter"]["discharge_disposition"])),
+    "encounter-example-f002-lung.json": (
+        "hospital.discharge_summary", None,
+        lambda b: (b["encounter"]["visit_number"], b["encounter"]["admit_source"])),
+    "encounter-example-f201-20130404.json": (
+        "hospital.discharge_summary", None,
+        lambda b: (b["encounter"]["encounter_type"], b["encounter"]["patient_class"])),
+    "encounter-example-f202-20130128.json": (
+        "hospital.discharge_summary", None,
+        lambda b: (b["encounter"]["encounter_type"], b["references_not_included"])),
+    "encounter-example-f203-20130311.json": (
+        "hospital.discharge_summary", "2013-03-20T00:00:00Z",
+        lambda b: (b["encounter"]["admitted_at"], b["encounter"]["discharged_at"],
+                   b["encounter"]["patient_class"], b["references_not_included"])),
+    "encounter-example-xcda.json": (
+        "hospital.discharge_summary", None,
+        lambda b: (b["encounter"]["visit_number"], b["encounter"]["status"])),
+    "observation-example-f001-glucose.json": (
+        "hospital.lab_report", "2013-04-03T14:30:10Z",
+        lambda b: tuple(_first(b)["observations"][0][k] for k in (
+            "value", "units", "reference_range", "abnormal_flags", "observed_at"))
+        + (_first(b)["observations"][0]["code"]["code"],)),
+    "observation-example-f206-staphylococcus.json": (
+        "hospital.lab_report", "2013-03-11T09:28:00Z",
+        lambda b: (_first(b)["observations"][0]["code"]["code"],
+                   _first(b)["observations"][0]["value_coded"]["code"],
+                   _first(b)["observations"][0]["abnormal_flags"])),
+}
+
+FACTS: dict[str, tuple[Any, ...]] = {
+    "claim-example-institutional.json": ("exam", "125.00", "125.00", "USD", "654456"),
+    "claim-example-pharmacy-medication.json": ("562721", "90", "90.00", "90.00", "USD"),
+    "diagnosticreport-example-f001-bloodexam.json": ("58410-2", "Core lab", 5),
+    "diagnosticreport-example-f201-brainct.json": ("429858000", "188340000",
+                                                   "2012-12-01T11:00:00Z"),
+    "diagnosticreport-example-f202-bloodculture.json": ("104177005", "428763004", 1),
+    "diagnosticreport-example-ultrasound.json": ("45036003", "Unremarkable study"),
+    "encounter-example-f001-heart.json": ("v1451", "AMB", "Discharge to home"),
+    "encounter-example-f002-lung.json": ("v3251", "Referral by radiologist"),
+    "encounter-example-f201-20130404.json": ("Consultation", "AMB"),
+    "encounter-example-f202-20130128.json": ("Chemotherapy", 2),
+    "encounter-example-f203-20130311.json": ("2013-03-11", "2013-03-20", "IMP", 2),
+    "encounter-example-xcda.json": ("1234213.52345873", "finished"),
+    "observation-example-f001-glucose.json": ("6.3", "mmol/l", "3.1-6.2", ["H"],
+                                              "2013-04-02T08:30:10Z", "15074-8"),
+    "observation-example-f206-staphylococcus.json": ("104177", "3092008", ["POS"]),
+}
+
+ERRORS: dict[str, tuple[str, str]] = {
+    "bundle-example.json": ("unsupported_resource", "/entry"),  # MedicationRequest+Medication
+    "capabilitystatement-example.json": ("unsupported_resource", "/resourceType"),
+    "operationoutcome-example.json": ("unsupported_resource", "/resourceType"),
+    "observation-example-bloodpressure.json": ("unsupported_resource", "/resourceType"),
+    "observation-example-sample-data.json": ("unsupported_resource", "/resourceType"),
+    "chargeitem-example.xml": ("bad_json", "/"),
+    "invoice-example.xml": ("bad_json", "/"),
+}
+"""Vital signs and an ECG (category ``vital-signs`` / ``procedure``) are not lab reports; FHIR
+XML is not read (docs/adapters/fhir.md, "XML")."""
+
+
+def test_every_public_example_has_an_expectation() -> None:
+    names = {p.name for p in PUBLIC.iterdir() if p.suffix in (".json", ".xml")}
+    assert names == set(PACKETS) | set(ERRORS)
+    assert set(PACKETS) == set(FACTS)
+    assert len(names) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(PACKETS))
+def test_public_example_yields_packet(name: str) -> None:
+    raw = (PUBLIC / name).read_bytes()
+    assert detect_format(raw) == "fhir"
+    kind, issued_at, check = PACKETS[name]
+    [packet] = [p.to_obj() for p in fhir.adapt(raw, CTX)]
+    body = packet["body"]
+    assert packet["kind"] == kind
+    if issued_at is None:
+        assert body["undated"] is True
+    else:
+        assert packet["issued_at"] == issued_at and "undated" not in body
+    assert check(body) == FACTS[name]
+    assert body["subject_from"] == "literal_reference"
+    text = json.dumps(packet)
+    for name_part in ("Heuvel", "Roel's", "Patient/"):  # subject displays, diagnosis displays
+        assert name_part not in text
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_public_example_not_evidence(name: str) -> None:
+    with pytest.raises(AdapterError) as info:
+        fhir.adapt((PUBLIC / name).read_bytes(), CTX)
+    assert (info.value.code, info.value.loc) == (ERRORS[name][0], (ERRORS[name][1],))
+
+
+def test_literal_reference_scoped_by_server_base() -> None:
+    """A relative reference inside a Bundle entry with an absolute fullUrl belongs to that
+    server; a bare resource's relative reference belongs to the issuer."""
+    [report] = fhir.adapt((PUBLIC / "diagnosticreport-example-f001-bloodexam.json").read_bytes(),
+                          CTX)
+    assert report.subject == pseudonymise("mrn:https://example.com/base/Patient", "f001", key=KEY)
+    [enc] = fhir.adapt((PUBLIC / "encounter-example-f001-heart.json").read_bytes(), CTX)
+    assert enc.subject == pseudonymise(f"mrn:{CTX.issuer}/Patient", "f001", key=KEY)
+
+
+def _with_subject(ref: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> bytes:
+    obs = json.loads((PUBLIC / "observation-example-f001-glucose.json").read_bytes())
+    obs["subject"] = ref
+    if extra is None:
+        return json.dumps(obs).encode()
+    entries = [{"resource": r} for r in [obs, *extra]]
+    return json.dumps({"resourceType": "Bundle", "type": "collection",
+                       "entry": entries}).encode()
+
+
+def test_reference_identifier_is_pseudonymised_by_its_system() -> None:
+    raw = _with_subject({"identifier": {"system": "urn:oid:1.2.3", "value": "MRN-77"},
+                         "display": "Some Name"})
+    [packet] = fhir.adapt(raw, CTX)
+    assert packet.subject == pseudonymise("mrn:urn:oid:1.2.3", "MRN-77", key=KEY)
+    assert packet.body["subject_from"] == "reference_identifier"
+    assert "MRN-77" not in json.dumps(packet.to_obj()) and "Some Name" not in str(packet.body)
+
+
+@pytest.mark.parametrize(("ref", "extra", "code", "pointer"), [
+    ({"display": "P. van de Heuvel"}, None, "missing_identifier", "/subject"),
+    ({"reference": "Group/101"}, None, "wrong_reference_type", "/subject/reference"),
+    ({"reference": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"}, None,
+     "unresolved_reference", "/subject/reference"),
+    ({"reference": "#p1"}, None, "unresolved_reference", "/subject/reference"),
+    ({"reference": "Patient/" + "x" * 70}, None, "invalid_mrn", "/subject/reference"),
+    ({"reference": "Patient/zz"},
+     [{"resourceType": "Patient", "id": "p1",
+       "identifier": [{"system": "urn:oid:1.2.3", "value": "1"}]}],
+     "unresolved_reference", "/entry/0/resource/subject/reference"),
+])
+def test_subject_reference_errors(ref: dict[str, Any], extra: list[dict[str, Any]] | None,
+                                  code: str, pointer: str) -> None:
+    with pytest.raises(AdapterError) as info:
+        fhir.adapt(_with_subject(ref, extra), CTX)
+    assert (info.value.code, info.value.loc) == (code, (pointer,))
+    assert "Heuvel" not in json.dumps(info.value.to_dict())
+
+
+def test_invoice_without_lines_gives_its_declared_total() -> None:
+    """The spec's Invoice/example (its XML form is a fixture) has totals but no lineItem."""
+    invoice = {"resourceType": "Invoice", "id": "example", "status": "issued",
+               "subject": {"reference": "Patient/example"}, "date": "2017-01-25T08:00:00+01:00",
+               "totalNet": {"value": 40, "currency": "EUR"},
+               "totalGross": {"value": 48, "currency": "EUR"}}
+    [packet] = fhir.adapt(json.dumps(invoice).encode(), CTX)
+    assert (packet.kind, packet.issued_at) == ("hospital.invoice", "2017-01-25T07:00:00Z")
+    assert (packet.body["declared_total"], packet.body["currency"]) == ("48", "EUR")
+    assert "items" not in packet.body
+    del invoice["totalGross"], invoice["totalNet"]
+    with pytest.raises(AdapterError) as info:
+        fhir.adapt(json.dumps(invoice).encode(), CTX)
+    assert (info.value.code, info.value.loc) == ("missing_field", ("/lineItem",))
