@@ -1,9 +1,10 @@
 """Who may read what, and the record of every payload read.
 
-Metadata and proofs are open to every authenticated member (auditors need nothing more).
-Payloads are read by their issuer, or by an insurer whose claim holds the record under a
-live consent. Each payload read is stored and appended to the evidence log, signed by the
-exchange, naming the member, the record, the claim and the consent.
+Metadata and proofs are open to every authenticated member. Payloads are read by their
+issuer, or by an insurer whose claim holds the record under a live consent; the exchange's
+own consent and read entries also by auditors (gateway.audit proves access with them). Each
+payload read is stored and appended to the evidence log, signed by the exchange, naming the
+member, the record, the claim and the consent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gateway.auth import Caller
 from gateway.claims import live_consent
 from gateway.errors import ForbiddenError, NotFoundError
 from gateway.ledger import Ledger
+from gateway.packet import EXCHANGE_KINDS
 from gateway.store import AccessLog, Claim, ClaimRecord, Consent, Record
 from gateway.types import Role
 from gateway.vault import Vault, envelope_json
@@ -34,6 +36,8 @@ def authorise_payload(s: Session, caller: Caller, rec: Record,
     """The claim and consent under which ``caller`` may read ``rec``'s payload, or 403."""
     if caller.member_id == rec.issuer:
         return None, None
+    if rec.kind in EXCHANGE_KINDS and caller.role in (Role.AUDITOR, Role.OPERATOR):
+        return None, None  # consents and reads hold no evidence: auditors prove access with them
     if caller.role != Role.INSURER:
         raise ForbiddenError(f"{caller.role.name.lower()} members read metadata and proofs, "
                              "not payloads", code="payload_forbidden")

@@ -149,6 +149,57 @@ def verify(
     raise typer.Exit(0 if report.valid else 1)
 
 
+@app.command()
+def audit(
+    digests: Annotated[list[str], typer.Argument(help="hex digests of the records to audit")],
+    gateway: Annotated[str, typer.Option(envvar="CLAIMX_GATEWAY_URL",
+                                         help="the gateway's base URL")],
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node of the consortium chain")],
+    log: Annotated[str, typer.Option("--log", help="EvidenceLog contract address")],
+    token: Annotated[str, typer.Option(envvar="CLAIMX_TOKEN", show_default=False,
+                                       help="the auditor's API token (cx1_…); from the "
+                                       "environment, so it stays out of shell history")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,
+) -> None:
+    """Prove that every payload read of each record was consented, against the chain.
+
+    Each read's log entry and the consent it cites are verified like receipts (inclusion in a
+    head on chain, operator signature by a key valid in the registry) and checked against
+    each other: the claimant's signature over the consent scope, the reader named as insurer,
+    the same claimant, consent logged before the read and live at it, scope covering the
+    record. Exit 0 when every read is proven, 1 otherwise.
+    """
+    import httpx
+
+    from gateway.audit import audit_reads, http_fetch
+    from gateway.chain import Chain
+
+    chain = Chain.connect(rpc_url)
+    headers = {"Authorization": f"Bearer {token}"}
+    results = {}
+    try:
+        with httpx.Client(base_url=gateway, headers=headers, timeout=30) as client:
+            for digest in digests:
+                results[digest] = audit_reads(digest.lower().removeprefix("0x"),
+                                              http_fetch(client), chain, log)
+    except httpx.HTTPError as exc:
+        raise ClaimxError(f"cannot reach the gateway at {gateway}: {type(exc).__name__}; check "
+                          "--gateway (or CLAIMX_GATEWAY_URL)", code="gateway_unreachable") from exc
+    proven = all(r.report.valid for reads in results.values() for r in reads)
+    if as_json:
+        typer.echo(json.dumps({d: [r.to_dict() for r in reads] for d, reads in results.items()},
+                              indent=2))
+    else:
+        for digest, reads in results.items():
+            typer.echo(f"record {digest}: {len(reads)} payload read(s)")
+            for r in reads:
+                typer.echo(f"  read by {r.member} (claim {r.claim_id or '-'}), entry {r.entry}")
+                for c in r.report.checks:
+                    typer.echo(f"    [{'PASS' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
+        typer.echo("EVERY READ CONSENTED" if proven else "UNPROVEN READS")
+    raise typer.Exit(0 if proven else 1)
+
+
 def main() -> None:
     """Console entry point: domain errors print one line, never a traceback."""
     try:

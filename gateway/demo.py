@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.api import create_app
+from gateway.audit import audit_reads
 from gateway.auth import issue_credential
 from gateway.chain import Chain
 from gateway.claims import ConsentScope, scope_bytes
@@ -95,9 +96,10 @@ def run_demo(out_dir: Path, console: Console) -> bool:
         _show_claim(console, view, time.monotonic() - started)
         _show_pushed(hook, len(view["timeline"]), console)
         paths = _receipts(client, insurer, claim, view, receipts_dir, console)
-        _audit(client, auditor, view["records"][0]["digest"], console)
+        sv.worker.cycle()  # the reads' log entries, anchored
+        audited = _audit(sv, client, auditor, view["records"][0]["digest"], console)
     pushed_ok = bool(hook.events) and all(ok for _, ok in hook.events)
-    ok = view["status"] == "ready" and pushed_ok and _verify_all(sv, paths, console)
+    ok = view["status"] == "ready" and pushed_ok and audited and _verify_all(sv, paths, console)
     tampered = _tamper(paths["hospital.invoice"], receipts_dir)
     report = verify_receipt(Receipt.from_json(tampered.read_text()), sv.chain, deployment.log)
     _show(console, f"tampered receipt {tampered.name}", report)
@@ -303,13 +305,25 @@ def _receipts(client: TestClient, insurer: Member, claim: str, view: dict[str, A
     return paths
 
 
-def _audit(client: TestClient, auditor: Member, digest: str, console: Console) -> None:
+def _audit(sv: Services, client: TestClient, auditor: Member, digest: str,
+           console: Console) -> bool:
+    """The auditor sees who read the record but not the record, and proves from the chain
+    that each read was consented (gateway.audit, as `claimx audit` does against a node)."""
     denied = client.get(f"/v1/records/{digest}/envelope", headers=auditor.auth)
-    reads = client.get(f"/v1/records/{digest}/access-log", headers=auditor.auth).json()["reads"]
     console.print(f"[bold]auditor[/] may not read payloads (HTTP {denied.status_code}: "
-                  f"{denied.json()['error']['code']}) but sees who did: " + "; ".join(
-                      f"{r['member'][:10]}… under claim {str(r['claim_id'])[:8]}…, log entry "
-                      f"{r['log_entry'][:12]}…" for r in reads))
+                  f"{denied.json()['error']['code']}) but proves every read was allowed:")
+
+    def fetch(path: str) -> dict[str, Any]:
+        r = client.get(path, headers=auditor.auth)
+        r.raise_for_status()
+        return dict(r.json())
+
+    reads = audit_reads(digest, fetch, sv.chain, sv.deployment.log)
+    for r in reads:
+        verdict = "[green]consented[/]" if r.report.valid else "[red]NOT PROVEN[/]"
+        console.print(f"  read by {r.member[:10]}… under claim {str(r.claim_id)[:8]}…: "
+                      f"{verdict} ({'; '.join(c.name for c in r.report.checks if c.ok)})")
+    return bool(reads) and all(r.report.valid for r in reads)
 
 
 def _verify_all(sv: Services, paths: dict[str, Path], console: Console) -> bool:

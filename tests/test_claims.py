@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from gateway import merkle
 from gateway.api import create_app
+from gateway.audit import audit_reads
 from gateway.auth import issue_credential
 from gateway.chain import Chain
 from gateway.claims import ConsentScope, scope_bytes
@@ -30,7 +31,7 @@ from gateway.keys import SigningKey
 from gateway.packet import SourceRef, new_packet
 from gateway.push import Delivery, list_endpoints, register_endpoint, remove_endpoint
 from gateway.services import Services, build_services
-from gateway.store import Consent, Event, EvidenceRequest, Record, utcnow
+from gateway.store import AccessLog, Consent, Event, EvidenceRequest, Record, utcnow
 from gateway.types import Role, hex32, member_id
 from tests.test_push import receiver  # noqa: F401  (fixture)
 
@@ -292,6 +293,53 @@ def test_every_payload_read_is_logged_and_anchored(world: Any) -> None:
         assert entry["kind"] == "exchange.access" and entry["status"] == "anchored"
     consent = client.get(f"/v1/records/{claim['consent']['digest']}", headers=aud.headers)
     assert consent.json()["kind"] == "insurer.consent"
+
+
+def _auditor_fetch(client: TestClient, auditor: M) -> Any:
+    def get(path: str) -> dict[str, Any]:
+        r = client.get(path, headers=auditor.headers)
+        assert r.status_code == 200, (path, r.text)
+        return r.json()  # type: ignore[no-any-return]
+    return get
+
+
+def test_auditor_proves_every_read_was_consented_from_the_chain(world: Any) -> None:
+    sv, client, m = world
+    h, ins, ins2, aud = m["hospital"], m["insurer"], m["insurer2"], m["auditor"]
+    claim = open_claim(client, ins)
+    digest = publish(client, h)
+    sv.worker.cycle()
+    assert client.get(f"/v1/records/{digest}/receipt", headers=ins.headers).status_code == 200
+    assert client.get(f"/v1/records/{digest}/envelope", headers=h.headers).status_code == 200
+    # auditors read the exchange's own entries, never the evidence itself
+    assert client.get(f"/v1/records/{digest}/envelope", headers=aud.headers).status_code == 403
+    sv.worker.cycle()
+    reads = audit_reads(digest, _auditor_fetch(client, aud), sv.chain, sv.deployment.log)
+    assert [(r.member, r.claim_id, r.report.valid) for r in reads] == [
+        (ins.hex, claim["id"], True), (h.hex, None, True)]
+    assert [c.name for c in reads[0].report.checks] == [
+        "read entry on chain", "consent entry on chain", "claimant signature",
+        "consent covers the read"]
+    assert reads[1].report.checks[-1].detail.startswith("the record's issuer")
+
+    # a read the exchange logged without a consent that allows it is exposed: another
+    # insurer citing this claim's consent, and a non-issuer reading with no consent at all
+    consent = bytes.fromhex(claim["consent"]["digest"])
+    with sv.db.session() as s:
+        rec = s.scalar(select(Record).where(Record.digest == bytes.fromhex(digest)))
+        for member, cites in [(ins2, consent), (m["police"], None)]:
+            entry = sv.ledger.append(s, "exchange.access", rec.subject, {
+                "member": member.hex, "record": digest, "claim": claim["id"],
+                "consent": cites.hex() if cites else None})
+            s.add(AccessLog(member_id=member.id, record_digest=rec.digest,
+                            claim_id=claim["id"], consent_id=None, entry_digest=entry))
+    sv.worker.cycle()
+    reads = audit_reads(digest, _auditor_fetch(client, aud), sv.chain, sv.deployment.log)
+    forged = {r.member: r.report for r in reads[2:]}
+    assert not forged[ins2.hex].valid and "names another insurer" in \
+        forged[ins2.hex].checks[-1].detail
+    assert not forged[m["police"].hex].valid and forged[m["police"].hex].checks[-1].name == \
+        "allowed by"
 
 
 @pytest.mark.parametrize("kind", ["exchange.access", "insurer.consent"])

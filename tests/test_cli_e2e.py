@@ -51,15 +51,20 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     run("sign", str(tmp_path / "p.json"), "--key", str(tmp_path / "h.key"), "--out",
         str(tmp_path / "env.json"))
 
+    run("members", "admit", "auditor.e2e", "--role", "auditor", "--name", "E2E Auditor",
+        "--rpc-url", anvil_url, "--deployment", str(dep))
     token = run("credentials", "issue", "hospital.e2e", "--database-url", pg_url,
                 "--label", "e2e").stdout.strip()
+    auditor = {"CLAIMX_TOKEN": run("credentials", "issue", "auditor.e2e", "--database-url",
+                                   pg_url, "--label", "e2e").stdout.strip()}
     auth = {"Authorization": f"Bearer {token}"}
     port = _free_port()
     server = subprocess.Popen(
         [*CLAIMX, "serve", "--port", str(port), "--rpc-url", anvil_url, "--database-url", pg_url,
          "--deployment", str(dep)], stdout=(tmp_path / "serve.log").open("w"),
         stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "CLAIMX_URGENT_POLL_SECONDS": "0.05"})
+        env={**os.environ, "CLAIMX_URGENT_POLL_SECONDS": "0.05",
+             "CLAIMX_ANCHOR_INTERVAL_SECONDS": "0.2"})
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(base, server, tmp_path / "serve.log")
@@ -72,6 +77,16 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
         digest = r.json()["digest"]
         receipt = _wait_receipt(base, digest, auth)
         assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "claimx gateway"
+        # the auditor proves, from the chain, that the hospital's own read was allowed
+        _wait_reads_anchored(base, digest, {"Authorization": f"Bearer {auditor['CLAIMX_TOKEN']}"})
+        audit = run("audit", digest, "--gateway", base, "--rpc-url", anvil_url, "--log",
+                    log_address, env=auditor)
+        assert "[PASS] allowed by: the record's issuer" in audit.stdout
+        assert audit.stdout.rstrip().endswith("EVERY READ CONSENTED")
+        refused = run("audit", digest, "--gateway", base, "--rpc-url", anvil_url, "--log",
+                      log_address, env={"CLAIMX_TOKEN": "cx1_not-a-token"}, ok=False)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert "invalid_credentials" in refused.stderr or "credentials" in refused.stderr
     finally:
         server.terminate()
         server.wait(10)
@@ -110,3 +125,15 @@ def _wait_receipt(base: str, digest: str, auth: dict[str, str]) -> dict[str, obj
         assert r.json()["error"]["code"] in {"not_yet_logged", "not_yet_anchored"}
         time.sleep(0.1)
     pytest.fail("urgent record was not anchored within 30 s")
+
+
+def _wait_reads_anchored(base: str, digest: str, auth: dict[str, str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reads = httpx.get(f"{base}/v1/records/{digest}/access-log", headers=auth).json()["reads"]
+        states = [httpx.get(f"{base}/v1/records/{r['log_entry']}", headers=auth).json()["status"]
+                  for r in reads]
+        if states and all(s == "anchored" for s in states):
+            return
+        time.sleep(0.2)
+    pytest.fail("the read's log entry was not anchored within 30 s")
