@@ -27,7 +27,7 @@ _CHARSETS = {
     "UNICODE": "utf-8", "GB18030-2000": "gb18030", "GB18030": "gb18030", "GBK": "gbk",
     "GB2312": "gbk", "CNS11643-1992": "big5", "BIG-5": "big5", "BIG5": "big5",
     "KSX1001": "euc_kr", "ISOIR87": "iso2022_jp", "ISOIR6": "ascii",
-    "CP1252": "cp1252", "WINDOWS1252": "cp1252", "LATIN1": "iso8859_1",
+    "CP1252": "cp1252", "WINDOWS1252": "cp1252", "LATIN1": "iso8859_1", "8859": "iso8859_1",
     **{f"8859/{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
     **{f"ISO8859{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
 }
