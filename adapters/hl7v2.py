@@ -278,7 +278,7 @@ def _invoice_body(group: list[Segment], tz: timezone, segments: list[Segment]) -
         "diagnoses": _diagnoses(group, tz), "items": items,
         "total": None if unpriced else sum_amounts(items, skip=frozenset({"PY"})),
         "paid": sum_amounts(payments) if payments and not unpriced else None,
-        "unpriced_items": unpriced,
+        "unpriced_items": unpriced or None,
         "currency": currencies.pop() if currencies else None,
     })
 
