@@ -27,10 +27,13 @@ _CHARSETS = {
     "UNICODE": "utf-8", "GB18030-2000": "gb18030", "GB18030": "gb18030", "GBK": "gbk",
     "GB2312": "gbk", "CNS11643-1992": "big5", "BIG-5": "big5", "BIG5": "big5",
     "KSX1001": "euc_kr", "ISOIR87": "iso2022_jp", "ISOIR6": "ascii",
+    "CP1252": "cp1252", "WINDOWS1252": "cp1252", "LATIN1": "iso8859_1", "8859": "iso8859_1",
     **{f"8859/{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+    **{f"ISO8859{n}": f"iso8859_{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
 }
-"""MSH-18 values (HL7 table 0211 plus common vendor spellings) -> Python codecs. ASCII is read
-as UTF-8, its superset, because senders that declare ASCII often send UTF-8 text."""
+"""MSH-18 values (HL7 table 0211 plus common vendor spellings such as ``CP1252`` and
+``ISO-8859-1``) -> Python codecs. ASCII is read as UTF-8, its superset, because senders that
+declare ASCII often send UTF-8 text."""
 
 _SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 _ENVELOPE = ("FHS", "BHS", "BTS", "FTS")
@@ -167,6 +170,7 @@ def split_messages(text: str, codec: str) -> list[list[Segment]]:
 
 
 def _parse_message(group: list[tuple[int, str]], codec: str) -> list[Segment]:
+    group[0] = (group[0][0], _undouble_escape(group[0][1]))
     enc = _encoding(group[0][1], group[0][0], codec)
     for number, seg in group[1:]:
         if not _SEGMENT_ID.match(seg[:3]) or (len(seg) > 3 and seg[3] != enc.field):
@@ -182,6 +186,13 @@ def _parse_message(group: list[tuple[int, str]], codec: str) -> list[Segment]:
         fields = tuple(_uniform(f) for f in seg)
         segments.append(Segment(name=str(seg[0][0]), line=number, fields=fields, enc=enc))
     return segments
+
+
+def _undouble_escape(header: str) -> str:
+    """``MSH|^~\\\\&|``: the standard encoding characters with the escape doubled, as samples
+    copied out of Java, C# or JSON string literals carry them; read as ``^~\\&``."""
+    sep = header[3:4]
+    return header[:7] + header[8:] if header[4:10] == "^~\\\\&" + sep else header
 
 
 def _encoding(header: str, line: int, codec: str) -> Encoding:

@@ -16,6 +16,7 @@ zone"); when MSH-7 has none either, they are taken as UTC.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, timezone
 from typing import Any
 
@@ -45,7 +46,16 @@ KINDS = {
 
 _TEXT_TYPES = frozenset({"ST", "TX", "FT"})
 _CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
-_OMITTED_TYPES = frozenset({"ED", "RP"})
+_OMITTED_TYPES = {
+    "ED": "encapsulated data: send the document as an attachment",
+    "RP": "encapsulated data: send the document as an attachment",
+    "CX": "identifier: not carried in packets",
+}
+"""OBX-2 value types whose OBX-5 is left out, and why (CX is an identifier, often the patient's)."""
+_ID_FIELDS = (2, 3, 4, 18, 19, 20)
+"""PID fields holding raw identifiers (IDs, account, SSN, licence): never copied into a packet."""
+_MIN_REDACTED = 5
+"""Identifiers shorter than this are not searched for in packet text (they match dates, codes)."""
 
 
 def detect(raw: bytes) -> bool:
@@ -91,7 +101,8 @@ def _adapt_message(segments: list[Segment], raw: bytes, ctx: AdapterContext) -> 
     packets = []
     for group in _patient_groups(segments, msh):
         pid = group[0]
-        body = {"message": header, **_BODIES[kind](group, tz, segments)}
+        body = _redact({"message": header, **_BODIES[kind](group, tz, segments)},
+                       _raw_ids(pid))
         packets.append(make_packet(kind=kind, ctx=ctx, subject=f.subject(pid, msh), body=body,
                                    issued_at=utc_text(issued.moment), raw=raw, fmt=FORMAT,
                                    line=pid.line))
@@ -111,6 +122,26 @@ def _patient_groups(segments: list[Segment], msh: Segment) -> list[list[Segment]
         raise AdapterError("message has no PID segment", code="missing_segment", loc=("PID",),
                            line=msh.line)
     return groups
+
+
+def _raw_ids(pid: Segment) -> list[re.Pattern[str]]:
+    """Patterns matching the patient's raw identifiers as whole tokens."""
+    values = {pid.text(f, r, 1) for f in _ID_FIELDS for r in range(1, pid.repetitions(f) + 1)}
+    return [re.compile(rf"(?<![0-9A-Za-z]){re.escape(v)}(?![0-9A-Za-z])", re.IGNORECASE)
+            for v in sorted(values) if len(v) >= _MIN_REDACTED]
+
+
+def _redact(node: Any, ids: list[re.Pattern[str]]) -> Any:
+    """Replace any raw patient identifier a sender copied into another field (visit number,
+    specimen ID, free text) so that packets never carry it."""
+    if isinstance(node, dict):
+        return {k: _redact(v, ids) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_redact(v, ids) for v in node]
+    if isinstance(node, str):
+        for pattern in ids:
+            node = pattern.sub("[patient identifier removed]", node)
+    return node
 
 
 def _first(group: list[Segment], name: str) -> Segment | None:
@@ -202,14 +233,14 @@ def _observation(obx: Segment, tz: timezone) -> dict[str, Any]:
     obs: dict[str, Any] = {
         "set_id": obx.text(1), "value_type": value_type, "code": f.coded(obx, 3),
         "sub_id": obx.text(4), "units": obx.text(6, 1, 1) or obx.text(6, 1, 2),
-        "reference_range": obx.text(7),
+        "reference_range": _joined(obx, 7, 1),
         "abnormal_flags": [obx.text(8, r) for r in range(1, obx.repetitions(8) + 1)
                            if obx.text(8, r)],
         "status": obx.text(11), "observed_at": f.time_text(obx, 14, tz),
     }
     reps = range(1, obx.repetitions(5) + 1)
     if value_type in _OMITTED_TYPES:
-        obs["value_omitted"] = "encapsulated data: send the document as an attachment"
+        obs["value_omitted"] = _OMITTED_TYPES[value_type]
     elif value_type in _CODED_TYPES:
         codes = [c for r in reps if (c := f.coded(obx, 5, r))]
         obs["value"] = "\n".join(c.get("text") or c.get("code", "") for c in codes)
@@ -217,17 +248,21 @@ def _observation(obx: Segment, tz: timezone) -> dict[str, Any]:
     elif value_type == "SN":  # comparator^num1^separator/suffix^num2
         obs["value"] = "\n".join("".join(obx.text(5, r, c) for c in range(1, 5)) for r in reps)
     else:
-        obs["value"] = "\n".join(_leaf_text(obx, r) for r in reps)
+        obs["value"] = "\n".join(_joined(obx, 5, r) for r in reps)
     return compact(obs)
 
 
-def _leaf_text(seg: Segment, rep: int) -> str:
-    """A repetition's text with its components re-joined (for ST/TX/FT and unknown types)."""
-    comps = [seg.text(5, rep, c) for c in range(1, seg.components(5, rep) + 1)]
+def _joined(seg: Segment, field: int, rep: int) -> str:
+    """A repetition's text with its components re-joined as sent (for ST/TX/FT, unknown types
+    and OBX-7 ranges some senders split into components)."""
+    comps = [seg.text(field, rep, c) for c in range(1, seg.components(field, rep) + 1)]
     return "^".join(comps).rstrip("^")
 
 
 def _invoice_body(group: list[Segment], tz: timezone, segments: list[Segment]) -> dict[str, Any]:
+    """FT1 lines; charges sent without a price (most DFT feeds: the billing system prices them
+    from its charge master) are kept with their codes, dates and quantities but no amount, and
+    the bill then has no total (``unpriced_items`` counts them) rather than a partial one."""
     items = [_charge(ft1, tz) for ft1 in group if ft1.name == "FT1"]
     if not items:
         raise AdapterError("DFT message has no FT1 segment", code="missing_segment",
@@ -237,34 +272,39 @@ def _invoice_body(group: list[Segment], tz: timezone, segments: list[Segment]) -
         raise AdapterError("FT1 amounts are in more than one currency", code="mixed_currency",
                            loc=("FT1", 11), line=group[0].line)
     payments = [i for i in items if i.get("category") == "PY"]
+    unpriced = sum(1 for i in items if "amount" not in i)
     return compact({
         "encounter": _encounter(_first(group, "PV1"), tz, None, ""),
         "diagnoses": _diagnoses(group, tz), "items": items,
-        "total": sum_amounts(items, skip=frozenset({"PY"})),
-        "paid": sum_amounts(payments) if payments else None,
+        "total": None if unpriced else sum_amounts(items, skip=frozenset({"PY"})),
+        "paid": sum_amounts(payments) if payments and not unpriced else None,
+        "unpriced_items": unpriced or None,
         "currency": currencies.pop() if currencies else None,
     })
 
 
 def _charge(ft1: Segment, tz: timezone) -> dict[str, Any]:
-    """FT1: code FT1-7, description FT1-8, date FT1-4, quantity FT1-10, amounts FT1-11/12."""
+    """FT1: code FT1-7 (else FT1-25 procedure code), description FT1-8, date FT1-4, quantity
+    FT1-10, amounts FT1-11 (extended) / FT1-12 (unit, else FT1-22 unit cost)."""
     quantity = f.decimal_at(ft1, 10)
-    unit = f.decimal_at(ft1, 12, 1, 1, 1)
+    unit_field = 12 if ft1.text(12, 1, 1, 1) else 22
+    unit = f.decimal_at(ft1, unit_field, 1, 1, 1)
     amount = f.decimal_at(ft1, 11, 1, 1, 1)
     if amount is None and unit is not None:
         amount = unit * (quantity if quantity is not None else 1)
-    if amount is None:
-        raise ft1.error("FT1-11 (extended amount) or FT1-12 (unit amount) is required",
-                        "missing_field", 11)
-    code = f.coded(ft1, 7) or {}
+    code = f.coded(ft1, 7) or f.coded(ft1, 25) or {}
+    if not code and not ft1.text(8) and amount is None:
+        raise ft1.error("FT1 names no charge: FT1-7 (transaction code), FT1-8 and FT1-11 are "
+                        "empty", "missing_field", 7)
     return compact({
         "set_id": ft1.text(1), "transaction_id": ft1.text(2), "date": f.time_text(ft1, 4, tz),
         "category": ft1.text(6), "code": code.get("code"),
         "description": ft1.text(8) or code.get("text"), "code_system": code.get("system"),
         "quantity": dec_str(quantity) if quantity is not None else None,
-        "unit_price": dec_str(unit) if unit is not None else None, "amount": dec_str(amount),
+        "unit_price": dec_str(unit) if unit is not None else None,
+        "amount": dec_str(amount) if amount is not None else None,
         "department": (f.coded(ft1, 13) or {}).get("text") or ft1.text(13, 1, 1),
-    }) | {"_currency": ft1.text(11, 1, 1, 2).upper() or ft1.text(12, 1, 1, 2).upper()}
+    }) | {"_currency": (ft1.text(11, 1, 1, 2) or ft1.text(unit_field, 1, 1, 2)).upper()}
 
 
 _BODIES = {

@@ -215,7 +215,9 @@ def test_several_patients_in_one_oru_give_several_packets() -> None:
     assert len(packets) == 2 and packets[0]["subject"] != packets[1]["subject"]
 
 
-SAMPLES = [p.read_bytes() for p in sorted(ASSETS.glob("*.hl7"))]
+SAMPLES = [p.read_bytes() for p in sorted(ASSETS.glob("*.hl7"))
+           + sorted((ASSETS / "public").glob("*.hl7"))]
+"""Our samples and the public ones (tests/assets/hl7/public) are the fuzzing seeds."""
 
 
 def _mutate(data: bytes, ops: list[tuple[int, int, bytes]]) -> bytes:

@@ -27,6 +27,10 @@ SAMPLES = {
     "death_certificate": [asset("death", n) for n in ("death_zh.json", "death_en.json")],
     "attachment": [asset("attachments", n) for n in ("invoice_text_layer.pdf",
                                                       "discharge_photo.png")],
+    "hl7v2": [asset("hl7", "public", n) for n in (
+        "cdc_phlip_oru_r01_v251_truncation_char.hl7", "mieweb_dft_p03_v25_no_amounts.hl7",
+        "nhapi_oru_r01_v24_molis_8859.hl7", "lfh_adt_a01_v26_doubled_escape.hl7",
+        "em_adt_a01_mllp_no_pv1_v251.hl7")],
 }
 CTX = AdapterContext(issuer=ISSUER)
 CSV_ALPHABET = ',;\t\n"合计金额项目名称身份证号1234567890.X¥元 '
