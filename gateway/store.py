@@ -12,12 +12,14 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Dialect,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
+    TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -32,6 +34,29 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware in UTC.
+
+    SQLite keeps no offset: without this, a value written with ``+08:00`` would be stored as
+    its wall-clock time and read back naive, so API timestamps would change format (and
+    meaning) with the database. The DDL is ``DateTime(timezone=True)`` as before.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -57,8 +82,8 @@ class Record(Base):
     None once erased."""
     source_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     """Hash of the institutional source document, to recognise re-published material."""
-    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    accepted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
 
     __table_args__ = (Index("ix_records_pending", "leaf_index", "urgent"),)
@@ -92,7 +117,7 @@ class Anchor(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_time: Mapped[int] = mapped_column(BigInteger)
     gas_used: Mapped[int] = mapped_column(BigInteger, default=0)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Lease(Base):
@@ -101,7 +126,7 @@ class Lease(Base):
     __tablename__ = "leases"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 # --- the insurer's side (issue 4) -------------------------------------------------------
@@ -115,8 +140,8 @@ class Credential(Base):
     member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     label: Mapped[str] = mapped_column(String(128), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class DataKey(Base):
@@ -139,7 +164,7 @@ class Claim(Base):
     incident_date: Mapped[str] = mapped_column(String(10))
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Consent(Base):
@@ -156,8 +181,8 @@ class Consent(Base):
     """JSON list of evidence kinds; empty list = any kind."""
     date_from: Mapped[str] = mapped_column(String(10))
     date_to: Mapped[str] = mapped_column(String(10))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     """Digest of the consent record in the evidence log."""
 
@@ -173,9 +198,9 @@ class EvidenceRequest(Base):
     status: Mapped[str] = mapped_column(String(24), default="open")
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(String(500), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     decline_reason: Mapped[str] = mapped_column(String(500), default="")
     overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     """When the clock sweep announced that the request ran past its due time (once)."""
@@ -191,7 +216,7 @@ class ClaimRecord(Base):
     record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """Set when the same source document was already attached under another digest."""
-    matched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    matched_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Event(Base):
@@ -204,7 +229,7 @@ class Event(Base):
     claim_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     type: Mapped[str] = mapped_column(String(48))
     data: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class AccessLog(Base):
@@ -216,6 +241,6 @@ class AccessLog(Base):
     record_digest: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
     claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     consent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     entry_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     """Digest of this access entry as a leaf of the evidence log."""

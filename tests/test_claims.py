@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from gateway.api import create_app
 from gateway.audit import audit_reads
 from gateway.auth import issue_credential
 from gateway.chain import Chain
-from gateway.claims import ConsentScope, scope_bytes
+from gateway.claims import ConsentScope, consent_live, scope_bytes
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.envelope import sign_packet
@@ -166,6 +166,34 @@ def test_consent_withdrawal_and_expiry_stop_payload_reads(world: Any) -> None:
         s.get(Consent, second["consent"]["id"]).expires_at = datetime.now(UTC) - timedelta(1)
     r = client.get(f"/v1/records/{after}/envelope", headers=ins.headers)
     assert r.status_code == 403
+
+
+def test_consent_expiry_given_with_an_offset_is_the_instant_the_claimant_signed(
+        world: Any) -> None:
+    """SQLite keeps no offset: a +08:00 expiry used to be stored as its wall-clock time and
+    read back as UTC (8 hours late, and naive in API responses)."""
+    sv, client, m = world
+    ins = m["insurer"]
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    body = claim_body(ins)
+    scope = {**body["consent"]["scope"],
+             "expires_at": expires.astimezone(timezone(timedelta(hours=8))).isoformat()}
+    key = ed25519.Ed25519PrivateKey.generate()
+    body["consent"] = {"scope": scope, "claimant_signature": {
+        "algorithm": "ed25519", "public_key": base64.b64encode(key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode(),
+        "sig": base64.b64encode(key.sign(scope_bytes(scope))).decode()}}
+    r = client.post("/v1/claims", json=body, headers=ins.headers)
+    assert r.status_code == 201, r.text
+    view = client.get(f"/v1/claims/{r.json()['id']}", headers=ins.headers).json()
+    assert datetime.fromisoformat(view["consent"]["expires_at"]) == expires
+    assert all(datetime.fromisoformat(t).tzinfo is not None for t in
+               [view["created_at"], *(e["at"] for e in view["timeline"])])
+    with sv.db.session() as s:
+        c = s.get(Consent, view["consent"]["id"])
+        assert c.expires_at == expires and c.expires_at.utcoffset() == timedelta(0)
+        assert consent_live(c, now=expires - timedelta(seconds=1))
+        assert not consent_live(c, now=expires + timedelta(seconds=1))
 
 
 @pytest.mark.parametrize(("mutate", "status", "code"), [

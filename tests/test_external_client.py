@@ -1,0 +1,585 @@
+"""An outside client written from docs/api.md alone, against a real `claimx serve` over HTTP.
+
+Nothing here comes from claimx: the packets, their RFC 8785 bytes (the independent
+``rfc8785`` package), DSSE PAE, Ed25519 and ECDSA P-256 signatures, key ids, the claimant's
+consent, RFC 9162 proof checking and webhook HMAC checking are all this file's own code,
+following the document. The gateway runs as a subprocess (embedded EVM + SQLite) with the
+development members of ``--dev-members``; an insurer, a hospital and a police system play
+the whole flow, and the negative cases check the documented errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- the client, from docs/api.md ----------------------------------------------------------
+
+PAYLOAD_TYPE = "application/vnd.claimx.packet+json"  # §5
+SCHEMA = "claimx.packet/1"  # §3
+Key = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def b64(data: bytes) -> str:
+    """§1: standard alphabet, padded."""
+    return base64.b64encode(data).decode()
+
+
+def member_id(slug: str) -> str:
+    """§2: 0x + SHA-256("claimx.member:" + slug)."""
+    return "0x" + hashlib.sha256(b"claimx.member:" + slug.encode()).hexdigest()
+
+
+def key_id(public: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey) -> str:
+    """§2: 0x + SHA-256 of the SubjectPublicKeyInfo DER."""
+    der = public.public_bytes(serialization.Encoding.DER,
+                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "0x" + hashlib.sha256(der).hexdigest()
+
+
+def canonical(value: Any) -> bytes:
+    """§4: RFC 8785 bytes."""
+    return bytes(rfc8785.dumps(value))
+
+
+def digest_of(packet: dict[str, Any]) -> str:
+    """§4: SHA-256 of the canonical bytes, 64 lower-case hex, no 0x."""
+    return hashlib.sha256(canonical(packet)).hexdigest()
+
+
+def pae(payload_type: str, body: bytes) -> bytes:
+    """§5: "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body, lengths in bytes."""
+    t = payload_type.encode()
+    return b"DSSEv1 " + str(len(t)).encode() + b" " + t + b" " + str(len(body)).encode() \
+        + b" " + body
+
+
+def sign_pae(key: Key, message: bytes) -> bytes:
+    """§5: Ed25519 over the PAE; ECDSA P-256 with SHA-256, DER-encoded."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(message)
+    return key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+
+def envelope(packet: dict[str, Any], key: Key) -> dict[str, Any]:
+    payload = canonical(packet)
+    sig = sign_pae(key, pae(PAYLOAD_TYPE, payload))
+    return {"payloadType": PAYLOAD_TYPE, "payload": b64(payload),
+            "signatures": [{"keyid": key_id(key.public_key()), "sig": b64(sig)}]}
+
+
+def verify_envelope(env: dict[str, Any],
+                    public: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey) -> None:
+    """Raise InvalidSignature unless ``public`` signed the envelope's PAE."""
+    payload = base64.b64decode(env["payload"])
+    message = pae(env["payloadType"], payload)
+    mine = [s for s in env["signatures"] if s["keyid"] == key_id(public)]
+    assert mine, "no signature by this key"
+    sig = base64.b64decode(mine[0]["sig"])
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        public.verify(sig, message)
+    else:
+        public.verify(sig, message, ec.ECDSA(hashes.SHA256()))
+
+
+def new_packet(kind: str, issuer: str, subject: str, body: dict[str, Any],
+               issued_at: str, urgent: bool = False) -> dict[str, Any]:
+    """§3: every required field, a fresh 16-byte base64url salt without padding."""
+    salt = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
+    return {"schema": SCHEMA, "kind": kind, "issuer": issuer, "issued_at": issued_at,
+            "subject": subject, "body": body, "salt": salt, "urgent": urgent}
+
+
+def consent(scope: dict[str, Any], claimant: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
+    """§7: Ed25519 over the RFC 8785 bytes of the scope as sent, no PAE."""
+    pub = claimant.public_key().public_bytes(serialization.Encoding.Raw,
+                                             serialization.PublicFormat.Raw)
+    return {"scope": scope, "claimant_signature": {
+        "algorithm": "ed25519", "public_key": b64(pub),
+        "sig": b64(claimant.sign(canonical(scope)))}}
+
+
+def leaf_hash(digest: bytes) -> bytes:
+    """§10."""
+    return hashlib.sha256(b"\x00" + digest).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def inclusion_ok(digest_hex: str, index: int, size: int, proof: list[str],
+                 root_hex: str) -> bool:
+    """§10: RFC 9162 section 2.1.3.2."""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf_hash(bytes.fromhex(digest_hex))
+    for p_hex in proof:
+        p = bytes.fromhex(p_hex)
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == bytes.fromhex(root_hex)
+
+
+def webhook_ok(secret: str, header: str, body: bytes, now: float,
+               tolerance: int = 300) -> bool:
+    """§11: t and v1 from the header; HMAC-SHA256(secret, t + "." + raw body), hex."""
+    t: int | None = None
+    v1: list[str] = []
+    for part in header.split(","):
+        k, _, v = part.strip().partition("=")
+        if k == "t":
+            t = int(v)
+        elif k == "v1":
+            v1.append(v)
+    if t is None or abs(now - t) > tolerance:
+        return False
+    expected = hmac.new(secret.encode(), str(t).encode() + b"." + body,
+                        hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, v) for v in v1)
+
+
+def aware(text: str) -> datetime:
+    """§1: timestamps the gateway emits carry an offset."""
+    value = datetime.fromisoformat(text)
+    assert value.tzinfo is not None, f"timestamp without an offset: {text!r}"
+    return value
+
+
+# --- the document's test vectors (no server needed) ----------------------------------------
+
+VECTOR_SEED = bytes(range(32))
+VECTOR_PACKET: dict[str, Any] = {
+    "schema": "claimx.packet/1", "kind": "hospital.invoice",
+    "issuer": "0x7fc9be0739fb6ed9289f2ea0c31376edd8d5f9a5be668660afd2f61dc57c2ab3",
+    "issued_at": "2026-11-24T16:30:00Z", "subject": "7c" * 32,
+    "body": {"currency": "CNY", "total": "12800.50",
+             "items": [{"name": "CT 扫描", "quantity": 1, "amount": "680.00"}]},
+    "salt": "q1w2e3r4t5y6u7i8o9p0aA", "attachments": [], "urgent": False}
+
+
+def test_the_documents_test_vectors() -> None:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(VECTOR_SEED)
+    assert member_id("hospital.dev") == VECTOR_PACKET["issuer"]
+    assert member_id("insurer.dev") == ("0x09ffdaf9b04d4cf3c1fe39506cbaf39a46279fe76ac0f5ca6"
+                                        "01dc6f2709ff9fa")
+    assert key_id(key.public_key()) == ("0xa050837d85070582ccf7394b0988847cc312cb88259b8948"
+                                        "99f6f239cf1791a5")
+    body = canonical(VECTOR_PACKET)
+    assert len(body) == 415 and body.startswith(b'{"attachments":[],"body":{"currency":"CNY"')
+    assert digest_of(VECTOR_PACKET) == ("0e2c1c3116070b49b0dc3846e44ab020e41b5c638b8e7e05a2"
+                                        "32f782b6fb408e")
+    message = pae(PAYLOAD_TYPE, body)
+    assert message.startswith(b"DSSEv1 34 application/vnd.claimx.packet+json 415 {")
+    assert hashlib.sha256(message).hexdigest() == ("3db1ae43358d3bbc985b48addc76427dae96642"
+                                                   "be3b1730ef1fb9c71f164bfa0")
+    env = envelope(VECTOR_PACKET, key)
+    assert env["signatures"][0]["sig"] == ("yI22LJR0LA8MKTTgE67Qh4NCAezHauT7uxkdjPhyfBloYYrHP2y5"
+                                           "E6jfc29VjZg0ocNPuK2RgV6lvxvQDhllCA==")
+    scope = {"subject": "7c" * 32, "insurer": member_id("insurer.dev"), "institutions": [],
+             "kinds": ["hospital.invoice"], "date_from": "2026-11-01", "date_to": "2026-12-31",
+             "expires_at": "2027-05-25T00:00:00Z"}
+    signed = consent(scope, key)["claimant_signature"]
+    assert signed["public_key"] == "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+    assert signed["sig"] == ("nP+PnVxaJ8I093ckhr+UwFftOcGzyhGQcXs+AKpEWUehIdxyVf5l6mI4KqoJKdEa"
+                             "WYnyGnPXypBIp6s5f/NDBQ==")
+    hook_body = (b'{"id":7,"event":{"id":9,"type":"request.fulfilled","claim_id":"f8694f34-9dbd-'
+                 b'41b3-b0c4-194126d8fe16","at":"2026-11-25T09:14:13.550191+00:00","data":{"requ'
+                 b'est":"a1f9d1f2-fe93-4c04-9bfd-d5b0d77c6cc6","digest":"4a295bd0b3f3f24f6c5d1f2'
+                 b'b1ef6faa94dd4fadde28eee5f0ce323ffeb97bd61"}}}')
+    header = "t=1795598053,v1=11f1572e912513f21c843ca8622f23cee4ab457ea0fc6f317cf5a6b127fd8631"
+    secret = "whsec_k2-rN7l5CDrIs4_9dYVrWhPDLf8xJb-K4pq3Od7wF8Y"
+    assert webhook_ok(secret, header, hook_body, now=1795598053)
+    assert not webhook_ok(secret, header, hook_body + b" ", now=1795598053)
+    assert not webhook_ok(secret, header, hook_body, now=1795598053 + 301)  # stale: a replay
+
+
+# --- a real gateway and a real webhook receiver --------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    url: str
+    members: dict[str, Any]
+
+    def token(self, slug: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.members[slug]['token']}"}
+
+    def key(self, slug: str) -> Key:
+        pem = Path(self.members[slug]["key_file"]).read_bytes()
+        key = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey)
+        return key
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """`claimx serve --dev-members DIR --port P` from this checkout, always stopped."""
+    port, dev = _free_port(), tmp_path / "dev"
+    env = {**os.environ, "CLAIMX_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "CLAIMX_URGENT_POLL_SECONDS": "0.05", "CLAIMX_ANCHOR_INTERVAL_SECONDS": "1",
+           "CLAIMX_WEBHOOK_POLL_SECONDS": "0.05"}
+    for name in ("CLAIMX_DATABASE_URL", "CLAIMX_RPC_URL", "CLAIMX_DEPLOYMENT_FILE"):
+        env.pop(name, None)
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+                               "--dev-members", str(dev)], env=env, cwd=tmp_path, stdout=log,
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("claimx serve did not start: " + (tmp_path / "serve.log").read_text())
+            time.sleep(0.2)
+        yield Gateway(url, json.loads((dev / "members.json").read_text()))
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+        log.close()
+
+
+@dataclass
+class Hook:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    hooks: list[Hook] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, done: Callable[[list[Hook]], bool], seconds: float = 15) -> list[Hook]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.lock:
+                got = list(self.hooks)
+            if done(got):
+                return got
+            time.sleep(0.1)
+        raise AssertionError(f"webhooks not received in time; got {len(got)}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with rec.lock:
+                rec.hooks.append(Hook(dict(self.headers.items()), body, time.time()))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    rec.url = f"http://127.0.0.1:{server.server_port}/claimx"
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def ok(r: httpx.Response, status: int) -> Any:
+    assert r.status_code == status, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    return r.json()
+
+
+def refused(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """§12: {"error": {"code", "message", ...}} with the documented status."""
+    assert r.status_code == status, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    body = r.json()
+    assert set(body) == {"error"}, body
+    err: dict[str, Any] = body["error"]
+    assert err["code"] == code and isinstance(err["message"], str) and err["message"], body
+    return err
+
+
+# --- the flow ------------------------------------------------------------------------------
+
+
+def test_insurer_hospital_and_police_from_the_document_alone(gateway: Gateway,
+                                                             receiver: Receiver) -> None:
+    http = httpx.Client(base_url=gateway.url, timeout=30)
+    ins, hos, pol, aud = "insurer.dev", "hospital.dev", "police.dev", "auditor.dev"
+    ids = {slug: gateway.members[slug]["member_id"] for slug in (ins, hos, pol, aud)}
+    assert all(ids[slug] == member_id(slug) for slug in ids)  # §2 derivation
+    subject = secrets.token_hex(32)
+
+    # §8.1 the insurer's webhook, registered before anything happens
+    hook = ok(http.post("/v1/webhooks", headers=gateway.token(ins), json={"url": receiver.url}),
+              201)
+    assert hook["secret"].startswith("whsec_") and hook["url"] == receiver.url
+
+    # §7, §8.2 the claim, with a consent expiring at a +08:00 time
+    claimant = ed25519.Ed25519PrivateKey.generate()
+    expires = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    scope = {"subject": subject, "insurer": ids[ins], "institutions": [ids[hos], ids[pol]],
+             "kinds": [], "date_from": "2026-11-01", "date_to": "2026-12-31",
+             "expires_at": expires.astimezone(timezone(timedelta(hours=8))).isoformat()}
+    claim_in = {"reference": f"EXT-{secrets.token_hex(4)}", "subject": subject,
+                "policy": "AUTO-1", "incident_date": "2026-11-20", "kind": "accident",
+                "consent": consent(scope, claimant)}
+    forged = json.loads(json.dumps(claim_in))
+    forged["consent"]["scope"]["date_to"] = "2027-12-31"  # signed scope changed afterwards
+    refused(http.post("/v1/claims", headers=gateway.token(ins), json=forged), 422,
+            "bad_consent_signature")
+    claim = ok(http.post("/v1/claims", headers=gateway.token(ins), json=claim_in), 201)
+    cid = claim["id"]
+    assert claim["status"] == "open" and claim["green_channel"] is True
+    assert claim["consent"]["live"] is True
+    assert aware(claim["consent"]["expires_at"]) == expires
+
+    # §8.3 evidence requests, green channel
+    asked = {hos: ["hospital.discharge_summary", "hospital.invoice"],
+             pol: ["police.accident_determination"]}
+    for who, kinds in asked.items():
+        req = ok(http.post(f"/v1/claims/{cid}/requests", headers=gateway.token(ins),
+                           json={"institution": ids[who], "kinds": kinds}), 201)
+        assert req["status"] == "open" and req["urgent"] is True
+        assert 0 < req["remaining_seconds"] <= 30 * 60
+        assert aware(req["due_at"]) > aware(req["created_at"])
+
+    # §8.4, §8.5 each institution lists what it is asked and answers with its own signatures
+    digests: dict[str, str] = {}
+    packets: dict[str, dict[str, Any]] = {}
+    for who in (hos, pol):
+        key = gateway.key(who)
+        assert isinstance(key, ed25519.Ed25519PrivateKey if who == hos
+                          else ec.EllipticCurvePrivateKey)
+        open_reqs = ok(http.get("/v1/requests", headers=gateway.token(who),
+                                params={"status": "open"}), 200)
+        mine = [r for r in open_reqs if r["claim_id"] == cid]
+        assert [r["institution"] for r in mine] == [ids[who]]
+        envs = []
+        for kind in mine[0]["kinds"]:
+            packet = new_packet(kind, ids[who], subject, {"summary": f"{kind} for the claim",
+                                                          "amount": "1280.50", "count": 2},
+                                "2026-11-21T08:00:00Z",
+                                urgent=kind == "police.accident_determination")
+            packets[kind], digests[kind] = packet, digest_of(packet)
+            envs.append(envelope(packet, key))
+        if who == pol:
+            sig = base64.b64decode(envs[0]["signatures"][0]["sig"])
+            assert sig[0] == 0x30 and len(sig) <= 72  # DER, as §5 says
+        if len(envs) == 1:
+            out = [ok(http.post("/v1/records", headers=gateway.token(who), json=envs[0]), 201)]
+        else:
+            out = ok(http.post("/v1/records/batch", headers=gateway.token(who),
+                               json={"envelopes": envs}), 201)
+        for kind, res in zip(mine[0]["kinds"], out, strict=True):
+            assert res == {"digest": digests[kind], "duplicate": False, "kind": kind,
+                           "urgent": kind == "police.accident_determination"}
+    again = ok(http.post("/v1/records", headers=gateway.token(pol),
+                         json=envelope(packets["police.accident_determination"],
+                                       gateway.key(pol))), 201)
+    assert again["duplicate"] is True  # ECDSA signs anew; same bytes, same digest
+
+    # §12 a tampered signature: 422 bad_signature, documented body, nothing stored
+    bad_packet = new_packet("hospital.lab_report", ids[hos], subject, {"n": 1},
+                            "2026-11-22T08:00:00Z")
+    bad = envelope(bad_packet, gateway.key(hos))
+    sig = bytearray(base64.b64decode(bad["signatures"][0]["sig"]))
+    sig[7] ^= 0x01
+    bad["signatures"][0]["sig"] = b64(bytes(sig))
+    err = refused(http.post("/v1/records", headers=gateway.token(hos), json=bad), 422,
+                  "bad_signature")
+    assert set(err) == {"code", "message"}
+    refused(http.get(f"/v1/records/{digest_of(bad_packet)}", headers=gateway.token(aud)), 404,
+            "record_not_found")
+    batch = refused(http.post("/v1/records/batch", headers=gateway.token(hos),
+                              json={"envelopes": [envelope(bad_packet, gateway.key(hos)), bad]}),
+                    422, "batch_rejected")
+    assert [(e["index"], e["code"]) for e in batch["errors"]] == [(1, "bad_signature")]
+    refused(http.get(f"/v1/records/{digest_of(bad_packet)}", headers=gateway.token(aud)), 404,
+            "record_not_found")  # all or nothing
+    pretty = dict(envelope(bad_packet, gateway.key(hos)),
+                  payload=b64(json.dumps(bad_packet, indent=1).encode()))
+    refused(http.post("/v1/records", headers=gateway.token(hos), json=pretty), 422,
+            "not_canonical")
+
+    # §8.6 the insurer sees the records attach, the claim become ready, the records anchored
+    deadline = time.monotonic() + 20
+    while True:
+        view = ok(http.get(f"/v1/claims/{cid}", headers=gateway.token(ins)), 200)
+        if view["status"] == "ready" and len(view["records"]) == 3 and all(
+                r["status"] == "anchored" for r in view["records"]):
+            break
+        assert time.monotonic() < deadline, f"claim not ready and anchored: {view}"
+        time.sleep(0.25)
+    assert {r["digest"] for r in view["records"]} == set(digests.values())
+    assert all(r["verified"] for r in view["records"]) and view["duplicates"] == []
+    assert [r["status"] for r in view["requests"]] == ["fulfilled", "fulfilled"]
+    types = [e["type"] for e in view["timeline"]]
+    assert types[0] == "claim.opened" and "claim.ready" in types
+    assert types.count("record.received") == 3 and types.count("record.anchored") == 3
+    for stamp in [view["created_at"], view["consent"]["expires_at"],
+                  *(e["at"] for e in view["timeline"])]:
+        aware(stamp)
+    assert aware(view["consent"]["expires_at"]) == expires
+    meta = ok(http.get(f"/v1/records/{digests['hospital.invoice']}",
+                       headers=gateway.token(aud)), 200)
+    assert meta["status"] == "anchored" and meta["issuer"] == ids[hos]
+    aware(meta["accepted_at"])
+
+    # §8.7, §10 a receipt under the claim's consent, checked by this client
+    invoice = digests["hospital.invoice"]
+    receipt = ok(http.get(f"/v1/records/{invoice}/receipt", headers=gateway.token(ins),
+                          params={"claim": cid}), 200)
+    assert receipt["version"] == "claimx.receipt/1" and receipt["digest"] == invoice
+    payload = base64.b64decode(receipt["envelope"]["payload"])
+    assert payload == canonical(packets["hospital.invoice"])
+    assert hashlib.sha256(payload).hexdigest() == invoice
+    verify_envelope(receipt["envelope"], gateway.key(hos).public_key())
+    with pytest.raises(InvalidSignature):
+        verify_envelope(receipt["envelope"] | {"payloadType": "application/json"},
+                        gateway.key(hos).public_key())
+    head, proof = receipt["tree_head"], receipt["inclusion_proof"]
+    assert inclusion_ok(invoice, receipt["leaf_index"], head["size"], proof, head["root"])
+    assert not inclusion_ok(invoice, receipt["leaf_index"], head["size"],
+                            [proof[0][::-1], *proof[1:]] if proof else ["00" * 32],
+                            head["root"])
+    assert not inclusion_ok(digests["hospital.discharge_summary"], receipt["leaf_index"],
+                            head["size"], proof, head["root"])
+    assert receipt["anchored_in"]["size"] > receipt["leaf_index"]
+    log_head = ok(http.get("/v1/log/head", headers=gateway.token(aud)), 200)
+    assert log_head["anchored"]["size"] >= head["size"]
+    assert log_head["chain"] == receipt["chain"]
+    police_env = ok(http.get(f"/v1/records/{digests['police.accident_determination']}/envelope",
+                             headers=gateway.token(ins), params={"claim": cid}), 200)
+    verify_envelope(police_env, gateway.key(pol).public_key())
+    reads = ok(http.get(f"/v1/records/{invoice}/access-log", headers=gateway.token(aud)), 200)
+    assert [r["member"] for r in reads["reads"]] == [ids[ins]]
+
+    # §11 webhooks: every event of the claim arrives, HMAC-signed, first attempts in order
+    def complete(got: list[Hook]) -> bool:
+        seen = [json.loads(h.body)["event"]["type"] for h in got]
+        return "claim.ready" in seen and seen.count("record.anchored") == 3
+
+    hooks = receiver.wait_for(complete)
+    events = []
+    for h in hooks:
+        signature = h.headers["X-Claimx-Signature"]
+        assert webhook_ok(hook["secret"], signature, h.body, now=h.at), signature
+        assert not webhook_ok(hook["secret"], signature, h.body + b"\n", now=h.at)
+        assert not webhook_ok("whsec_wrong", signature, h.body, now=h.at)
+        delivery = json.loads(h.body)
+        assert h.headers["X-Claimx-Event"] == delivery["event"]["type"]
+        assert h.headers["X-Claimx-Delivery"] == str(delivery["id"])
+        aware(delivery["event"]["at"])
+        events.append(delivery["event"])
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert [e["type"] for e in events] == types[:len(events)]
+    assert [e["id"] for e in events] == [e["id"] for e in view["timeline"]][:len(events)]
+
+    # §11 server-sent events of the claim
+    frames: list[dict[str, str]] = []
+    with http.stream("GET", f"/v1/claims/{cid}/events", headers=gateway.token(ins)) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        frame: dict[str, str] = {}
+        for line in stream.iter_lines():
+            if line == "":
+                if "id" in frame:
+                    frames.append(frame)
+                    if frame["event"] == "claim.ready":
+                        break
+                frame = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                frame[name] = value
+    assert [f["event"] for f in frames] == types[:len(frames)]
+    assert all(json.loads(f["data"])["id"] == int(f["id"]) for f in frames)
+
+    # §9 refusals: out-of-scope reads, wrong roles, no credentials
+    other = new_packet("hospital.invoice", ids[hos], secrets.token_hex(32), {"n": 2},
+                       "2026-11-22T08:00:00Z")  # another person: no consent of this insurer
+    out_of_scope = ok(http.post("/v1/records", headers=gateway.token(hos),
+                                json=envelope(other, gateway.key(hos))), 201)["digest"]
+    refused(http.get(f"/v1/records/{out_of_scope}/envelope", headers=gateway.token(ins)), 403,
+            "no_consent")
+    refused(http.get(f"/v1/records/{out_of_scope}/receipt", headers=gateway.token(ins),
+                     params={"claim": cid}), 403, "no_consent")
+    refused(http.get(f"/v1/records/{invoice}/envelope", headers=gateway.token(aud)), 403,
+            "payload_forbidden")
+    refused(http.get(f"/v1/records/{invoice}/envelope", headers=gateway.token(pol)), 403,
+            "payload_forbidden")
+    refused(http.get(f"/v1/claims/{cid}", headers=gateway.token(hos)), 403, "role_forbidden")
+    refused(http.post("/v1/records", headers=gateway.token(ins),
+                      json=envelope(other, gateway.key(hos))), 403, "role_forbidden")
+    refused(http.post("/v1/records", headers=gateway.token(pol),
+                      json=envelope(other, gateway.key(hos))), 403, "issuer_mismatch")
+    refused(http.get("/v1/requests", headers=gateway.token(aud)), 403, "role_forbidden")
+    refused(http.get(f"/v1/claims/{cid}/events", headers=gateway.token(hos)), 403,
+            "not_claim_insurer")
+    refused(http.get(f"/v1/claims/{cid}"), 401, "missing_credentials")
+    refused(http.get(f"/v1/records/{invoice}/receipt", params={"claim": cid}), 401,
+            "missing_credentials")
+    refused(http.get(f"/v1/claims/{cid}", headers={"Authorization": "Bearer cx1_not-a-token"}),
+            401, "bad_credentials")
+
+    # §7 withdrawal stops payload reads at once
+    withdrawn = ok(http.post(f"/v1/claims/{cid}/consent/withdraw", headers=gateway.token(ins)),
+                   200)
+    assert withdrawn["consent"]["live"] is False
+    aware(withdrawn["consent"]["withdrawn_at"])
+    refused(http.get(f"/v1/records/{invoice}/envelope", headers=gateway.token(ins),
+                     params={"claim": cid}), 403, "no_consent")
+    refused(http.post(f"/v1/claims/{cid}/requests", headers=gateway.token(ins),
+                      json={"institution": ids[hos], "kinds": ["hospital.invoice"]}), 409,
+            "no_consent")
