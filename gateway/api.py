@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__
 from gateway.claims_api import router as claims_router
@@ -64,6 +65,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClaimxError)
     async def claimx_error(_request: Request, exc: ClaimxError) -> JSONResponse:
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own 404/405 in the same body as every other error."""
+        code = {404: "no_such_route", 405: "method_not_allowed"}.get(exc.status_code,
+                                                                    "http_error")
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

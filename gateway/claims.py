@@ -29,7 +29,7 @@ from gateway.errors import ConflictError, ForbiddenError, InputError, NotFoundEr
 from gateway.events import emit
 from gateway.evidence_requests import fulfil
 from gateway.ledger import Ledger
-from gateway.packet import EXCHANGE_KINDS
+from gateway.packet import EXCHANGE_KINDS, KINDS
 from gateway.store import Claim, ClaimRecord, Consent, Record, utcnow
 from gateway.types import parse_hex32
 
@@ -63,6 +63,14 @@ class ConsentScope(BaseModel):
     def _members(cls, v: list[str]) -> list[str]:
         for m in v:
             parse_hex32(m, "institution")
+        return v
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        unknown = [k for k in v if k not in KINDS or k in EXCHANGE_KINDS]
+        if unknown:
+            raise ValueError(f"unknown evidence kinds: {', '.join(unknown[:5])}")
         return v
 
 

@@ -6,7 +6,7 @@ list and decline the requests addressed to them. Publishing evidence answers req
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -17,10 +17,10 @@ from gateway import evidence_requests as requests
 from gateway.auth import PUBLISHERS, require_role
 from gateway.claims import ClaimIn, get_claim, live_consent, open_claim, withdraw_consent
 from gateway.deps import CallerDep, ServicesDep, SessionDep
-from gateway.errors import ConflictError
+from gateway.errors import ConflictError, InputError
 from gateway.events import event_dict
 from gateway.store import Anchor, Claim, ClaimRecord, Consent, Event, EvidenceRequest, Record
-from gateway.types import Role
+from gateway.types import Role, parse_hex32
 
 router = APIRouter(tags=["claims"])
 
@@ -73,13 +73,20 @@ def request_evidence(s: SessionDep, sv: ServicesDep, caller: CallerDep, claim_id
     claim = get_claim(s, caller, claim_id)
     if live_consent(s, claim.id) is None:
         raise ConflictError("the claim's consent is withdrawn or expired", code="no_consent")
+    asked = sv.members.lookup(parse_hex32(body.institution, "institution"))
+    if asked is None or asked.role not in PUBLISHERS:
+        raise InputError("institution is not an active hospital, police or civil-registry "
+                         "member in the registry", code="unknown_institution",
+                         loc=["institution"])
     return requests.view(requests.create(s, claim, body, sv.settings.green_channel_minutes))
 
 
 @router.get("/v1/requests")
 def list_requests(s: SessionDep, caller: CallerDep,
-                  status: Annotated[str | None, Query(description="open, partly_fulfilled, "
-                                                      "fulfilled, declined")] = None,
+                  status: Annotated[Literal["open", "partly_fulfilled", "fulfilled",
+                                            "declined", "expired"] | None, Query(
+                      description="only requests in this state (as shown: a routine request "
+                      "past due shows expired)")] = None,
                   ) -> list[dict[str, Any]]:
     """Institutions: requests addressed to you. Insurers: requests you sent."""
     if caller.role in PUBLISHERS:
@@ -88,9 +95,8 @@ def list_requests(s: SessionDep, caller: CallerDep,
         require_role(caller, Role.INSURER, *PUBLISHERS, action="read evidence requests")
         q = select(EvidenceRequest).join(Claim, Claim.id == EvidenceRequest.claim_id).where(
             Claim.insurer == caller.member_id)
-    if status:
-        q = q.where(EvidenceRequest.status == status)
-    return [requests.view(r) for r in s.scalars(q.order_by(EvidenceRequest.created_at)).all()]
+    views = [requests.view(r) for r in s.scalars(q.order_by(EvidenceRequest.created_at)).all()]
+    return [v for v in views if status is None or v["status"] == status]
 
 
 @router.post("/v1/requests/{request_id}/decline")

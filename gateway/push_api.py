@@ -15,9 +15,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from gateway import push
+from gateway.auth import require_role
 from gateway.deps import CallerDep, SessionDep
-from gateway.errors import ForbiddenError, NotFoundError
+from gateway.errors import NotFoundError
 from gateway.store import Claim, Event
+from gateway.types import Role
 
 router = APIRouter(tags=["push"])
 
@@ -149,14 +151,12 @@ def stream_claim_events(request: Request, claim_id: Annotated[str, Path(max_leng
                         after: After = None, limit: Limit = 100) -> Response:
     """One claim's events (its timeline as it happens), streamed or as a JSON page like
     `/v1/events`; the claim's insurer only."""
+    require_role(caller, Role.INSURER, action="follow claims")
     # a short session of its own: a SessionDep would stay open for the whole stream
     with request.app.state.services.db.session() as s:
         claim = s.get(Claim, claim_id)
-    if claim is None:
-        raise NotFoundError("no claim with this id", code="claim_not_found")
-    if claim.insurer != caller.member_id:
-        raise ForbiddenError("only the insurer that opened a claim may follow its events",
-                             code="not_claim_insurer")
+    if claim is None or claim.insurer != caller.member_id:  # another's claim: as if absent
+        raise NotFoundError("no claim of yours with this id", code="claim_not_found")
     return _stream(request, caller.member_id, claim_id, after or last_event_id, limit)
 
 

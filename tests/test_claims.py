@@ -196,12 +196,20 @@ def test_consent_expiry_given_with_an_offset_is_the_instant_the_claimant_signed(
         assert not consent_live(c, now=expires + timedelta(seconds=1))
 
 
+def _scope(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The claim with its consent scope changed (schema errors come before the signature)."""
+    consent = body["consent"]
+    return {**body, "consent": {**consent, "scope": {**consent["scope"], **changes}}}
+
+
 @pytest.mark.parametrize(("mutate", "status", "code"), [
     (lambda b, m: claim_body(m["insurer"], forge=True), 422, "bad_consent_signature"),
     (lambda b, m: claim_body(m["insurer2"]), 403, "consent_not_yours"),
     (lambda b, m: claim_body(m["insurer"], expires=timedelta(days=-1)), 422, "consent_expired"),
     (lambda b, m: {**b, "subject": OTHER}, 422, "consent_subject_mismatch"),
     (lambda b, m: {**b, "kind": "fraud"}, 422, "invalid_request"),
+    (lambda b, m: _scope(b, kinds=["hospital.invoce"]), 422, "invalid_request"),
+    (lambda b, m: _scope(b, kinds=["exchange.access"]), 422, "invalid_request"),
 ])
 def test_bad_claims_are_refused_and_store_nothing(world: Any, mutate: Any, status: int,
                                                   code: str) -> None:
@@ -247,6 +255,38 @@ def test_requests_fulfil_decline_and_green_channel_clock(world: Any) -> None:
     assert r.json()["status"] == "declined"
     view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
     assert view["status"] == "ready"
+
+
+def test_requests_go_to_active_institutions_and_filter_by_shown_status(world: Any) -> None:
+    sv, client, m = world
+    h, ins = m["hospital"], m["insurer"]
+    claim = open_claim(client, ins, kind="routine")
+    for who in [m["insurer2"], m["auditor"]]:
+        r = client.post(f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+                        json={"institution": who.hex, "kinds": ["hospital.invoice"]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_institution"
+    r = client.post(f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+                    json={"institution": "0x" + "ee" * 32, "kinds": ["hospital.invoice"]})
+    assert r.json()["error"]["loc"] == ["institution"]
+    req = client.post(f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+                      json={"institution": h.hex, "kinds": ["hospital.lab_report"]}).json()
+    assert [x["id"] for x in client.get("/v1/requests", params={"status": "open"},
+                                        headers=h.headers).json()] == [req["id"]]
+    with sv.db.session() as s:  # eight days pass: a routine request shows as expired
+        s.get(EvidenceRequest, req["id"]).due_at = datetime.now(UTC) - timedelta(days=1)
+    expired = client.get("/v1/requests", params={"status": "expired"}, headers=h.headers)
+    assert [x["id"] for x in expired.json()] == [req["id"]]
+    assert client.get("/v1/requests", params={"status": "open"}, headers=h.headers).json() == []
+    bad = client.get("/v1/requests", params={"status": "lost"}, headers=h.headers)
+    assert bad.status_code == 422
+
+
+def test_unknown_routes_answer_in_the_error_body(world: Any) -> None:
+    _sv, client, m = world
+    r = client.get("/v1/nothing-here", headers=m["insurer"].headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_such_route"
+    r = client.put("/v1/claims", headers=m["insurer"].headers)
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_overdue_requests_are_announced_once_to_both_sides(world: Any) -> None:

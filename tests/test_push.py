@@ -469,9 +469,11 @@ def test_claim_stream_is_the_insurers_only(gateway: Gateway) -> None:
     opened = event(db, INSURER, "claim.opened", claim_id=claim_id)
     client = httpx.Client(base_url=gateway.url, timeout=httpx.Timeout(10.0))
     path = f"/v1/claims/{claim_id}/events"
-    refused = client.get(path, headers=gateway.auth(OTHER))
-    assert refused.status_code == 403
-    assert refused.json()["error"]["code"] == "not_claim_insurer"
+    refused = client.get(path, headers=gateway.auth(OTHER))  # another insurer: as if absent
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "claim_not_found"
+    hospital = client.get(path, headers=gateway.auth(HOSPITAL))
+    assert hospital.status_code == 403 and hospital.json()["error"]["code"] == "role_forbidden"
     missing = client.get(f"/v1/claims/{uuid.uuid4()}/events", headers=gateway.auth(INSURER))
     assert missing.status_code == 404
     with client.stream("GET", path, headers={**gateway.auth(INSURER), **SSE}) as r:
@@ -509,7 +511,7 @@ def test_event_routes_answer_a_json_page_to_plain_clients(gateway: Gateway) -> N
     bad = client.get("/v1/events", headers=gateway.auth(INSURER), params={"limit": 0})
     assert bad.status_code == 422
     assert client.get(f"/v1/claims/{claim_id}/events",
-                      headers=gateway.auth(OTHER)).status_code == 403
+                      headers=gateway.auth(OTHER)).status_code == 404
     client.close()
 
 
