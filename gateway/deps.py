@@ -27,5 +27,8 @@ def _caller(request: Request, authorization: Annotated[str | None, Header()] = N
 
 
 ServicesDep = Annotated[Any, Depends(_services)]
-SessionDep = Annotated[Session, Depends(_session)]
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
+"""Committed when the route function returns and *before* the response is sent: a client
+that got its 2xx reads its own write at once, and a failing commit is the client's error
+response, never a 2xx for a change that was not stored."""
 CallerDep = Annotated[Caller, Depends(_caller)]

@@ -31,7 +31,7 @@ from gateway.keys import SigningKey
 from gateway.packet import SourceRef, new_packet
 from gateway.push import Delivery, list_endpoints, register_endpoint, remove_endpoint
 from gateway.services import Services, build_services
-from gateway.store import AccessLog, Consent, Event, EvidenceRequest, Record, utcnow
+from gateway.store import AccessLog, Claim, Consent, Event, EvidenceRequest, Record, utcnow
 from gateway.types import Role, hex32, member_id
 from tests.test_push import receiver  # noqa: F401  (fixture)
 
@@ -279,6 +279,27 @@ def test_requests_go_to_active_institutions_and_filter_by_shown_status(world: An
     assert client.get("/v1/requests", params={"status": "open"}, headers=h.headers).json() == []
     bad = client.get("/v1/requests", params={"status": "lost"}, headers=h.headers)
     assert bad.status_code == 422
+
+
+def test_a_write_is_committed_before_its_response_is_sent(world: Any) -> None:
+    """Read-your-writes: when the 201 starts, another connection already sees the claim
+    (the session used to commit after the response, so a quick client could miss it)."""
+    sv, _client, m = world
+    seen: list[int] = []
+    app = create_app(sv, run_worker=False)
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        async def spy(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and scope["method"] == "POST":
+                with sv.db.session() as s:
+                    seen.append(len(s.scalars(select(Claim)).all()))
+            await send(message)
+        await app(scope, receive, spy)
+
+    with TestClient(recording) as client:
+        r = client.post("/v1/claims", json=claim_body(m["insurer"], reference="RYW-1"),
+                        headers=m["insurer"].headers)
+    assert r.status_code == 201 and seen == [1]
 
 
 def test_unknown_routes_answer_in_the_error_body(world: Any) -> None:
