@@ -196,11 +196,16 @@ def _procedures(group: list[Segment], tz: timezone) -> list[dict[str, Any]]:
 
 def _adt_body(kind_time: str) -> Any:
     def body(group: list[Segment], tz: timezone, segments: list[Segment]) -> dict[str, Any]:
-        pv1 = _first(group, "PV1")
-        if pv1 is None:
-            raise AdapterError("ADT message has no PV1 segment", code="missing_segment",
-                               loc=("PV1",), line=group[0].line)
-        return compact({"encounter": _encounter(pv1, tz, _first(segments, "EVN"), kind_time),
+        pv1, evn = _first(group, "PV1"), _first(segments, "EVN")
+        if pv1 is None:  # minimal senders: the event itself is the evidence, dated by EVN/MSH
+            msh = _first(segments, "MSH")
+            when = ((f.time_text(evn, 6, tz) or f.time_text(evn, 2, tz)) if evn else None) \
+                or (f.time_text(msh, 7, tz) if msh else None)
+            return compact({"encounter": compact({kind_time: when}),
+                            "diagnoses": _diagnoses(group, tz),
+                            "procedures": _procedures(group, tz),
+                            "notes": ["no PV1 segment: no visit details; time from EVN or MSH"]})
+        return compact({"encounter": _encounter(pv1, tz, evn, kind_time),
                         "diagnoses": _diagnoses(group, tz), "procedures": _procedures(group, tz)})
     return body
 

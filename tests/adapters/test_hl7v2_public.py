@@ -180,6 +180,15 @@ def _athena(p: list[dict[str, Any]]) -> None:
     assert p[0]["subject"] == pseudonymise("mrn:NASON", "V001047", key=KEY)
 
 
+def _no_pv1(field: str, when: str) -> Check:
+    """Minimal ADT without PV1: the event is the evidence, its time from EVN (else MSH-7)."""
+    def check(p: list[dict[str, Any]]) -> None:
+        body = p[0]["body"]
+        assert body["encounter"] == {field: when}
+        assert body["notes"] == ["no PV1 segment: no visit details; time from EVN or MSH"]
+    return check
+
+
 EVIDENCE: dict[str, tuple[str, int, Check]] = {
     "rethink_adt_a01_v251.hl7": ("hospital.admission_summary", 1, _rethink_adt),
     "rethink_oru_r01_v251.hl7": ("hospital.lab_report", 1, _rethink_oru),
@@ -202,6 +211,14 @@ EVIDENCE: dict[str, tuple[str, int, Check]] = {
     "nist_oru_r01_lead_v251.hl7": ("hospital.lab_report", 1, _nist_lead),
     "cerner_oru_r01_lead_v251.hl7": ("hospital.lab_report", 1, _cerner_lead),
     "athena_oru_r01_no_obx_v251.hl7": ("hospital.lab_report", 1, _athena),
+    "em_adt_a01_zsegment_no_pv1_v25.hl7": ("hospital.admission_summary", 1,
+                                           _no_pv1("admitted_at", "2026-05-14T01:01:00Z")),
+    "em_adt_a03_odd_msh_no_pv1_v25.hl7": ("hospital.discharge_summary", 1,
+                                          _no_pv1("discharged_at", "2026-05-14T01:06:00Z")),
+    "em_adt_a01_escapes_no_pv1_v25.hl7": ("hospital.admission_summary", 1,
+                                          _no_pv1("admitted_at", "2025-01-28T12:00:00Z")),
+    "em_adt_a01_mllp_no_pv1_v251.hl7": ("hospital.admission_summary", 1,
+                                        _no_pv1("admitted_at", "2025-01-28T15:23:12Z")),
 }
 """Claims evidence: file -> (packet kind, packet count, hand-checked facts)."""
 
@@ -216,10 +233,6 @@ NOT_EVIDENCE: dict[str, tuple[str, tuple[str | int, ...], int]] = {
     "corepoint_siu_s14_v23.hl7": ("unsupported_message", ("MSH", 9), 1),
     "hs_bar_p01_v23.hl7": ("unsupported_message", ("MSH", 9), 1),
     "datica_ack_a01_v23.hl7": ("unsupported_message", ("MSH", 9), 1),
-    "em_adt_a01_zsegment_no_pv1_v25.hl7": ("missing_segment", ("PV1",), 2),
-    "em_adt_a03_odd_msh_no_pv1_v25.hl7": ("missing_segment", ("PV1",), 3),
-    "em_adt_a01_escapes_no_pv1_v25.hl7": ("missing_segment", ("PV1",), 2),
-    "em_adt_a01_mllp_no_pv1_v251.hl7": ("missing_segment", ("PV1",), 2),
     "cdc_broken_adt_a03_v25.hl7": ("bad_separators", ("MSH", 2), 1),
 }
 """Not claims evidence (or not a usable message): file -> (error code, loc, line)."""
