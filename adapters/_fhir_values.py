@@ -72,13 +72,20 @@ def period_or_time(res: Node, stem: str) -> str | None:
             or when(res[f"{stem}Instant"]) or when(res[f"{stem}Date"]))
 
 
+STANDARD_SYSTEMS = ("http://loinc.org", "http://snomed.info/sct", "http://hl7.org/fhir/sid/icd",
+                    "http://www.ama-assn.org/go/cpt", "http://unitsofmeasure.org")
+"""Code systems a claims engine can map without the sender's tables (prefix match)."""
+
+
 def concept(node: Node) -> dict[str, str] | None:
-    """CodeableConcept -> the first coding with a code (code, text, system), else its text."""
-    for coding in node["coding"].items():
-        code = coding["code"].string()
-        if code:
-            text = coding["display"].string() or node["text"].string()
-            return compact({"code": code, "text": text, "system": coding["system"].string()})
+    """CodeableConcept -> a coding with a code (code, text, system), a standard terminology's
+    (LOINC, SNOMED CT, ICD, CPT) before a local one, else the concept's text."""
+    codings = [c for c in node["coding"].items() if c["code"].string()]
+    standard = [c for c in codings if c["system"].string().startswith(STANDARD_SYSTEMS)]
+    for coding in standard[:1] or codings[:1]:
+        text = coding["display"].string() or node["text"].string()
+        return compact({"code": coding["code"].string(), "text": text,
+                        "system": coding["system"].string()})
     text = node["text"].string()
     return {"text": text} if text else None
 

@@ -100,7 +100,8 @@ FACTS: dict[str, tuple[Any, ...]] = {
     "encounter-example-xcda.json": ("1234213.52345873", "finished"),
     "observation-example-f001-glucose.json": ("6.3", "mmol/l", "3.1-6.2", ["H"],
                                               "2013-04-02T08:30:10Z", "15074-8"),
-    "observation-example-f206-staphylococcus.json": ("104177", "3092008", ["POS"]),
+    # LOINC 600-7 preferred over the lab's local code 104177 listed first
+    "observation-example-f206-staphylococcus.json": ("600-7", "3092008", ["POS"]),
 }
 
 ERRORS: dict[str, tuple[str, str]] = {
