@@ -27,7 +27,11 @@ SAMPLES = {
     "death_certificate": [asset("death", n) for n in ("death_zh.json", "death_en.json")],
     "attachment": [asset("attachments", n) for n in ("invoice_text_layer.pdf",
                                                       "discharge_photo.png")],
+    "fhir": [asset("fhir", n) for n in ("cn_claim_searchset.xml", "cn_lab_transaction.xml",
+                                         "public/invoice-example.xml",
+                                         "public/claim-example-oral-contained.xml")],
 }
+"""FHIR JSON is fuzzed structurally in test_fhir.py; here its XML form gets byte mutations."""
 CTX = AdapterContext(issuer=ISSUER)
 CSV_ALPHABET = ',;\t\n"合计金额项目名称身份证号1234567890.X¥元 '
 
