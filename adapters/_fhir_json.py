@@ -193,6 +193,9 @@ class Index:
     full_urls: dict[int, str] = field(default_factory=dict)
     missing: int = 0
     """Clinical references (results, diagnoses, charge items) not found in the input."""
+    _typed: dict[tuple[str, ...], list[Node]] = field(default_factory=dict)
+    """of_type answers: asked once per resource in large Bundles, so cached (resources are
+    only added while building)."""
 
     @classmethod
     def build(cls, root: Node) -> Index:
@@ -213,6 +216,7 @@ class Index:
         return index
 
     def _add(self, resource: Node, full_url: str) -> None:
+        self._typed.clear()
         self.resources.append(resource)
         self.full_urls[id(resource.value)] = full_url
         rtype, rid = resource["resourceType"].string(), resource["id"].string()
@@ -225,7 +229,10 @@ class Index:
             self.by_key.setdefault(key, resource)
 
     def of_type(self, *types: str) -> list[Node]:
-        return [r for r in self.resources if r["resourceType"].string() in types]
+        if types not in self._typed:
+            self._typed[types] = [r for r in self.resources
+                                  if r["resourceType"].string() in types]
+        return list(self._typed[types])
 
     def resolve(self, ref: Node, container: Node, *types: str) -> Node | None:
         """The resource a Reference points to; None for a logical (identifier-only) reference.
