@@ -3,6 +3,9 @@
 Every value is read through :class:`Node`, which knows its RFC 6901 JSON pointer, so each
 error names the exact place (``/entry/3/resource/code``) and never the value. Numbers are
 decoded as ``decimal.Decimal`` (FHIR decimals keep their precision; packets never see floats).
+FHIR XML (``adapters._fhir_xml``) is converted to the same JSON shape and walked by the same
+Node with ``xml=True``: locations are then element paths (``/Bundle/entry[2]/resource/Claim``),
+numbers and booleans arrive as text, and a lone element stands for a one-element array.
 References are resolved as FHIR R4 section 2.36 "Resolving references in Bundles" describes:
 by ``fullUrl``, by ``Type/id`` relative to the Bundle, and ``#id`` to contained resources.
 """
@@ -10,6 +13,7 @@ by ``fullUrl``, by ``Type/id`` relative to the Bundle, and ``#id`` to contained 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,26 +22,51 @@ from gateway.errors import AdapterError
 
 BUNDLE_TYPES = frozenset({"collection", "document", "transaction", "searchset", "batch",
                           "transaction-response", "batch-response", "history", "message"})
-_MAX_DEPTH = 64
+MAX_DEPTH = 64
+_XML_NUMBER = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+_EXTENSION_ONLY = frozenset({"id", "extension"})
+_WANTED = {False: {"object": "expected a JSON object", "array": "expected a JSON array",
+                   "string": "expected a JSON string", "number": "expected a JSON number"},
+           True: {"object": "expected an element with child elements",
+                  "array": "expected elements", "string": "expected a value attribute",
+                  "number": "expected a value attribute"}}
 
 
 def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
+class Resource(dict[str, Any]):
+    """A resource converted from FHIR XML: its members sit under its type's element, so the
+    element path of a member is ``<path>/<resourceType>/<member>``."""
+
+
 @dataclass(frozen=True)
 class Node:
-    """A JSON value and where it is; absent members are Nodes holding None."""
+    """A JSON value and where it is; absent members are Nodes holding None.
+
+    ``xml`` marks values converted from FHIR XML: ``ptr`` is then an element path, repeated
+    elements are numbered from 1 (``item[2]``), primitives are strings (decimals and booleans
+    included) and a lone primitive is a one-element array, as a lone object already is.
+    """
 
     value: Any
     ptr: str
+    xml: bool = False
 
     def __getitem__(self, key: str | int) -> Node:
-        child = f"{self.ptr}/{_escape(str(key))}"
         if isinstance(key, int):
             items = self.value if isinstance(self.value, list) else []
-            return Node(items[key] if 0 <= key < len(items) else None, child)
-        return Node(self.obj().get(key), child)
+            child = f"{self.ptr}[{key + 1}]" if self.xml else f"{self.ptr}/{key}"
+            return Node(items[key] if 0 <= key < len(items) else None, child, self.xml)
+        if not self.xml:
+            return Node(self.obj().get(key), f"{self.ptr}/{_escape(key)}")
+        base = self.ptr
+        if isinstance(self.value, Resource):
+            base = f"{base}/{self.value.get('resourceType', '')}"
+            if key == "resourceType":
+                return Node(self.value.get(key), base, True)
+        return Node(self.obj().get(key), f"{base}/{key}", True)
 
     def error(self, msg: str, code: str) -> AdapterError:
         return AdapterError(msg, code=code, loc=(self.ptr or "/",))
@@ -46,25 +75,31 @@ class Node:
         if self.value is None:
             return {}
         if not isinstance(self.value, dict):
-            raise self.error("expected a JSON object", "bad_type")
+            raise self.error(_WANTED[self.xml]["object"], "bad_type")
         return self.value
 
     def items(self) -> list[Node]:
-        """Elements of an array (a lone object is tolerated as a one-element array)."""
+        """Elements of an array (a lone object is tolerated as a one-element array; from XML a
+        lone primitive too)."""
         if self.value is None:
             return []
-        if isinstance(self.value, dict):
+        if isinstance(self.value, dict) or (self.xml and isinstance(self.value, str)):
             return [self]
         if not isinstance(self.value, list):
-            raise self.error("expected a JSON array", "bad_type")
+            raise self.error(_WANTED[self.xml]["array"], "bad_type")
         return [self[i] for i in range(len(self.value))]
+
+    def _extension_only(self) -> bool:
+        """From XML, a primitive that carries only an id or extensions (no value attribute)
+        cannot be told from a complex element; it is read as absent, as JSON's ``_name``."""
+        return self.xml and isinstance(self.value, dict) and self.value.keys() <= _EXTENSION_ONLY
 
     def string(self) -> str:
         """A string member, '' when absent; numbers and booleans are refused."""
-        if self.value is None:
+        if self.value is None or self._extension_only():
             return ""
         if not isinstance(self.value, str):
-            raise self.error("expected a JSON string", "bad_type")
+            raise self.error(_WANTED[self.xml]["string"], "bad_type")
         return self.value.strip()
 
     def text(self) -> str:
@@ -73,12 +108,26 @@ class Node:
             return str(self.value)
         return self.string()
 
+    def boolean(self) -> bool | None:
+        """A boolean member; None when absent or not a boolean (from XML: ``true``/``false``)."""
+        if isinstance(self.value, bool):
+            return self.value
+        if self.xml and isinstance(self.value, str) and self.value.strip() in ("true", "false"):
+            return self.value.strip() == "true"
+        return None
+
     def dec(self) -> Decimal | None:
-        if self.value is None:
+        if self.value is None or self._extension_only():
             return None
+        if self.xml and isinstance(self.value, str):
+            if not _XML_NUMBER.match(self.value.strip()):
+                raise self.error("expected a decimal number", "bad_number")
+            return self._in_range(Decimal(self.value.strip()))
         if isinstance(self.value, bool) or not isinstance(self.value, int | Decimal):
-            raise self.error("expected a JSON number", "bad_type")
-        value = Decimal(self.value)
+            raise self.error(_WANTED[self.xml]["number"], "bad_type")
+        return self._in_range(Decimal(self.value))
+
+    def _in_range(self, value: Decimal) -> Decimal:
         if not value.is_finite() or abs(value.adjusted()) > 30:
             raise self.error("number out of range", "bad_number")
         return value
@@ -106,7 +155,7 @@ def load(raw: bytes) -> Node:
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise AdapterError("expected a FHIR resource: a JSON object with resourceType",
                            code="not_fhir", loc=("/resourceType",))
-    _check_depth(value)
+    check_depth(value)
     return Node(value, "")
 
 
@@ -122,11 +171,12 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def _check_depth(value: Any) -> None:
+def check_depth(value: Any) -> None:
+    """Refuse a decoded document nested deeper than FHIR resources ever are (``too_deep``)."""
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if depth > _MAX_DEPTH:
+        if depth > MAX_DEPTH:
             raise AdapterError("JSON nested too deeply", code="too_deep", loc=("/",))
         if isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
@@ -143,6 +193,9 @@ class Index:
     full_urls: dict[int, str] = field(default_factory=dict)
     missing: int = 0
     """Clinical references (results, diagnoses, charge items) not found in the input."""
+    _typed: dict[tuple[str, ...], list[Node]] = field(default_factory=dict)
+    """of_type answers: asked once per resource in large Bundles, so cached (resources are
+    only added while building)."""
 
     @classmethod
     def build(cls, root: Node) -> Index:
@@ -163,6 +216,7 @@ class Index:
         return index
 
     def _add(self, resource: Node, full_url: str) -> None:
+        self._typed.clear()
         self.resources.append(resource)
         self.full_urls[id(resource.value)] = full_url
         rtype, rid = resource["resourceType"].string(), resource["id"].string()
@@ -175,7 +229,10 @@ class Index:
             self.by_key.setdefault(key, resource)
 
     def of_type(self, *types: str) -> list[Node]:
-        return [r for r in self.resources if r["resourceType"].string() in types]
+        if types not in self._typed:
+            self._typed[types] = [r for r in self.resources
+                                  if r["resourceType"].string() in types]
+        return list(self._typed[types])
 
     def resolve(self, ref: Node, container: Node, *types: str) -> Node | None:
         """The resource a Reference points to; None for a logical (identifier-only) reference.

@@ -161,8 +161,9 @@ def _value(obs: Node) -> tuple[str | None, dict[str, str] | None, str | None]:
     for key in ("valueString", "valueTime", "valueInteger"):
         if obs[key].present:
             return obs[key].text(), None, None
-    if isinstance(obs["valueBoolean"].value, bool):
-        return str(obs["valueBoolean"].value).lower(), None, None
+    flag = obs["valueBoolean"].boolean()
+    if flag is not None:
+        return str(flag).lower(), None, None
     if obs["valueDateTime"].present:
         return when(obs["valueDateTime"]), None, None
     if obs["valueRange"].present:

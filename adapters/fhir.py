@@ -1,4 +1,4 @@
-"""FHIR R4 JSON resources and Bundles -> claim packets.
+"""FHIR R4 resources and Bundles, JSON or XML -> claim packets.
 
 Validator choice: a lenient walker over the decoded JSON (``_fhir_json.Node``) with our own
 errors located by JSON pointer, not ``fhir.resources``. fhir.resources 8.x models R5 by
@@ -14,6 +14,10 @@ Packets (see docs/adapters/fhir.md): Encounter (+ Condition, Procedure) -> disch
 Claim, Invoice (+ ChargeItem), loose ChargeItems -> itemised bill; loose Conditions ->
 diagnosis; loose laboratory Observations -> lab report. The Patient supplies only the subject
 pseudonym. Numbers are decoded as ``Decimal`` and written as strings, never floats.
+
+XML (``adapters._fhir_xml``): parsed with defusedxml and converted to the JSON shape by the
+specification's own XML/JSON correspondence, then mapped by the same code; errors are located
+by element path (``/Bundle/entry[2]/resource/Claim/item/net/value``) instead of JSON pointer.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from adapters._clinical import check_size, locate, make_packet, utc_text
 from adapters._fhir_json import Index, Node, load
 from adapters._fhir_subject import Subject, subject_of
 from adapters._fhir_values import concept, concept_label, moment_of
+from adapters._fhir_xml import detect as detect_xml
+from adapters._fhir_xml import is_xml, load_xml
 from adapters.registry import Adapter, AdapterContext, register
 from gateway.errors import AdapterError
 from gateway.packet import Packet
@@ -47,8 +53,11 @@ Packets = list[tuple[str, Node, dict[str, Any]]]
 
 
 def detect(raw: bytes) -> bool:
-    """A JSON object whose first members include ``resourceType`` (cheap: looks at 4 KiB)."""
+    """A JSON object whose first members include ``resourceType`` (cheap: looks at 4 KiB), or
+    XML whose root element is in the FHIR namespace (its start tag, within 64 KiB)."""
     head = raw[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"<"):
+        return detect_xml(raw)
     return head.startswith(b"{") and b'"resourceType"' in head
 
 
@@ -56,7 +65,7 @@ def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
     """Map every claims-evidence resource of a FHIR resource or Bundle to a packet."""
     check_size(raw, ctx.file)
     try:
-        root = load(raw)
+        root = load_xml(raw) if is_xml(raw) else load(raw)
         index = Index.build(root)
         out: list[Packet] = []
         for kind, res, body in _bodies(root, index):
@@ -224,8 +233,8 @@ def _issued_at(res: Node, root: Node) -> str | None:
 
 
 ADAPTER = register(Adapter(
-    name=FORMAT, description="FHIR R4 JSON resources and Bundles: Encounter, DiagnosticReport, "
-    "Claim, Invoice, ChargeItem (Patient gives the subject)",
+    name=FORMAT, description="FHIR R4 JSON or XML resources and Bundles: Encounter, "
+    "DiagnosticReport, Claim, Invoice, ChargeItem (Patient gives the subject)",
     kinds=("hospital.admission_summary", "hospital.diagnosis", "hospital.discharge_summary",
            "hospital.invoice", "hospital.lab_report"),
-    adapt=adapt, detect=detect, extensions=(".json", ".fhir.json")))
+    adapt=adapt, detect=detect, extensions=(".json", ".fhir.json", ".xml", ".fhir.xml")))

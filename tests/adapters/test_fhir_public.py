@@ -1,7 +1,8 @@
 """The FHIR specification's own examples (tests/assets/fhir/public, CC0) through the adapter.
 
-Every expectation below was checked by hand against the example's JSON: the packet kind, a
-date, a code and an amount or value, or the error code and its JSON pointer.
+Every expectation below was checked by hand against the example's JSON or XML: the packet kind,
+a date, a code and an amount or value, or the error code and its JSON pointer or element path.
+An example published in both forms must give the same packets from each.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ PACKETS: dict[str, tuple[str, str | None, Any]] = {
         lambda b: (_first(b)["observations"][0]["code"]["code"],
                    _first(b)["observations"][0]["value_coded"]["code"],
                    _first(b)["observations"][0]["abnormal_flags"])),
+    "invoice-example.xml": (  # totals only, no lineItem
+        "hospital.invoice", "2017-01-25T07:00:00Z",
+        lambda b: (b["declared_total"], b["currency"], "items" in b, b["resource"]["id"])),
+    "chargeitem-example.xml": (  # issued at enteredDate 23:55:04+01:00
+        "hospital.invoice", "2017-01-25T22:55:04Z",
+        lambda b: (b["items"][0]["code"], b["items"][0]["quantity"], b["items"][0]["amount"],
+                   b["items"][0]["date"], b["total"], b["currency"])),
 }
 
 FACTS: dict[str, tuple[Any, ...]] = {
@@ -102,6 +110,8 @@ FACTS: dict[str, tuple[Any, ...]] = {
                                               "2013-04-02T08:30:10Z", "15074-8"),
     # LOINC 600-7 preferred over the lab's local code 104177 listed first
     "observation-example-f206-staphylococcus.json": ("600-7", "3092008", ["POS"]),
+    "invoice-example.xml": ("48", "EUR", False, "example"),
+    "chargeitem-example.xml": ("01510", "1", "40", "2017-01-25T07:00:00Z", "40", "EUR"),
 }
 
 ERRORS: dict[str, tuple[str, str]] = {
@@ -110,11 +120,19 @@ ERRORS: dict[str, tuple[str, str]] = {
     "operationoutcome-example.json": ("unsupported_resource", "/resourceType"),
     "observation-example-bloodpressure.json": ("unsupported_resource", "/resourceType"),
     "observation-example-sample-data.json": ("unsupported_resource", "/resourceType"),
-    "chargeitem-example.xml": ("bad_json", "/"),
-    "invoice-example.xml": ("bad_json", "/"),
+    "bundle-example.xml": ("unsupported_resource", "/Bundle/entry"),
+    # the Claim's patient is a contained Patient with a name and address but no identifier
+    "claim-example-oral-contained.xml": ("missing_identifier",
+                                         "/Claim/contained[4]/Patient/identifier"),
 }
-"""Vital signs and an ECG (category ``vital-signs`` / ``procedure``) are not lab reports; FHIR
-XML is not read (docs/adapters/fhir.md, "XML")."""
+"""Vital signs and an ECG (category ``vital-signs`` / ``procedure``) are not lab reports."""
+
+XML_TWINS = sorted(p.name for p in PUBLIC.glob("*.xml") if p.with_suffix(".json").exists())
+"""Examples published as XML and JSON: each XML one expects what its JSON twin does."""
+for _xml in XML_TWINS:
+    _json = _xml.removesuffix(".xml") + ".json"
+    if _json in PACKETS:
+        PACKETS[_xml], FACTS[_xml] = PACKETS[_json], FACTS[_json]
 
 
 def test_every_public_example_has_an_expectation() -> None:
@@ -122,6 +140,7 @@ def test_every_public_example_has_an_expectation() -> None:
     assert names == set(PACKETS) | set(ERRORS)
     assert set(PACKETS) == set(FACTS)
     assert len(names) >= 20
+    assert len(XML_TWINS) >= 7 and len([n for n in PACKETS if n.endswith(".xml")]) >= 8
 
 
 @pytest.mark.parametrize("name", sorted(PACKETS))
@@ -145,9 +164,35 @@ def test_public_example_yields_packet(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(ERRORS))
 def test_public_example_not_evidence(name: str) -> None:
+    raw = (PUBLIC / name).read_bytes()
+    assert detect_format(raw) == "fhir"
     with pytest.raises(AdapterError) as info:
-        fhir.adapt((PUBLIC / name).read_bytes(), CTX)
+        fhir.adapt(raw, CTX)
     assert (info.value.code, info.value.loc) == (ERRORS[name][0], (ERRORS[name][1],))
+    assert "Donald" not in json.dumps(info.value.to_dict())
+
+
+def _comparable(raw: bytes) -> list[dict[str, Any]] | str:
+    """Packets without what differs by construction (source hash, random salt, id), or the
+    error code; an undated packet's issued_at is the adaptation time and is left out too."""
+    try:
+        packets = [p.to_obj() for p in fhir.adapt(raw, CTX)]
+    except AdapterError as exc:
+        return exc.code
+    for packet in packets:
+        for key in ("source", "salt", "id"):
+            packet.pop(key, None)
+        if packet["body"].get("undated"):
+            del packet["issued_at"]
+    return packets
+
+
+@pytest.mark.parametrize("name", XML_TWINS)
+def test_xml_example_gives_the_packets_of_its_json_twin(name: str) -> None:
+    """Kind, issued_at, subject (same pseudonym, same subject_from) and the whole body."""
+    xml = _comparable((PUBLIC / name).read_bytes())
+    assert xml == _comparable((PUBLIC / name).with_suffix(".json").read_bytes())
+    assert xml  # a packet or an error code, never nothing
 
 
 def test_literal_reference_scoped_by_server_base() -> None:
@@ -200,7 +245,8 @@ def test_subject_reference_errors(ref: dict[str, Any], extra: list[dict[str, Any
 
 
 def test_invoice_without_lines_gives_its_declared_total() -> None:
-    """The spec's Invoice/example (its XML form is a fixture) has totals but no lineItem."""
+    """The spec's Invoice/example (its XML form is a fixture) has totals but no lineItem; this
+    is the JSON of the elements the adapter reads, and it maps as the XML does."""
     invoice = {"resourceType": "Invoice", "id": "example", "status": "issued",
                "subject": {"reference": "Patient/example"}, "date": "2017-01-25T08:00:00+01:00",
                "totalNet": {"value": 40, "currency": "EUR"},
@@ -209,6 +255,8 @@ def test_invoice_without_lines_gives_its_declared_total() -> None:
     assert (packet.kind, packet.issued_at) == ("hospital.invoice", "2017-01-25T07:00:00Z")
     assert (packet.body["declared_total"], packet.body["currency"]) == ("48", "EUR")
     assert "items" not in packet.body
+    assert _comparable(json.dumps(invoice).encode()) == _comparable(
+        (PUBLIC / "invoice-example.xml").read_bytes())
     del invoice["totalGross"], invoice["totalNet"]
     with pytest.raises(AdapterError) as info:
         fhir.adapt(json.dumps(invoice).encode(), CTX)

@@ -31,7 +31,11 @@ SAMPLES = {
         "cdc_phlip_oru_r01_v251_truncation_char.hl7", "mieweb_dft_p03_v25_no_amounts.hl7",
         "nhapi_oru_r01_v24_molis_8859.hl7", "lfh_adt_a01_v26_doubled_escape.hl7",
         "em_adt_a01_mllp_no_pv1_v251.hl7")],
+    "fhir": [asset("fhir", n) for n in ("cn_claim_searchset.xml", "cn_lab_transaction.xml",
+                                         "public/invoice-example.xml",
+                                         "public/claim-example-oral-contained.xml")],
 }
+"""FHIR JSON is fuzzed structurally in test_fhir.py; here its XML form gets byte mutations."""
 CTX = AdapterContext(issuer=ISSUER)
 CSV_ALPHABET = ',;\t\n"合计金额项目名称身份证号1234567890.X¥元 '
 
