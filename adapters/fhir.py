@@ -11,7 +11,8 @@ with the R4B models so the samples are real FHIR.
 
 Packets (see docs/adapters/fhir.md): Encounter (+ Condition, Procedure) -> discharge summary
 (admission summary while the stay is open); DiagnosticReport (+ Observation) -> lab report;
-Claim, Invoice (+ ChargeItem), loose ChargeItems -> itemised bill; loose Conditions ->
+Claim, Invoice (+ ChargeItem), loose ChargeItems -> itemised bill; loose Procedures ->
+procedure record; loose Conditions ->
 diagnosis; loose laboratory Observations -> lab report. The Patient supplies only the subject
 pseudonym. Numbers are decoded as ``Decimal`` and written as strings, never floats.
 
@@ -45,6 +46,7 @@ _ISSUED_FIELDS = {
     "Claim": ("created",), "Invoice": ("date",),
     "ChargeItem": ("enteredDate", "occurrenceDateTime", "occurrencePeriod/start"),
     "Condition": ("recordedDate", "onsetDateTime"),
+    "Procedure": ("performedDateTime", "performedPeriod/end", "performedPeriod/start"),
     "Observation": ("issued", "effectiveDateTime", "effectivePeriod/start"),
 }
 """Candidates for ``issued_at``, before the resource's meta.lastUpdated and the Bundle's time."""
@@ -102,8 +104,8 @@ def _bodies(root: Node, index: Index) -> Packets:
     if not packets:
         where = root["entry"] if root["resourceType"].string() == "Bundle" else root["resourceType"]
         raise where.error("no resource here is claims evidence (supported: Encounter, "
-                          "DiagnosticReport, Claim, Invoice, ChargeItem, Condition, laboratory "
-                          "Observation)", "unsupported_resource")
+                          "DiagnosticReport, Claim, Invoice, ChargeItem, Condition, Procedure, "
+                          "laboratory Observation)", "unsupported_resource")
     return packets
 
 
@@ -170,37 +172,51 @@ def _has_clinical(enc: Node, index: Index) -> bool:
                for r in index.of_type("Condition", "Procedure"))
 
 
+_LOOSE_KINDS = {"ChargeItem": "hospital.invoice", "Condition": "hospital.diagnosis",
+                "Procedure": "hospital.procedure", "Observation": "hospital.lab_report"}
+
+
 def _loose(index: Index, used: m.Used) -> Packets:
-    """ChargeItems, Conditions and lab Observations not folded into a document: one packet per
-    type and patient."""
+    """ChargeItems, Conditions, Procedures and lab Observations not folded into a document: one
+    packet per type and patient."""
     groups: dict[tuple[str, str], tuple[Node, list[dict[str, Any]], list[int]]] = {}
-    for res in index.of_type("ChargeItem", "Condition", "Observation"):
+    for res in index.of_type(*_LOOSE_KINDS):
         if res in used or m.not_evidence(res) is not None:
             continue
         rtype = res["resourceType"].string()
         if rtype == "Observation" and not _is_lab(res):
             continue
         index.missing = 0
-        entry = (m.charge_item(res) if rtype == "ChargeItem"
-                 else m.condition(res, "", "") if rtype == "Condition"
-                 else m.observation(res, index, used, res, 0))
+        entry = _loose_entry(res, rtype, index, used)
         key = (rtype, repr(_subject_of(res, index, "")[0][:2]))
         group = groups.setdefault(key, (res, [], [0]))
         group[1].append(entry)
         group[2][0] += index.missing
     packets: Packets = []
     for (rtype, _), (first, entries, missing) in groups.items():
-        if rtype == "ChargeItem":
-            body = m.bill(entries, Node(None, ""), first)
-        elif rtype == "Condition":
-            body = {"diagnoses": entries}
-        else:
-            body = {"reports": [{"observations": entries}]}
+        body: dict[str, Any] = (
+                m.bill(entries, Node(None, ""), first) if rtype == "ChargeItem"
+                else {"diagnoses": entries} if rtype == "Condition"
+                else {"procedures": entries} if rtype == "Procedure"
+                else {"reports": [{"observations": entries}]})
         if missing[0]:
             body["references_not_included"] = missing[0]
-        packets.append(("hospital.invoice" if rtype == "ChargeItem" else "hospital.diagnosis"
-                        if rtype == "Condition" else "hospital.lab_report", first, body))
+        packets.append((_LOOSE_KINDS[rtype], first, body))
     return packets
+
+
+def _loose_entry(res: Node, rtype: str, index: Index, used: m.Used) -> dict[str, Any]:
+    if rtype == "ChargeItem":
+        return m.charge_item(res)
+    if rtype == "Condition":
+        return m.condition(res, "", "")
+    if rtype == "Procedure":
+        entry = m.procedure(res)
+        if "code" not in entry and "text" not in entry:
+            raise res["code"].error("Procedure.code is required for a procedure record",
+                                    "missing_field")
+        return entry
+    return m.observation(res, index, used, res, 0)
 
 
 def _is_lab(obs: Node) -> bool:
@@ -234,7 +250,9 @@ def _issued_at(res: Node, root: Node) -> str | None:
 
 ADAPTER = register(Adapter(
     name=FORMAT, description="FHIR R4 JSON or XML resources and Bundles: Encounter, "
-    "DiagnosticReport, Claim, Invoice, ChargeItem (Patient gives the subject)",
-    kinds=("hospital.admission_summary", "hospital.diagnosis", "hospital.discharge_summary",
+    "DiagnosticReport, Observation, Condition, Procedure, Claim, Invoice, ChargeItem (Patient "
+    "gives the subject)",
+    kinds=("hospital.admission_summary", "hospital.diagnosis", "hospital.procedure",
+           "hospital.discharge_summary",
            "hospital.invoice", "hospital.lab_report"),
     adapt=adapt, detect=detect, extensions=(".json", ".fhir.json", ".xml", ".fhir.xml")))

@@ -30,6 +30,8 @@ KINDS: dict[str, str] = {
     "self-pay and insurer-covered parts",
     "hospital.diagnosis": "diagnosis certificate: coded diagnoses",
     "hospital.lab_report": "lab report: observations, units, reference ranges, abnormal flags",
+    "hospital.procedure": "procedures performed outside a discharge summary (operations, "
+    "chemotherapy): coded procedure, status, time",
     "police.accident_determination": "road traffic accident determination: case number, time, "
     "place, parties, vehicles, liability split, facts",
     "police.incident_report": "incident report: case number, time, place, summary",

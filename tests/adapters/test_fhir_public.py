@@ -83,6 +83,10 @@ PACKETS: dict[str, tuple[str, str | None, Any]] = {
         lambda b: (_first(b)["observations"][0]["code"]["code"],
                    _first(b)["observations"][0]["value_coded"]["code"],
                    _first(b)["observations"][0]["abnormal_flags"])),
+    "procedure-example-f201-tpf.json": (  # a chemotherapy session outside any discharge
+        "hospital.procedure", "2013-01-28T13:27:00Z",  # performedPeriod.end 14:27+01:00
+        lambda b: (b["procedures"][0]["code"], b["procedures"][0]["system"],
+                   b["procedures"][0]["status"], b["procedures"][0]["time"], b["subject_from"])),
     "invoice-example.xml": (  # totals only, no lineItem
         "hospital.invoice", "2017-01-25T07:00:00Z",
         lambda b: (b["declared_total"], b["currency"], "items" in b, b["resource"]["id"])),
@@ -106,6 +110,8 @@ FACTS: dict[str, tuple[Any, ...]] = {
     "encounter-example-f202-20130128.json": ("Chemotherapy", 2),
     "encounter-example-f203-20130311.json": ("2013-03-11", "2013-03-20", "IMP", 2),
     "encounter-example-xcda.json": ("1234213.52345873", "finished"),
+    "procedure-example-f201-tpf.json": ("367336001", "http://snomed.info/sct", "completed",
+                                        "2013-01-28T12:31:00Z", "literal_reference"),
     "observation-example-f001-glucose.json": ("6.3", "mmol/l", "3.1-6.2", ["H"],
                                               "2013-04-02T08:30:10Z", "15074-8"),
     # LOINC 600-7 preferred over the lab's local code 104177 listed first
