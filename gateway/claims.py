@@ -27,7 +27,7 @@ from gateway.auth import Caller
 from gateway.canonical import canonical_bytes
 from gateway.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from gateway.events import emit
-from gateway.evidence_requests import fulfil
+from gateway.evidence_requests import cancel_open, fulfil
 from gateway.ledger import Ledger
 from gateway.packet import EXCHANGE_KINDS, KINDS
 from gateway.store import Claim, ClaimRecord, Consent, Record, utcnow
@@ -203,6 +203,19 @@ def withdraw_consent(s: Session, ledger: Ledger, caller: Caller, claim: Claim) -
                   {"claim": claim.id, "withdrawn": c.digest.hex()})
     emit(s, caller.member_id, "consent.withdrawn", {"consent_digest": c.digest.hex()}, claim.id)
     return c
+
+
+def close_claim(s: Session, claim: Claim, outcome: str) -> Claim:
+    """Decide the claim: no record attaches any more and open requests are cancelled.
+    Records already attached stay readable while the consent lives (a decision may be
+    re-checked); withdrawing the consent stops that too."""
+    if claim.status == "closed":
+        raise ConflictError(f"claim already closed ({claim.outcome})", code="claim_closed")
+    claim.status, claim.outcome, claim.closed_at = "closed", outcome, utcnow()
+    cancelled = cancel_open(s, claim)
+    emit(s, claim.insurer, "claim.closed", {"reference": claim.reference, "outcome": outcome,
+                                            "requests_cancelled": cancelled}, claim.id)
+    return claim
 
 
 def match_new_records(s: Session, stored: list[tuple[bytes, str]]) -> None:

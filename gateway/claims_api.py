@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from gateway import evidence_requests as requests
 from gateway.auth import PUBLISHERS, require_role
-from gateway.claims import ClaimIn, get_claim, live_consent, open_claim, withdraw_consent
+from gateway.claims import (
+    ClaimIn,
+    close_claim,
+    get_claim,
+    live_consent,
+    open_claim,
+    withdraw_consent,
+)
 from gateway.deps import CallerDep, ServicesDep, SessionDep
 from gateway.errors import ConflictError, InputError
 from gateway.events import event_dict
@@ -65,12 +72,27 @@ def withdraw(s: SessionDep, sv: ServicesDep, caller: CallerDep,
     return claim_view(s, claim)
 
 
+class CloseIn(BaseModel):
+    outcome: Literal["paid", "denied", "withdrawn"] = Field(
+        description="the decision: paid, denied, or withdrawn by the claimant")
+
+
+@router.post("/v1/claims/{claim_id}/close")
+def close(s: SessionDep, caller: CallerDep, claim_id: str, body: CloseIn) -> dict[str, Any]:
+    """Close a decided claim: nothing attaches any more, open requests are cancelled (their
+    institutions are told), the claim keeps its records, consent and timeline."""
+    require_role(caller, Role.INSURER, action="close claims")
+    return claim_view(s, close_claim(s, get_claim(s, caller, claim_id), body.outcome))
+
+
 @router.post("/v1/claims/{claim_id}/requests", status_code=201)
 def request_evidence(s: SessionDep, sv: ServicesDep, caller: CallerDep, claim_id: str,
                      body: requests.RequestIn) -> dict[str, Any]:
     """Ask an institution for kinds of evidence; green-channel claims get a 30-minute clock."""
     require_role(caller, Role.INSURER, action="request evidence")
     claim = get_claim(s, caller, claim_id)
+    if claim.status == "closed":
+        raise ConflictError("the claim is closed", code="claim_closed")
     if live_consent(s, claim.id) is None:
         raise ConflictError("the claim's consent is withdrawn or expired", code="no_consent")
     asked = sv.members.lookup(parse_hex32(body.institution, "institution"))
@@ -84,7 +106,7 @@ def request_evidence(s: SessionDep, sv: ServicesDep, caller: CallerDep, claim_id
 @router.get("/v1/requests")
 def list_requests(s: SessionDep, caller: CallerDep,
                   status: Annotated[Literal["open", "partly_fulfilled", "fulfilled",
-                                            "declined", "expired"] | None, Query(
+                                            "declined", "expired", "cancelled"] | None, Query(
                       description="only requests in this state (as shown: a routine request "
                       "past due shows expired)")] = None,
                   ) -> list[dict[str, Any]]:
@@ -111,7 +133,8 @@ def _summary(c: Claim) -> dict[str, Any]:
     return {"id": c.id, "reference": c.reference, "subject": c.subject, "policy": c.policy,
             "incident_date": c.incident_date, "kind": c.kind, "status": c.status,
             "green_channel": c.kind in ("critical_illness", "accident"),
-            "created_at": c.created_at.isoformat()}
+            "created_at": c.created_at.isoformat(), "outcome": c.outcome,
+            "closed_at": c.closed_at.isoformat() if c.closed_at else None}
 
 
 def claim_view(s: Session, claim: Claim) -> dict[str, Any]:

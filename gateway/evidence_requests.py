@@ -157,6 +157,17 @@ class ClockSweep:
             return sweep_clocks(s)
 
 
+def cancel_open(s: Session, claim: Claim) -> int:
+    """The claim was closed: its open requests are cancelled, and the institutions told so
+    (``request.cancelled``) so they stop working on them."""
+    open_ones = s.scalars(select(EvidenceRequest).where(
+        EvidenceRequest.claim_id == claim.id, EvidenceRequest.status.in_(OPEN_STATES))).all()
+    for er in open_ones:
+        er.status, er.closed_at = "cancelled", utcnow()
+        emit(s, er.institution, "request.cancelled", {"request": er.id}, claim.id)
+    return len(open_ones)
+
+
 def view(er: EvidenceRequest, now: datetime | None = None) -> dict[str, Any]:
     """A request with its response clock; routine requests past due read as expired."""
     now = now or datetime.now(UTC)

@@ -165,6 +165,9 @@ class Claim(Base):
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """Set when the insurer closes the claim: paid, denied or withdrawn."""
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class Consent(Base):

@@ -310,6 +310,40 @@ def test_unknown_routes_answer_in_the_error_body(world: Any) -> None:
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_closing_a_claim_stops_matching_and_cancels_its_requests(world: Any) -> None:
+    sv, client, m = world
+    h, p, ins = m["hospital"], m["police"], m["insurer"]
+    claim = open_claim(client, ins)
+    early = publish(client, h)
+    req = client.post(f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+                      json={"institution": p.hex, "kinds": ["police.incident_report"]}).json()
+    bad = client.post(f"/v1/claims/{claim['id']}/close", headers=ins.headers,
+                      json={"outcome": "maybe"})
+    assert bad.status_code == 422
+    closed = client.post(f"/v1/claims/{claim['id']}/close", headers=ins.headers,
+                         json={"outcome": "paid"})
+    assert closed.status_code == 200, closed.text
+    view = closed.json()
+    assert (view["status"], view["outcome"]) == ("closed", "paid") and view["closed_at"]
+    assert [r["status"] for r in view["requests"]] == ["cancelled"]
+    assert view["timeline"][-1]["type"] == "claim.closed"
+    later = publish(client, h, kind="hospital.discharge_summary")
+    view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
+    assert [r["digest"] for r in view["records"]] == [early] and later != early
+    told = client.get("/v1/events", headers=p.headers).json()["events"]
+    assert [e["data"]["request"] for e in told if e["type"] == "request.cancelled"] == [req["id"]]
+    assert client.get("/v1/requests", params={"status": "cancelled"},
+                      headers=p.headers).json()[0]["id"] == req["id"]
+    again = client.post(f"/v1/claims/{claim['id']}/close", headers=ins.headers,
+                        json={"outcome": "denied"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "claim_closed"
+    ask = client.post(f"/v1/claims/{claim['id']}/requests", headers=ins.headers,
+                      json={"institution": h.hex, "kinds": ["hospital.invoice"]})
+    assert ask.status_code == 409 and ask.json()["error"]["code"] == "claim_closed"
+    # the decided claim's evidence stays readable under its live consent
+    assert client.get(f"/v1/records/{early}/envelope", headers=ins.headers).status_code == 200
+
+
 def test_overdue_requests_are_announced_once_to_both_sides(world: Any) -> None:
     """The clock sweep pushes a green-channel breach and a routine expiry, each once."""
     sv, client, m = world
@@ -465,6 +499,7 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/v1/claims/{claim}", {"insurer"}),
     ("POST", "/v1/claims/{claim}/requests", {"insurer"}),
     ("POST", "/v1/claims/{claim}/consent/withdraw", {"insurer"}),
+    ("POST", "/v1/claims/{claim}/close", {"insurer"}),
     ("GET", "/v1/requests", {"hospital", "police", "insurer", "insurer2"}),
     ("POST", "/v1/requests/{request}/decline", {"hospital"}),
     ("GET", "/v1/log/consistency?first=1&second=2", ALL),
@@ -562,6 +597,8 @@ def _body(template: str, m: dict[str, M], who: M | None) -> Any:
         return {"reason": "no such case"}
     if template == "/v1/webhooks":
         return {"url": "https://claims.example-insurer.cn/claimx"}
+    if template.endswith("/close"):
+        return {"outcome": "paid"}
     return None
 
 

@@ -333,7 +333,7 @@ def test_tail_returns_events_committed_out_of_id_order(pg_url: str) -> None:
     db.engine.dispose()
 
 
-def test_migrations_0003_and_0004_apply_and_revert(database_url: str) -> None:
+def test_migrations_0003_to_0005_apply_and_revert(database_url: str) -> None:
     database = Database(database_url)
     try:
         with database.engine.connect() as conn:
@@ -342,6 +342,9 @@ def test_migrations_0003_and_0004_apply_and_revert(database_url: str) -> None:
         push_tables = {"webhook_endpoints", "webhook_deliveries", "push_cursor"}
         with database.session() as s:
             assert s.get(PushCursor, 1) is not None
+        downgrade(database.engine, "0004")
+        columns = {c["name"] for c in inspect(database.engine).get_columns("claims")}
+        assert "outcome" not in columns and "closed_at" not in columns
         downgrade(database.engine, "0003")
         columns = {c["name"] for c in inspect(database.engine).get_columns("evidence_requests")}
         assert "overdue_at" not in columns and "due_at" in columns
@@ -351,6 +354,8 @@ def test_migrations_0003_and_0004_apply_and_revert(database_url: str) -> None:
         assert push_tables <= set(inspect(database.engine).get_table_names())
         columns = {c["name"] for c in inspect(database.engine).get_columns("evidence_requests")}
         assert "overdue_at" in columns
+        assert {"outcome", "closed_at"} <= {c["name"] for c in
+                                            inspect(database.engine).get_columns("claims")}
     finally:
         database.engine.dispose()
 
