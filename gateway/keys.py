@@ -3,7 +3,8 @@
 On chain a public key is stored in its compact form (Ed25519: the 32 raw bytes; P-256: the
 33-byte compressed SEC1 point) and named by its key id, SHA-256 of the SubjectPublicKeyInfo
 DER, so the id is the same whichever encoding a tool prints. ECDSA signatures are DER
-encoded over SHA-256, as DSSE implementations expect.
+encoded over SHA-256, as DSSE implementations expect; the raw r||s form of WebCrypto and JOSE
+is accepted on verification (:func:`ecdsa_der`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from gateway.errors import InputError, VerificationError
 from gateway.types import KeyAlgorithm, KeyId
@@ -26,6 +31,21 @@ PublicKeyObj = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 ALGORITHM_NAMES = {"ed25519": KeyAlgorithm.ED25519, "p256": KeyAlgorithm.ECDSA_P256,
                    "ecdsa-p256": KeyAlgorithm.ECDSA_P256}
+
+
+def ecdsa_der(signature: bytes) -> bytes:
+    """A P-256 signature as DER. DER is what claimx signs; the fixed 64-byte r||s form that
+    WebCrypto and JOSE (RFC 7518 section 3.4) produce is accepted too and converted here. A
+    DER signature is 8 to 72 bytes and starts with a SEQUENCE, so the two never collide when
+    the bytes parse as DER first."""
+    if len(signature) != 64:
+        return signature
+    try:
+        decode_dss_signature(signature)
+        return signature  # a (rare) 64-byte DER signature
+    except ValueError:
+        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        return encode_dss_signature(r, s)
 
 
 @dataclass(frozen=True)
@@ -55,7 +75,7 @@ class PublicKey:
             if isinstance(key, ed25519.Ed25519PublicKey):
                 key.verify(signature, message)
             else:
-                key.verify(signature, message, _ECDSA)
+                key.verify(ecdsa_der(signature), message, _ECDSA)
         except InvalidSignature as exc:
             raise VerificationError("signature does not verify with the registered key",
                                     code="bad_signature") from exc

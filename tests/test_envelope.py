@@ -69,6 +69,22 @@ def test_key_pem_round_trip_and_key_id_stable() -> None:
     assert again.key_id == key.key_id and len(key.public.raw) == 33
 
 
+def test_p256_raw_r_s_signatures_as_webcrypto_makes_them_verify() -> None:
+    """JOSE/WebCrypto sign P-256 as 64 bytes r||s; claimx signs DER. Both verify; a tampered
+    raw signature does not."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = SigningKey.generate(KeyAlgorithm.ECDSA_P256)
+    env = sign_packet(_packet(), key)
+    r, s = decode_dss_signature(env.signatures[0].sig)
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    sig_type = type(env.signatures[0])
+    Envelope(env.payload, (sig_type(key.key_id, raw),)).verify_with(key.public)
+    bad = raw[:-1] + bytes([raw[-1] ^ 1])
+    with pytest.raises(VerificationError, match="does not verify"):
+        Envelope(env.payload, (sig_type(key.key_id, bad),)).verify_with(key.public)
+
+
 def test_forged_signature_rejected() -> None:
     key, other = SigningKey.generate(), SigningKey.generate()
     env = sign_packet(_packet(), key)
