@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import __version__
 from gateway.claims_api import router as claims_router
 from gateway.errors import ClaimxError
+from gateway.members_api import router as members_router
 from gateway.push_api import router as push_router
 from gateway.records_api import router as records_router
 from gateway.services import Services
@@ -52,6 +53,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(records_router)
     app.include_router(claims_router)
     app.include_router(push_router, tags=["push"])
+    app.include_router(members_router)
 
     @app.get("/healthz", tags=["ops"])
     def health() -> dict[str, Any]:

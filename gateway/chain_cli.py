@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from gateway.chain import Chain, Deployment, Registry
+from gateway.directory import describe
 from gateway.errors import ClaimxError, InputError
 from gateway.types import KeyAlgorithm, Role, member_id, parse_hex32
 
@@ -179,16 +180,7 @@ def show(member: str, rpc_url: RpcOpt, deployment: DeploymentOpt = Path(".claimx
     mid = member_arg(member)
     try:
         reg = _registry(rpc_url, deployment, None)
-        m = reg.member(mid)
-        when = at or reg.chain.now()
-        keys = []
-        for key_id in reg.keys_of(mid):
-            state = reg.key_status_at(mid, key_id, when)
-            keys.append({"key_id": "0x" + key_id.hex(), "algorithm": state.algorithm.name.lower(),
-                         "status": state.status, "public_key": "0x" + state.public_key.hex()})
+        out = describe(reg, mid, at or reg.chain.now())
     except ClaimxError as exc:
         raise _fail(exc) from exc
-    out = {"id": "0x" + mid.hex(), "name": m.name, "role": m.role.name.lower(),
-           "admitted_at": m.admitted_at, "suspended_at": m.suspended_at or None, "at": when,
-           "keys": keys}
     typer.echo(json.dumps(out, indent=2, ensure_ascii=False))

@@ -302,6 +302,24 @@ def test_a_write_is_committed_before_its_response_is_sent(world: Any) -> None:
     assert r.status_code == 201 and seen == [1]
 
 
+def test_member_directory_is_the_registry(world: Any) -> None:
+    sv, client, m = world
+    h, p, ins = m["hospital"], m["police"], m["insurer"]
+    listed = {x["id"]: x for x in client.get("/v1/members", headers=ins.headers).json()}
+    assert listed[h.hex]["role"] == "hospital" and listed[p.hex]["role"] == "police"
+    assert h.key is not None
+    [key] = listed[h.hex]["keys"]
+    assert key["key_id"] == "0x" + h.key.key_id.hex() and key["status"] == "valid"
+    assert listed[ins.hex]["keys"] == []
+    registry = sv.chain.registry(sv.deployment.registry)
+    registry.revoke_key(h.id, h.key.key_id)
+    one = client.get(f"/v1/members/{h.hex}", headers=p.headers).json()
+    assert one["keys"][0]["status"] != "valid"
+    missing = client.get("/v1/members/0x" + "ee" * 32, headers=ins.headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "member_not_found"
+    assert client.get(f"/v1/members/{h.hex}").status_code == 401
+
+
 def test_unknown_routes_answer_in_the_error_body(world: Any) -> None:
     _sv, client, m = world
     r = client.get("/v1/nothing-here", headers=m["insurer"].headers)
@@ -510,6 +528,8 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/v1/webhooks/deliveries/{delivery}/replay", {"insurer"}),
     ("GET", "/v1/events", ALL),
     ("GET", "/v1/claims/{claim}/events", {"insurer"}),
+    ("GET", "/v1/members", ALL),
+    ("GET", "/v1/members/{member}", ALL),
 ]
 
 
@@ -543,7 +563,7 @@ def test_authorisation_matrix(world: Any) -> None:
             endpoint, delivery = (_parked_delivery(sv, m["insurer"]) if "webhooks/" in template
                                   else ("", 0))
             path = template.format(digest=digest, claim=claim["id"], request=req,
-                                   endpoint=endpoint, delivery=delivery)
+                                   endpoint=endpoint, delivery=delivery, member=h.hex)
             body = _body(template, m, who)
             headers = who.headers if who else {}
             r = client.request(method, path, json=body, headers=headers)
