@@ -56,6 +56,9 @@ F: dict[str, tuple[str, ...]] = {
 _NOT_INJURED = {"无", "否", "未受伤", "没有", "无伤", "no", "none", "false", "0"}
 _ID_LIKE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])|(?<!\d)\d{15}(?!\d)")
 _PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+_PASSPORT_LIKE = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{1,2}\d{7,9}(?![0-9A-Za-z])")
+"""Passport and travel-permit numbers as written in free text (E12345678, G1234567, HA1234567);
+plates (沪A·D12345) and case numbers (digits only) do not match."""
 
 
 @dataclass
@@ -65,6 +68,8 @@ class Party:
     out: dict[str, Any]
     node: Node
     name: str | None = None
+    raw_id: str | None = None
+    """The identity number as written, kept only to redact it from free text."""
     claimant: bool = False
     injured: bool = False
     share_given: bool = False
@@ -101,6 +106,7 @@ def read_party(node: Node, index: int, ctx: AdapterContext) -> Party:
     if plate or vehicle_type:
         out["vehicle"] = {k: v for k, v in (("plate", plate), ("type", vehicle_type)) if v}
     party = Party(out=out, node=node, name=node.opt_text("name", F["name"]),
+                  raw_id=id_node.text("id_number").strip() if id_node is not None else None,
                   claimant=_flag(node, "claimant"), injured=_flag(node, "injured"))
     if "injured" in _present(node):
         out["injured"] = party.injured
@@ -184,9 +190,13 @@ def choose_subject(parties: list[Party], where: Node) -> str:
 
 def redact(text: str, parties: list[Party]) -> str:
     """Replace party names, ID-like numbers and mobile numbers in free text with markers."""
+    for party in parties:  # any identity number of a party, whatever its format
+        if party.raw_id and len(party.raw_id) >= 5:
+            text = text.replace(party.raw_id, "[id]")
     for party in sorted(parties, key=lambda p: -len(p.name or "")):
         if party.name and len(party.name) >= 2:
             cjk = any(ord(c) > 0x2E80 for c in party.name)
             marker = f"[当事人{party.out['index']}]" if cjk else f"[party {party.out['index']}]"
             text = text.replace(party.name, marker)
-    return _PHONE.sub("[phone]", _ID_LIKE.sub("[id]", text))
+    text = _PASSPORT_LIKE.sub("[id]", _ID_LIKE.sub("[id]", text))
+    return _PHONE.sub("[phone]", text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from adapters import police
@@ -49,6 +51,19 @@ def test_chinese_json_determination(ctx: AdapterContext) -> None:
     for name in ("李某强", "王某某", "13912345678"):
         assert name not in text
     assert "[当事人1]驾驶" in body["facts"] and "[phone]" in body["facts"]
+
+
+def test_identity_numbers_of_any_format_are_redacted_from_free_text(
+        ctx: AdapterContext) -> None:
+    """A passport, or a party's ID in an unusual format, written into the facts."""
+    doc = json.loads(asset("police", "accident_zh.json"))
+    doc["当事人"][0]["证件号码"] = doc["当事人"][0].pop("身份证号")
+    doc["当事人"][0].update({"证件类型": "护照", "国籍": "GB", "证件号码": "X1234567A"})
+    doc["事故事实"] += "经查，当事人护照号X1234567A，另持往来港澳通行证C12345678。"
+    packet = run(json.dumps(doc, ensure_ascii=False).encode(), ctx)
+    facts = packet["body"]["facts"]
+    assert "X1234567A" not in dumped(packet) and "C12345678" not in facts
+    assert facts.count("[id]") == 2 and "沪A·D12345" in facts  # the plate stays
 
 
 def test_english_xml_with_namespace_attributes_and_claimant(ctx: AdapterContext) -> None:
