@@ -193,9 +193,21 @@ def _range(obs: Node) -> str | None:
     return first["text"].string() or _bounds(first)
 
 
+_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+
 def _flags(obs: Node) -> list[str]:
-    flags = [concept(i) or {} for i in obs["interpretation"].items()]
-    return [f.get("code") or f.get("text", "") for f in flags if f]
+    """Interpretation flags: the HL7 ObservationInterpretation code (``H``, ``N``, ``R``) when a
+    coding has it, even after a SNOMED CT one (the spec's bicarbonate f203), else the concept."""
+    flags = []
+    for interp in obs["interpretation"].items():
+        hl7 = next((c["code"].string() for c in interp["coding"].items()
+                    if c["system"].string() == _INTERPRETATION and c["code"].string()), "")
+        found = concept(interp) or {}
+        flag = hl7 or found.get("code") or found.get("text", "")
+        if flag:
+            flags.append(flag)
+    return flags
 
 
 def claim_items(claim: Node) -> list[dict[str, Any]]:
@@ -281,7 +293,13 @@ def bill(items: list[dict[str, Any]], declared: Node, where: Node) -> dict[str, 
                     "currency": currencies.pop() if currencies else None})
 
 
+_REQUESTS = frozenset({"preauthorization", "predetermination"})
+
+
 def not_evidence(res: Node) -> AdapterError | None:
     if res["status"].string() == "entered-in-error":
         return res["status"].error("resource was entered in error", "entered_in_error")
+    if res["resourceType"].string() == "Claim" and res["use"].string() in _REQUESTS:
+        return res["use"].error("a preauthorization or predetermination asks the insurer about "
+                                "care not yet given; it is not a bill", "unsupported_resource")
     return None

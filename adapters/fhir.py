@@ -85,6 +85,7 @@ def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
 def _bodies(root: Node, index: Index) -> Packets:
     used = m.Used()
     packets: Packets = []
+    refused: list[AdapterError] = []
     context = _context_encounters(index)
     for rtype, build in _PRIMARY:
         for res in index.of_type(rtype):
@@ -93,7 +94,8 @@ def _bodies(root: Node, index: Index) -> Packets:
                 continue
             bad = m.not_evidence(res)
             if bad is not None:
-                raise bad
+                refused.append(bad)
+                continue
             used.add(res)
             index.missing = 0
             kind, body = build(res, index, used)
@@ -101,6 +103,8 @@ def _bodies(root: Node, index: Index) -> Packets:
                 body["references_not_included"] = index.missing
             packets.append((kind, res, {"resource": _header(res), **body}))
     packets += _loose(index, used)
+    if not packets and refused:
+        raise refused[0]  # entered in error, or a preauthorization: say which and where
     if not packets:
         where = root["entry"] if root["resourceType"].string() == "Bundle" else root["resourceType"]
         raise where.error("no resource here is claims evidence (supported: Encounter, "
@@ -158,6 +162,8 @@ def _context_encounters(index: Index) -> m.Used:
     own unless they carry diagnoses or procedures."""
     refs = m.Used()
     for res in index.of_type("DiagnosticReport", "Observation", "ChargeItem", "Claim"):
+        if res["resourceType"].string() == "Observation" and not _is_lab(res):
+            continue
         for ref in (res["encounter"], res["context"], *(e for i in res["item"].items()
                                                         for e in i["encounter"].items())):
             if ref.present and isinstance(ref.value, dict):
@@ -221,9 +227,12 @@ def _loose_entry(res: Node, rtype: str, index: Index, used: m.Used) -> dict[str,
 
 def _is_lab(obs: Node) -> bool:
     """A laboratory result: category ``laboratory``, or no category at all (a bare result such
-    as the spec's glucose f001); vital signs, imaging, surveys and the like are not lab reports."""
+    as the spec's glucose f001); vital signs, imaging, surveys and the like are not lab reports.
+    An uncategorised Observation whose only value is free text (the spec's discharge-summary
+    document: "Reason for admission", a ``valueString``) is a note, not a result."""
     if not obs["category"].present:
-        return True
+        return not (obs["valueString"].present and not obs["component"].present
+                    and not obs["hasMember"].present)
     return any(c["code"].string() == "laboratory" for cat in obs["category"].items()
                for c in cat["coding"].items())
 

@@ -94,6 +94,43 @@ PACKETS: dict[str, tuple[str, str | None, Any]] = {
         "hospital.invoice", "2017-01-25T22:55:04Z",
         lambda b: (b["items"][0]["code"], b["items"][0]["quantity"], b["items"][0]["amount"],
                    b["items"][0]["date"], b["total"], b["currency"])),
+    "chargeitem-example.json": (  # the JSON twin; issued at enteredDate 23:55:04+01:00
+        "hospital.invoice", "2017-01-25T22:55:04Z",
+        lambda b: (b["items"][0]["code"], b["items"][0]["quantity"], b["items"][0]["amount"],
+                   b["items"][0]["date"], b["total"], b["currency"])),
+    "claim-example-pharmacy-compound.json": (  # item net 155.00; details are not extra lines
+        "hospital.invoice", "2014-08-16T00:00:00Z",
+        lambda b: (len(b["items"]), b["items"][0]["code"], b["items"][0]["quantity"],
+                   b["items"][0]["amount"], b["total"], b["declared_total"], b["currency"],
+                   b["use"])),
+    "condition-example-f001-heart.json": (  # issued at recordedDate, time = onset
+        "hospital.diagnosis", "2011-10-05T00:00:00Z",
+        lambda b: (b["diagnoses"][0]["code"], b["diagnoses"][0]["system"],
+                   b["diagnoses"][0]["clinical_status"], b["diagnoses"][0]["time"])),
+    "condition-example-f003-abscess.json": (
+        "hospital.diagnosis", "2012-02-20T00:00:00Z",
+        lambda b: (b["diagnoses"][0]["code"], b["diagnoses"][0]["time"])),
+    "condition-example-f201-fever.json": (  # category SNOMED "Problem" before the HL7 code
+        "hospital.diagnosis", "2013-04-04T00:00:00Z",
+        lambda b: (b["diagnoses"][0]["code"], b["diagnoses"][0]["type"],
+                   b["diagnoses"][0]["clinical_status"], b["diagnoses"][0]["time"])),
+    "condition-example-f202-malignancy.json": (  # onsetAge only: time falls to recordedDate
+        "hospital.diagnosis", "2012-12-01T00:00:00Z",
+        lambda b: (b["diagnoses"][0]["code"], b["diagnoses"][0]["type"],
+                   b["diagnoses"][0]["time"])),
+    "encounter-example-f003-abscess.json": (  # no period: undated
+        "hospital.discharge_summary", None,
+        lambda b: (b["encounter"]["patient_class"], b["encounter"]["admit_source"],
+                   b["encounter"]["discharge_disposition"], "diagnoses" in b)),
+    "procedure-example-f004-tracheotomy.json": (  # performedPeriod 09:30:10-10:30:10+01:00
+        "hospital.procedure", "2013-03-22T09:30:10Z",
+        lambda b: (b["procedures"][0]["code"], b["procedures"][0]["status"],
+                   b["procedures"][0]["time"])),
+    "observation-example-f203-bicarbonate.json": (  # issued 14:34+01:00
+        "hospital.lab_report", "2013-04-04T13:34:00Z",
+        lambda b: tuple(_first(b)["observations"][0][k] for k in (
+            "value", "units", "reference_range", "abnormal_flags"))
+        + (_first(b)["observations"][0]["code"]["code"],)),
 }
 
 FACTS: dict[str, tuple[Any, ...]] = {
@@ -118,6 +155,18 @@ FACTS: dict[str, tuple[Any, ...]] = {
     "observation-example-f206-staphylococcus.json": ("600-7", "3092008", ["POS"]),
     "invoice-example.xml": ("48", "EUR", False, "example"),
     "chargeitem-example.xml": ("01510", "1", "40", "2017-01-25T07:00:00Z", "40", "EUR"),
+    "chargeitem-example.json": ("01510", "1", "40", "2017-01-25T07:00:00Z", "40", "EUR"),
+    "claim-example-pharmacy-compound.json": (1, "compound", "30", "155.00", "155.00", "155.00",
+                                             "USD", "claim"),
+    "condition-example-f001-heart.json": ("368009", "http://snomed.info/sct", "active",
+                                          "2011-08-05"),
+    "condition-example-f003-abscess.json": ("18099001", "2012-02-27"),
+    "condition-example-f201-fever.json": ("386661006", "Problem", "resolved", "2013-04-02"),
+    "condition-example-f202-malignancy.json": ("363346000", "encounter-diagnosis", "2012-12-01"),
+    "encounter-example-f003-abscess.json": ("AMB", "Referral by physician", "Discharge to home",
+                                            False),
+    "procedure-example-f004-tracheotomy.json": ("48387007", "completed", "2013-03-22T08:30:10Z"),
+    "observation-example-f203-bicarbonate.json": ("28", "mmol/L", "22-29", ["N"], "1963-8"),
 }
 
 ERRORS: dict[str, tuple[str, str]] = {
@@ -130,6 +179,13 @@ ERRORS: dict[str, tuple[str, str]] = {
     # the Claim's patient is a contained Patient with a name and address but no identifier
     "claim-example-oral-contained.xml": ("missing_identifier",
                                          "/Claim/contained[4]/Patient/identifier"),
+    # likewise a CMS 1500 claim: contained Patient (name, address, birth date), no identifier
+    "claim-example-cms1500-medical.json": ("missing_identifier", "/contained/0/identifier"),
+    # a preauthorization asks about care not yet given: not a bill
+    "claim-example-oral-orthoplan.json": ("unsupported_resource", "/use"),
+    # a vital sign, and entered in error: neither lab evidence nor anything else
+    "observation-example-f202-temperature.json": ("unsupported_resource", "/resourceType"),
+    "patient-example-f001-pieter.json": ("unsupported_resource", "/resourceType"),
 }
 """Vital signs and an ECG (category ``vital-signs`` / ``procedure``) are not lab reports."""
 
@@ -267,3 +323,51 @@ def test_invoice_without_lines_gives_its_declared_total() -> None:
     with pytest.raises(AdapterError) as info:
         fhir.adapt(json.dumps(invoice).encode(), CTX)
     assert (info.value.code, info.value.loc) == ("missing_field", ("/lineItem",))
+
+
+def test_discharge_document_note_is_not_a_lab_result() -> None:
+    """The spec's discharge-summary document Bundle (document-example-dischargesummary: a
+    Composition, Patient d1, Encounter doc-example, an uncategorised Observation "Reason for
+    admission" with a ``valueString``), here with the identifier its Patient lacks: the
+    Encounter gives the discharge summary and the free-text note is no lab report. Without
+    an identifier the published Bundle is refused, located (``missing_identifier``)."""
+    note = {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "46241-6"}],
+                     "text": "Reason for admission"},
+            "subject": {"reference": "Patient/d1"},
+            "encounter": {"reference": "Encounter/doc-example"},
+            "valueString": "Acute Asthmatic attack. Was wheezing for days prior to admission."}
+    encounter = {"resourceType": "Encounter", "id": "doc-example", "status": "finished",
+                 "class": {"code": "IMP"}, "subject": {"reference": "Patient/d1"},
+                 "period": {"start": "2013-01-20T12:30:02Z", "end": "2013-02-01T12:30:02Z"}}
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": "d1",
+                               "name": [{"text": "Eve Everywoman"}]}
+    base = "http://fhir.healthintersections.com.au/open/"
+    bundle = {"resourceType": "Bundle", "type": "document", "entry": [
+        {"fullUrl": base + "Patient/d1", "resource": patient},
+        {"fullUrl": base + "Encounter/doc-example", "resource": encounter},
+        {"fullUrl": "urn:uuid:541a72a8-df75-4484-ac89-ac4923f03b81", "resource": note}]}
+    with pytest.raises(AdapterError) as info:
+        fhir.adapt(json.dumps(bundle).encode(), CTX)
+    assert (info.value.code, info.value.loc) == ("missing_identifier",
+                                                 ("/entry/0/resource/identifier",))
+    patient["identifier"] = [{"system": "urn:oid:1.2.36.146.595.217.0.1", "value": "12345"}]
+    [packet] = [p.to_obj() for p in fhir.adapt(json.dumps(bundle).encode(), CTX)]
+    assert (packet["kind"], packet["issued_at"]) == ("hospital.discharge_summary",
+                                                     "2013-02-01T12:30:02Z")
+    assert "Asthmatic" not in json.dumps(packet) and "Everywoman" not in json.dumps(packet)
+    note["category"] = [{"coding": [{"code": "laboratory"}]}]  # a categorised result still is one
+    kinds = sorted(p.kind for p in fhir.adapt(json.dumps(bundle).encode(), CTX))
+    assert kinds == ["hospital.lab_report"]  # and its Encounter is then context
+
+
+def test_preauthorization_in_a_bundle_does_not_sink_the_claim_beside_it() -> None:
+    """claim-example-oral-orthoplan (use: preauthorization) next to the pharmacy compound
+    claim: one invoice, for the real claim; alone, the preauthorization is refused at /use."""
+    pre, claim = ((PUBLIC / f"claim-example-{n}.json").read_text()
+                  for n in ("oral-orthoplan", "pharmacy-compound"))
+    bundle = ('{"resourceType": "Bundle", "type": "collection", "entry": '
+              f'[{{"resource": {pre}}}, {{"resource": {claim}}}]}}')
+    packets = [p.to_obj() for p in fhir.adapt(bundle.encode(), CTX)]
+    assert [(p["kind"], p["body"]["resource"]["id"]) for p in packets] == [
+        ("hospital.invoice", "760152")]
