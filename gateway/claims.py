@@ -33,8 +33,6 @@ from gateway.packet import EXCHANGE_KINDS, KINDS
 from gateway.store import Claim, ClaimRecord, Consent, Record, utcnow
 from gateway.types import parse_hex32
 
-CLAIM_KINDS = ("routine", "critical_illness", "accident")
-GREEN_CHANNEL_KINDS = frozenset({"critical_illness", "accident"})
 _SUBJECT = r"^[0-9a-f]{64}$"
 _MEMBER = r"^0x[0-9a-f]{64}$"
 

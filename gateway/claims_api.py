@@ -132,7 +132,7 @@ def decline_request(s: SessionDep, caller: CallerDep, request_id: str,
 def _summary(c: Claim) -> dict[str, Any]:
     return {"id": c.id, "reference": c.reference, "subject": c.subject, "policy": c.policy,
             "incident_date": c.incident_date, "kind": c.kind, "status": c.status,
-            "green_channel": c.kind in ("critical_illness", "accident"),
+            "green_channel": c.kind in requests.GREEN_CHANNEL_KINDS,
             "created_at": c.created_at.isoformat(), "outcome": c.outcome,
             "closed_at": c.closed_at.isoformat() if c.closed_at else None}
 

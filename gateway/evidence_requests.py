@@ -27,6 +27,8 @@ from gateway.store import Claim, ClaimRecord, EvidenceRequest, Record, utcnow
 from gateway.types import parse_hex32
 
 ROUTINE_DAYS = 7
+GREEN_CHANNEL_KINDS = frozenset({"critical_illness", "accident"})
+"""Claim kinds whose evidence requests run on the green-channel clock."""
 OPEN_STATES = ("open", "partly_fulfilled")
 
 
@@ -49,7 +51,7 @@ def _aware(t: datetime) -> datetime:
 
 def create(s: Session, claim: Claim, req: RequestIn, green_minutes: int) -> EvidenceRequest:
     """Open a request; records already attached to the claim may fulfil it at once."""
-    urgent = claim.kind in ("critical_illness", "accident")
+    urgent = claim.kind in GREEN_CHANNEL_KINDS
     now = utcnow()
     due = now + (timedelta(minutes=green_minutes) if urgent else timedelta(days=ROUTINE_DAYS))
     er = EvidenceRequest(id=str(uuid.uuid4()), claim_id=claim.id,

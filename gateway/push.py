@@ -356,20 +356,20 @@ class PushWorker:
         for job in jobs:  # already in event order
             by_url.setdefault(job.url, []).append(job)
         with ThreadPoolExecutor(min(8, len(by_url)), thread_name_prefix="claimx-push") as pool:
-            sent = list(pool.map(self._send_in_order, by_url.values()))
-        errors = [error for group in sent for error in group]
+            results = [r for group in pool.map(self._send_in_order, by_url.values())
+                       for r in group]
         with self.db.session() as s:
             now = self.now()
-            for job, error in zip([j for g in by_url.values() for j in g], errors, strict=True):
+            for job, error in results:
                 d = s.get(Delivery, job.delivery_id)
                 if d is not None and d.status == "pending":  # not removed meanwhile
                     _settle(d, error, now, base=self.base, max_attempts=self.max_attempts)
-        return errors.count(None)
+        return sum(error is None for _, error in results)
 
-    def _send_in_order(self, jobs: list[Job]) -> list[str | None]:
+    def _send_in_order(self, jobs: list[Job]) -> list[tuple[Job, str | None]]:
         """One receiver's jobs one after another, so its events arrive in order (first
         attempts; a retried event may still arrive after later ones)."""
-        return [self.send(job) for job in jobs]
+        return [(job, self.send(job)) for job in jobs]
 
     def send(self, job: Job) -> str | None:
         """One signed POST; None on 2xx, else what went wrong (no body, no payload)."""
