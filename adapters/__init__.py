@@ -8,7 +8,7 @@ module and registers itself in :mod:`adapters.registry`.
 from __future__ import annotations
 
 from adapters.registry import AdapterContext, adapters
-from gateway.errors import AdapterError
+from gateway.errors import AdapterError, InputError
 from gateway.packet import Packet
 from gateway.types import hex32, member_id
 
@@ -46,7 +46,13 @@ def adapt_bytes(raw: bytes, fmt: str = "auto", ctx: AdapterContext | None = None
     if adapter is None:
         raise AdapterError(f"unknown format {name!r}; see claimx adapt --list",
                            code="unknown_format")
-    return adapter.adapt(raw, ctx or default_context())
+    try:
+        return adapter.adapt(raw, ctx or default_context())
+    except AdapterError:
+        raise
+    except InputError as exc:  # a packet the adapter built is invalid: the source's fault
+        raise AdapterError(f"the source yields an invalid packet: {exc.msg}",
+                           code="invalid_packet", file=(ctx.file if ctx else None)) from exc
 
 
 __all__ = ["AdapterContext", "AdapterError", "adapt_bytes", "adapters", "default_context",

@@ -62,7 +62,8 @@ def dec_str(value: Decimal) -> str:
 
 def utc_text(moment: datetime) -> str:
     """RFC 3339 UTC with seconds, the ``issued_at`` form."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: %Y does not pad years before 1000 on every platform
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def person_name(family: str, given: str) -> str:

@@ -39,7 +39,7 @@ class Stamp:
         if self.digits <= 6:
             return f"{self.moment.year:04d}-{self.moment.month:02d}"
         if self.digits <= 8:
-            return self.moment.strftime("%Y-%m-%d")
+            return self.moment.date().isoformat()
         return utc_text(self.moment)
 
 

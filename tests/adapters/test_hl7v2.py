@@ -255,3 +255,11 @@ def test_random_input_raises_only_adapter_errors(raw: bytes) -> None:
         hl7v2.adapt(raw, CTX)
     except AdapterError as exc:
         assert exc.code
+
+
+def test_years_before_1000_keep_four_digits() -> None:
+    """A mutated timestamp (found by fuzzing) once made '600-01-01', which no packet accepts."""
+    [packet] = adapt(b"MSH|^~\\&|A|B|C|D|06000101||ADT^A01|1|P|2.5\r"
+                     b"EVN|A01|060001011200\rPID|1||X1^^^H^MR\rPV1|1|I")
+    assert packet["issued_at"] == "0600-01-01T00:00:00Z"  # MSH-7, a date
+    assert packet["body"]["encounter"]["admitted_at"] == "0600-01-01T12:00:00Z"
