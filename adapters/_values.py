@@ -59,6 +59,11 @@ def clean_text(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
+MAX_INTEGER_DIGITS = 15
+"""Amounts and quantities up to 999 trillion: beyond any bill, and far inside the 28 digits
+decimal arithmetic keeps exactly (a 30-digit amount once broke quantize)."""
+
+
 def parse_decimal(text: str, *, loc: Loc, line: int | None = None, what: str = "amount",
                   max_places: int = 2, allow_negative: bool = False) -> Decimal:
     """Parse an exact decimal: ``1,280.50``, ``¥1280.5``, ``1280.50元``; never a float.
@@ -78,6 +83,9 @@ def parse_decimal(text: str, *, loc: Loc, line: int | None = None, what: str = "
     except InvalidOperation as exc:  # pragma: no cover - the regex already excludes these
         raise AdapterError(f"{what} is not a decimal number", code="bad_decimal",
                            loc=loc, line=line) from exc
+    if number.adjusted() >= MAX_INTEGER_DIGITS:  # also keeps sums inside Decimal's precision
+        raise AdapterError(f"{what} has more than {MAX_INTEGER_DIGITS} integer digits",
+                           code="bad_decimal", loc=loc, line=line)
     if number < 0 and not allow_negative:
         raise AdapterError(f"{what} is negative", code="negative_amount", loc=loc, line=line)
     exponent = number.as_tuple().exponent

@@ -89,12 +89,14 @@ def test_exponent_amount_is_rejected(ctx: AdapterContext) -> None:
 @pytest.mark.parametrize("text,expected", [
     ("1,280.50", Decimal("1280.50")), ("¥12.5", Decimal("12.5")), ("￥3", Decimal(3)),
     ("88.00元", Decimal("88.00")), ("RMB 1,000,000.00", Decimal("1000000.00")),
+    ("9" * 15 + ".99", Decimal("9" * 15 + ".99")),
 ])
 def test_money_forms(text: str, expected: Decimal) -> None:
     assert parse_decimal(text, loc=()) == expected
 
 
-@pytest.mark.parametrize("text", ["1,28.50", "12.345", "NaN", "inf", "1e3", "", "-", "１２.５x"])
+@pytest.mark.parametrize("text", ["1,28.50", "12.345", "NaN", "inf", "1e3", "", "-", "１２.５x",
+                                  "9" * 16 + ".00", "99999999999999999999999999999945.00"])
 def test_money_rejects(text: str) -> None:
     with pytest.raises(AdapterError) as info:
         parse_decimal(text, loc=("row", 2, "金额"))
