@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from adapters._values import exact_decimal
 from gateway.errors import AdapterError
 
 BUNDLE_TYPES = frozenset({"collection", "document", "transaction", "searchset", "batch",
@@ -122,7 +123,10 @@ class Node:
         if self.xml and isinstance(self.value, str):
             if not _XML_NUMBER.match(self.value.strip()):
                 raise self.error("expected a decimal number", "bad_number")
-            return self._in_range(Decimal(self.value.strip()))
+            try:
+                return self._in_range(exact_decimal(self.value.strip()))
+            except ValueError as exc:
+                raise self.error("number out of range", "bad_number") from exc
         if isinstance(self.value, bool) or not isinstance(self.value, int | Decimal):
             raise self.error(_WANTED[self.xml]["number"], "bad_type")
         return self._in_range(Decimal(self.value))
@@ -143,7 +147,7 @@ def load(raw: bytes) -> Node:
     if text is None:
         raise AdapterError("FHIR JSON must be UTF-8", code="bad_encoding", loc=("/",))
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        value = json.loads(text, parse_float=exact_decimal, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise AdapterError(f"not valid JSON ({exc.msg})", code="bad_json", loc=("/",),
                            line=exc.lineno) from exc

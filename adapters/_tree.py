@@ -19,7 +19,7 @@ from typing import Any
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from adapters._values import check_size, clean_text, norm_key
+from adapters._values import check_size, clean_text, exact_decimal, norm_key
 from gateway.errors import AdapterError
 
 MAX_DEPTH = 48
@@ -125,7 +125,7 @@ def load_json(raw: bytes) -> Node:
     except UnicodeDecodeError as exc:
         raise AdapterError("JSON must be UTF-8", code="bad_encoding") from exc
     try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        obj = json.loads(text, parse_float=exact_decimal, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise AdapterError(f"invalid JSON: {exc.msg}", code="bad_json", loc=("/",),
                            line=exc.lineno) from exc

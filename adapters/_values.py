@@ -59,6 +59,16 @@ def clean_text(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
+def exact_decimal(text: str) -> Decimal:
+    """A JSON number as an exact Decimal (``parse_float`` for ``json.loads``). An exponent
+    beyond Decimal's range (``1e9999999999999999999``) is a ValueError, which the JSON loaders
+    turn into a located error, rather than a decimal.InvalidOperation that nothing expects."""
+    try:
+        return Decimal(text)
+    except ArithmeticError as exc:
+        raise ValueError("number out of range") from exc
+
+
 MAX_INTEGER_DIGITS = 15
 """Amounts and quantities up to 999 trillion: beyond any bill, and far inside the 28 digits
 decimal arithmetic keeps exactly (a 30-digit amount once broke quantize)."""

@@ -139,3 +139,14 @@ def test_auto_detection_never_crashes(raw: bytes) -> None:
         adapt_bytes(raw, name, CTX)
     except AdapterError:
         pass
+
+
+@pytest.mark.parametrize(("fmt", "code"), [("police", "bad_json"),
+                                           ("death_certificate", "bad_json"),
+                                           ("fhir", "bad_number")])
+def test_json_exponent_beyond_decimal_range_is_located(fmt: str, code: str) -> None:
+    """1e<huge> raised decimal.InvalidOperation inside json.loads (found by fuzzing)."""
+    raw = b'{"resourceType": "Claim", "case_number": 79991e9999999999999999999999999999990}'
+    with pytest.raises(AdapterError) as info:
+        adapt_bytes(raw, fmt, CTX)
+    assert (info.value.code, info.value.loc) == (code, ("/",))
