@@ -91,6 +91,15 @@ class Envelope:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"payload is not JSON: {exc}", code="invalid_payload",
                              loc=["payload"]) from exc
+        except ValueError as exc:  # an integer of thousands of digits
+            raise InputError("payload holds a number too long to read", code="invalid_payload",
+                             loc=["payload"]) from exc
+        except RecursionError as exc:
+            raise InputError(f"payload nests deeper than {MAX_DEPTH} levels", code="too_deep",
+                             loc=["payload"]) from exc
+        if _depth(obj) > MAX_DEPTH:
+            raise InputError(f"payload nests deeper than {MAX_DEPTH} levels", code="too_deep",
+                             loc=["payload"])
         if canonical_bytes(obj) != self.payload:
             raise InputError("payload is not in RFC 8785 canonical form (sign the canonical "
                              "bytes, e.g. with `claimx sign`)", code="not_canonical",
@@ -105,6 +114,24 @@ class Envelope:
                 key.verify(s.sig, pae(self.payload_type, self.payload))
                 return
         raise InputError("no signature by the given key", code="no_signature_for_key")
+
+
+MAX_DEPTH = 32
+"""Packets are shallow documents; deeper payloads are refused before canonicalising them."""
+
+
+def _depth(obj: object) -> int:
+    """Nesting depth of decoded JSON, without recursion (a hostile payload may be deep)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            stack.extend((child, level + 1) for child in
+                         (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _no_float(text: str) -> float:

@@ -132,6 +132,13 @@ BAD_INPUTS: list[tuple[str, Any, int, str]] = [
      422, "bad_signature"),
     ("unknown key", lambda e, h: envelope(h, key=SigningKey.generate()), 422, "key_not_valid"),
     ("not canonical", lambda e, h: _mutate_payload(e, lambda p: b" " + p), 422, "not_canonical"),
+    # hostile payloads that once reached json.loads' RecursionError and int-digit ValueError
+    ("deeply nested", lambda e, h: _mutate_payload(e, lambda p: b"[" * 50000 + b"]" * 50000),
+     422, "too_deep"),
+    ("nested past the limit", lambda e, h: _mutate_payload(
+        e, lambda p: b'{"a":' + b"[" * 40 + b"]" * 40 + b"}"), 422, "too_deep"),
+    ("huge integer", lambda e, h: _mutate_payload(e, lambda p: b'{"a":' + b"9" * 5000 + b"}"),
+     422, "invalid_payload"),
 ]
 
 
