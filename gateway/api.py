@@ -21,7 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__
 from gateway.claims_api import router as claims_router
+from gateway.envelope import MAX_DEPTH
 from gateway.errors import ClaimxError
+from gateway.jsondepth import json_depth
 from gateway.members_api import router as members_router
 from gateway.push_api import router as push_router
 from gateway.records_api import router as records_router
@@ -88,7 +90,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse bodies larger than ``limit`` bytes with 413 before reading them whole."""
+    """Refuse bodies larger than ``limit`` bytes (413) before reading them whole, and JSON
+    nested deeper than ``MAX_DEPTH`` (400 ``too_deep``) before any parser sees it (see
+    gateway.jsondepth: the recursion limit web3's dependencies set lets json.loads overflow
+    the C stack). The body, at most ``limit`` bytes, is buffered and replayed to the app."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -100,9 +105,8 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+            await _refuse(send, 413, "too_large", f"request body exceeds {self.limit} bytes")
             return
-        # no declared length (chunked): buffer up to the limit, then replay it to the app
         chunks, seen, more = [], 0, True
         while more:
             message = await receive()
@@ -111,11 +115,15 @@ class BodyLimit:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.limit:
-                await _too_large(send, self.limit)
+                await _refuse(send, 413, "too_large", f"request body exceeds {self.limit} bytes")
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if body and json_depth(body) > MAX_DEPTH:
+            await _refuse(send, 400, "too_deep", f"request body nests deeper than {MAX_DEPTH} "
+                          "levels")
+            return
         replayed = False
 
         async def replay() -> Any:
@@ -128,10 +136,11 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Callable[[Any], Awaitable[None]], limit: int) -> None:
-    body = json.dumps({"error": {"code": "too_large", "message":
-                                 f"request body exceeds {limit} bytes"}}).encode()
-    await send({"type": "http.response.start", "status": 413,
+async def _refuse(send: Callable[[Any], Awaitable[None]], status: int, code: str,
+                  message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+

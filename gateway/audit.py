@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
 from gateway.claims import ConsentArtifact, ConsentScope, scope_bytes
-from gateway.envelope import Envelope
+from gateway.envelope import MAX_DEPTH, Envelope
 from gateway.errors import ClaimxError
+from gateway.jsondepth import json_depth
 from gateway.packet import Packet
 from gateway.receipt import Receipt
 from gateway.types import Role, parse_hex32
@@ -68,6 +69,9 @@ def http_fetch(client: httpx.Client) -> Fetch:
     a 4xx or 5xx becomes a ClaimxError with the gateway's error code."""
     def get(path: str) -> dict[str, Any]:
         r = client.get(path)
+        if json_depth(r.content) > MAX_DEPTH:  # the auditor trusts no gateway, not even its JSON
+            raise ClaimxError(f"GET {path}: the answer nests deeper than {MAX_DEPTH} levels",
+                              code="too_deep")
         if r.status_code >= 400:
             try:
                 err = r.json()["error"]

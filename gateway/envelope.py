@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.canonical import canonical_bytes
 from gateway.errors import InputError
+from gateway.jsondepth import json_depth
 from gateway.keys import PublicKey, SigningKey
 from gateway.packet import Packet
 from gateway.types import Digest, KeyId
@@ -86,6 +87,9 @@ class Envelope:
 
     def packet(self) -> Packet:
         """Decode and validate the payload; it must already be RFC 8785 canonical."""
+        if json_depth(self.payload) > MAX_DEPTH:  # before the recursive parser (jsondepth)
+            raise InputError(f"payload nests deeper than {MAX_DEPTH} levels", code="too_deep",
+                             loc=["payload"])
         try:
             obj = json.loads(self.payload, parse_float=_no_float)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -94,12 +98,6 @@ class Envelope:
         except ValueError as exc:  # an integer of thousands of digits
             raise InputError("payload holds a number too long to read", code="invalid_payload",
                              loc=["payload"]) from exc
-        except RecursionError as exc:
-            raise InputError(f"payload nests deeper than {MAX_DEPTH} levels", code="too_deep",
-                             loc=["payload"]) from exc
-        if _depth(obj) > MAX_DEPTH:
-            raise InputError(f"payload nests deeper than {MAX_DEPTH} levels", code="too_deep",
-                             loc=["payload"])
         if canonical_bytes(obj) != self.payload:
             raise InputError("payload is not in RFC 8785 canonical form (sign the canonical "
                              "bytes, e.g. with `claimx sign`)", code="not_canonical",
@@ -120,20 +118,6 @@ MAX_DEPTH = 32
 """Packets are shallow documents; deeper payloads are refused before canonicalising them."""
 
 
-def _depth(obj: object) -> int:
-    """Nesting depth of decoded JSON, without recursion (a hostile payload may be deep)."""
-    deepest, stack = 0, [(obj, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, level)
-            if level > MAX_DEPTH:
-                return level
-            stack.extend((child, level + 1) for child in
-                         (node.values() if isinstance(node, dict) else node))
-    return deepest
-
-
 def _no_float(text: str) -> float:
     raise InputError("payload holds a JSON float; packets write decimals as strings",
                      code="float_in_packet", loc=["payload"])
@@ -147,6 +131,8 @@ def sign_packet(packet: Packet, key: SigningKey) -> Envelope:
 
 
 def _load_json(raw: bytes | bytearray | str) -> Any:
+    if json_depth(bytes(raw) if isinstance(raw, bytearray) else raw) > MAX_DEPTH:
+        raise InputError(f"envelope nests deeper than {MAX_DEPTH} levels", code="too_deep")
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

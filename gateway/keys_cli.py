@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from gateway.envelope import sign_packet
-from gateway.errors import ClaimxError
+from gateway.envelope import MAX_DEPTH, sign_packet
+from gateway.errors import ClaimxError, InputError
+from gateway.jsondepth import json_depth
 from gateway.keys import ALGORITHM_NAMES, SigningKey
 from gateway.packet import Packet
 
@@ -66,6 +67,9 @@ def sign(
     try:
         raw = sys.stdin.buffer.read() if str(packet_file) == "-" else packet_file.read_bytes()
         signer = SigningKey.load(key, _passphrase(passphrase_env))
+        if json_depth(raw) > MAX_DEPTH:
+            raise InputError(f"packet file nests deeper than {MAX_DEPTH} levels",
+                             code="too_deep")
         obj = json.loads(raw)
         objs = _packets(obj)
         envelopes = [sign_packet(Packet.from_obj(o), signer).to_json() for o in objs]

@@ -320,6 +320,21 @@ def test_member_directory_is_the_registry(world: Any) -> None:
     assert client.get(f"/v1/members/{h.hex}").status_code == 401
 
 
+def test_deeply_nested_bodies_are_refused_before_any_parser(world: Any) -> None:
+    """200 KB of brackets used to kill the gateway process (json.loads overflowed the C
+    stack under the recursion limit web3's dependencies set); now a 400 on every route."""
+    _sv, client, m = world
+    deep = b"[" * 100_000 + b"]" * 100_000
+    claim = open_claim(client, m["insurer"])
+    for who, path in [("hospital", "/v1/records"), ("hospital", "/v1/records/batch"),
+                      ("insurer", "/v1/claims"), ("insurer", f"/v1/claims/{claim['id']}/requests"),
+                      ("insurer", "/v1/webhooks"), ("hospital", "/v1/requests/x/decline")]:
+        r = client.post(path, content=b'{"a":' + deep + b"}", headers={
+            **m[who].headers, "content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "too_deep", (path, r.text)
+    assert client.get("/v1/claims", headers=m["insurer"].headers).status_code == 200
+
+
 def test_unknown_routes_answer_in_the_error_body(world: Any) -> None:
     _sv, client, m = world
     r = client.get("/v1/nothing-here", headers=m["insurer"].headers)

@@ -150,3 +150,13 @@ def test_json_exponent_beyond_decimal_range_is_located(fmt: str, code: str) -> N
     with pytest.raises(AdapterError) as info:
         adapt_bytes(raw, fmt, CTX)
     assert (info.value.code, info.value.loc) == (code, ("/",))
+
+
+@pytest.mark.parametrize("fmt", ["police", "death_certificate", "fhir"])
+def test_deep_json_is_refused_before_parsing(fmt: str) -> None:
+    """Under the recursion limit web3's dependencies set, json.loads overflowed the C stack
+    on this and killed `claimx adapt` (gateway.jsondepth)."""
+    raw = b'{"resourceType": "Bundle", "entry": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    with pytest.raises(AdapterError) as info:
+        adapt_bytes(raw, fmt, CTX)
+    assert (info.value.code, info.value.loc) == ("too_deep", ("/",))
