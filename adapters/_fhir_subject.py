@@ -5,6 +5,9 @@ Official examples and single-resource exports point at a Patient that is not in 
 subject is derived, in this order (docs/adapters/fhir.md, "Subject"):
 
 1. ``patient_resource``: the reference resolves to a Patient in the input -> its identifiers.
+   A Claim whose (often contained) Patient has no identifier at all ->
+   ``coverage_member_id``: the member number of the Coverage it claims under whose
+   beneficiary is that Patient (scheme ``mrn:<Coverage.identifier.system>``).
 2. ``reference_identifier``: the Reference carries ``identifier`` (a logical reference) -> that
    identifier, pseudonymised by its system like a Patient identifier.
 3. ``literal_reference``: a literal ``Patient/<id>`` (relative, or absolute
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from adapters._fhir_json import Index, Node
 from adapters._fhir_values import subject
+from gateway.errors import AdapterError
 
 Subject = tuple[str, str, tuple[str | int, ...]]
 
@@ -38,7 +42,14 @@ def subject_of(res: Node, field: str, index: Index, issuer: str) -> tuple[Subjec
     if found is not None:
         if found["resourceType"].string() != "Patient":
             raise ref["reference"].error("reference must point to Patient", "wrong_reference_type")
-        return subject(found, ref), "patient_resource"
+        try:
+            return subject(found, ref), "patient_resource"
+        except AdapterError as exc:
+            member = _coverage_member(res, found, index) if exc.code == "missing_identifier" \
+                else None
+            if member is None:
+                raise
+            return member, "coverage_member_id"
     if ref["identifier"]["value"].string():
         return subject(None, ref), "reference_identifier"
     target = ref["reference"]
@@ -46,6 +57,27 @@ def subject_of(res: Node, field: str, index: Index, issuer: str) -> tuple[Subjec
         raise ref.error("the patient reference has neither a literal reference nor an "
                         "identifier (a display name is not an identifier)", "missing_identifier")
     return _literal(target, res, index, issuer), "literal_reference"
+
+
+def _coverage_member(claim: Node, patient: Node, index: Index) -> Subject | None:
+    """A claim's patient with no identifier of its own (the spec's contained-Patient claims)
+    is still named by the Coverage it claims under: the member number (``identifier`` or
+    ``subscriberId``) of a Coverage whose beneficiary is that patient, scoped by its system."""
+    for insurance in claim["insurance"].items():
+        coverage = index.lookup(insurance["coverage"], claim)
+        if coverage is None or coverage["resourceType"].string() != "Coverage":
+            continue
+        beneficiary = index.lookup(coverage["beneficiary"], claim)  # '#id' is the claim's
+        if beneficiary is None or beneficiary.value is not patient.value:
+            continue
+        for ident in coverage["identifier"].items():
+            if ident["value"].string():
+                authority = ident["system"].string() or "coverage"
+                return (f"mrn:{authority}", ident["value"].string(), (ident["value"].ptr,))
+        if coverage["subscriberId"].string():
+            return ("mrn:coverage-subscriber", coverage["subscriberId"].string(),
+                    (coverage["subscriberId"].ptr,))
+    return None
 
 
 def _literal(target: Node, res: Node, index: Index, issuer: str) -> Subject:

@@ -87,6 +87,16 @@ PACKETS: dict[str, tuple[str, str | None, Any]] = {
         "hospital.procedure", "2013-01-28T13:27:00Z",  # performedPeriod.end 14:27+01:00
         lambda b: (b["procedures"][0]["code"], b["procedures"][0]["system"],
                    b["procedures"][0]["status"], b["procedures"][0]["time"], b["subject_from"])),
+    # contained Patients with a name and address but no identifier: the subject is the
+    # member number of the contained Coverage whose beneficiary they are
+    "claim-example-cms1500-medical.json": (
+        "hospital.invoice", "2015-10-16T07:00:00Z",
+        lambda b: (b["subject_from"], b["items"][0]["code"], b["items"][0]["amount"],
+                   b["total"], b["currency"], [d["code"] for d in b["diagnoses"]])),
+    "claim-example-oral-contained.xml": (
+        "hospital.invoice", "2014-08-16T00:00:00Z",
+        lambda b: (b["subject_from"], b["items"][0]["code"], b["items"][0]["amount"],
+                   b["total"], b["currency"])),
     "invoice-example.xml": (  # totals only, no lineItem
         "hospital.invoice", "2017-01-25T07:00:00Z",
         lambda b: (b["declared_total"], b["currency"], "items" in b, b["resource"]["id"])),
@@ -147,6 +157,11 @@ FACTS: dict[str, tuple[Any, ...]] = {
     "encounter-example-f202-20130128.json": ("Chemotherapy", 2),
     "encounter-example-f203-20130311.json": ("2013-03-11", "2013-03-20", "IMP", 2),
     "encounter-example-xcda.json": ("1234213.52345873", "finished"),
+    "claim-example-cms1500-medical.json": ("coverage_member_id", "62264", "12500.00",
+                                           "12500.00", "USD",
+                                           ["M96.1", "G89.4", "M53.88", "M47.816"]),
+    "claim-example-oral-contained.xml": ("coverage_member_id", "1200", "135.57", "135.57",
+                                         "USD"),
     "procedure-example-f201-tpf.json": ("367336001", "http://snomed.info/sct", "completed",
                                         "2013-01-28T12:31:00Z", "literal_reference"),
     "observation-example-f001-glucose.json": ("6.3", "mmol/l", "3.1-6.2", ["H"],
@@ -169,6 +184,10 @@ FACTS: dict[str, tuple[Any, ...]] = {
     "observation-example-f203-bicarbonate.json": ("28", "mmol/L", "22-29", ["N"], "1963-8"),
 }
 
+SUBJECT_FROM = {"claim-example-cms1500-medical.json": "coverage_member_id",
+                "claim-example-oral-contained.xml": "coverage_member_id"}
+"""How the subject was found, where it is not the literal ``Patient/<id>`` reference."""
+
 ERRORS: dict[str, tuple[str, str]] = {
     "bundle-example.json": ("unsupported_resource", "/entry"),  # MedicationRequest+Medication
     "capabilitystatement-example.json": ("unsupported_resource", "/resourceType"),
@@ -176,11 +195,6 @@ ERRORS: dict[str, tuple[str, str]] = {
     "observation-example-bloodpressure.json": ("unsupported_resource", "/resourceType"),
     "observation-example-sample-data.json": ("unsupported_resource", "/resourceType"),
     "bundle-example.xml": ("unsupported_resource", "/Bundle/entry"),
-    # the Claim's patient is a contained Patient with a name and address but no identifier
-    "claim-example-oral-contained.xml": ("missing_identifier",
-                                         "/Claim/contained[4]/Patient/identifier"),
-    # likewise a CMS 1500 claim: contained Patient (name, address, birth date), no identifier
-    "claim-example-cms1500-medical.json": ("missing_identifier", "/contained/0/identifier"),
     # a preauthorization asks about care not yet given: not a bill
     "claim-example-oral-orthoplan.json": ("unsupported_resource", "/use"),
     # a vital sign, and entered in error: neither lab evidence nor anything else
@@ -218,10 +232,10 @@ def test_public_example_yields_packet(name: str) -> None:
     else:
         assert packet["issued_at"] == issued_at and "undated" not in body
     assert check(body) == FACTS[name]
-    assert body["subject_from"] == "literal_reference"
+    assert body["subject_from"] == SUBJECT_FROM.get(name, "literal_reference")
     text = json.dumps(packet)
-    for name_part in ("Heuvel", "Roel's", "Patient/"):  # subject displays, diagnosis displays
-        assert name_part not in text
+    for name_part in ("Heuvel", "Roel's", "Patient/", "Ashcraft", '"10138556"', '"12345"'):
+        assert name_part not in text  # subject displays, names, member numbers
 
 
 @pytest.mark.parametrize("name", sorted(ERRORS))
