@@ -28,10 +28,8 @@ import re
 import xml.etree.ElementTree as ET  # noqa: N817 - only for ParseError and Element types
 from typing import Any
 
-import defusedxml
-import defusedxml.ElementTree as SafeET
-
 from adapters._fhir_json import MAX_DEPTH, Node, Resource, check_depth
+from adapters._tree import parse_xml
 from gateway.errors import AdapterError
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -64,18 +62,7 @@ def detect(raw: bytes) -> bool:
 
 def load_xml(raw: bytes) -> Node:
     """Parse FHIR XML safely and convert it; the root Node has ``xml=True`` and path ''."""
-    try:
-        root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True,
-                                 forbid_external=True)
-    except defusedxml.DefusedXmlException as exc:
-        raise AdapterError("XML with a DTD, entity declarations or external references is "
-                           "refused", code="unsafe_xml", loc=("/",)) from exc
-    except ET.ParseError as exc:
-        line = exc.position[0] if exc.position else None
-        raise AdapterError("malformed XML", code="bad_xml", loc=("/",), line=line) from exc
-    except (LookupError, ValueError) as exc:  # unknown or unsupported declared encoding
-        raise AdapterError("XML declares an encoding this parser cannot read", code="bad_xml",
-                           loc=("/",), line=1) from exc
+    root = parse_xml(raw)
     name = _fhir_name(root)
     if name is None or not _is_resource_name(name):
         raise AdapterError("expected a FHIR resource: a root element in the namespace "

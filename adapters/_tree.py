@@ -161,9 +161,16 @@ def _from_json(obj: Any, path: tuple[str, ...], depth: int) -> Node:
 def load_xml(raw: bytes) -> Node:
     """Parse XML safely: any DTD, entity declaration or external reference is refused."""
     check_size(raw)
+    root = parse_xml(raw)
+    return _from_xml(root, (_local(root.tag),), 0)
+
+
+def parse_xml(raw: bytes) -> ET.Element:
+    """defusedxml with DTDs, entity declarations and external references forbidden (bombs
+    and XXE stop at their ``<!DOCTYPE``); every failure a located AdapterError."""
     try:
-        root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True,
-                                 forbid_external=True)
+        root: ET.Element = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True,
+                                             forbid_external=True)
     except defusedxml.DefusedXmlException as exc:
         raise AdapterError("XML with a DTD, entity declarations or external references is "
                            "refused", code="unsafe_xml", loc=("/",)) from exc
@@ -173,7 +180,7 @@ def load_xml(raw: bytes) -> Node:
     except (LookupError, ValueError) as exc:  # unknown or unsupported declared encoding
         raise AdapterError("XML declares an encoding this parser cannot read",
                            code="bad_xml", loc=("/",), line=1) from exc
-    return _from_xml(root, (_local(root.tag),), 0)
+    return root
 
 
 def _local(tag: str) -> str:
