@@ -8,9 +8,9 @@ module and registers itself in :mod:`adapters.registry`.
 from __future__ import annotations
 
 from adapters.registry import AdapterContext, adapters
-from gateway.errors import AdapterError, InputError
-from gateway.packet import Packet
-from gateway.types import hex32, member_id
+from gateway.core.errors import AdapterError, InputError
+from gateway.core.packet import Packet
+from gateway.core.types import hex32, member_id
 
 LAST_RESORT = ("csv_bill",)
 """Formats whose detector is loose: chosen by ``auto`` only when nothing else matches."""

@@ -15,8 +15,8 @@ from typing import Any
 
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext
-from gateway.errors import AdapterError
-from gateway.packet import Packet, SourceRef, new_packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import Packet, SourceRef, new_packet
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024
 """Largest export accepted; a bigger one is refused before any parsing (code ``too_large``)."""

@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from adapters._values import exact_decimal
-from gateway.errors import AdapterError
-from gateway.jsondepth import json_depth
+from gateway.core.errors import AdapterError
+from gateway.core.jsondepth import json_depth
 
 BUNDLE_TYPES = frozenset({"collection", "document", "transaction", "searchset", "batch",
                           "transaction-response", "batch-response", "history", "message"})
@@ -147,7 +147,7 @@ def load(raw: bytes) -> Node:
     text = raw.decode("utf-8-sig", errors="strict") if _utf8(raw) else None
     if text is None:
         raise AdapterError("FHIR JSON must be UTF-8", code="bad_encoding", loc=("/",))
-    if json_depth(raw) > MAX_DEPTH:  # before the recursive parser (gateway.jsondepth)
+    if json_depth(raw) > MAX_DEPTH:  # before the recursive parser (gateway.core.jsondepth)
         raise AdapterError("JSON nested too deeply", code="too_deep", loc=("/",))
     try:
         value = json.loads(text, parse_float=exact_decimal, parse_constant=_no_constant)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from adapters._fhir_json import Index, Node
 from adapters._fhir_values import subject
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 Subject = tuple[str, str, tuple[str | int, ...]]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from adapters._fhir_json import MAX_DEPTH, Node, Resource, check_depth
 from adapters._tree import parse_xml
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 FHIR_NS = "http://hl7.org/fhir"
 _NS = "{" + FHIR_NS + "}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import hl7
 
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 Tree = list[list[list[str]]]
 """One field: repetitions -> components -> subcomponents, each leaf still escaped."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 MAX_PDF_PAGES = 20
 """Text is read from at most this many pages; the page count still covers them all."""

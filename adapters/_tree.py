@@ -20,8 +20,8 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from adapters._values import check_size, clean_text, exact_decimal, norm_key
-from gateway.errors import AdapterError
-from gateway.jsondepth import json_depth
+from gateway.core.errors import AdapterError
+from gateway.core.jsondepth import json_depth
 
 MAX_DEPTH = 48
 """Deeper nesting than any real record has; deeper input is refused, not recursed into."""
@@ -125,7 +125,7 @@ def load_json(raw: bytes) -> Node:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AdapterError("JSON must be UTF-8", code="bad_encoding") from exc
-    if json_depth(raw) > MAX_DEPTH:  # before the recursive parser (gateway.jsondepth)
+    if json_depth(raw) > MAX_DEPTH:  # before the recursive parser (gateway.core.jsondepth)
         raise AdapterError(f"JSON nested deeper than {MAX_DEPTH} levels", code="too_deep",
                            loc=("/",))
     try:

@@ -16,8 +16,8 @@ from decimal import Decimal, InvalidOperation
 
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext
-from gateway.errors import AdapterError
-from gateway.packet import SourceRef
+from gateway.core.errors import AdapterError
+from gateway.core.packet import SourceRef
 
 Loc = tuple[str | int, ...]
 

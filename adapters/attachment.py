@@ -18,8 +18,8 @@ from adapters import _classify, _ocr
 from adapters._values import check_size, source_ref, subject_of
 from adapters.pseudonym import cn_resident_id_valid
 from adapters.registry import Adapter, AdapterContext, register
-from gateway.errors import AdapterError
-from gateway.packet import AttachmentRef, Packet, new_packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import AttachmentRef, Packet, new_packet
 
 FORMAT = "attachment"
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024

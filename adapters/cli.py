@@ -20,8 +20,8 @@ from rich.table import Table
 from adapters import adapt_bytes, detect_format
 from adapters.pseudonym import pseudonym_key, pseudonymise
 from adapters.registry import AdapterContext, adapters
-from gateway.errors import AdapterError, ClaimxError
-from gateway.types import hex32, member_id, parse_hex32
+from gateway.core.errors import AdapterError, ClaimxError
+from gateway.core.types import hex32, member_id, parse_hex32
 
 USAGE_ERROR = 2
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")

@@ -29,8 +29,8 @@ from adapters._values import (
 )
 from adapters.pseudonym import pseudonymise
 from adapters.registry import Adapter, AdapterContext, register
-from gateway.errors import AdapterError
-from gateway.packet import Packet, new_packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import Packet, new_packet
 
 FORMAT = "csv_bill"
 TOLERANCE = Decimal("0.01")

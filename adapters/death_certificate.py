@@ -16,8 +16,8 @@ from typing import Any
 from adapters._tree import Node, load, xml_root_name
 from adapters._values import norm_key, parse_date, parse_datetime, source_ref, subject_of
 from adapters.registry import Adapter, AdapterContext, register
-from gateway.errors import AdapterError
-from gateway.packet import Packet, new_packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import Packet, new_packet
 
 FORMAT = "death_certificate"
 ROOT_NAMES = ("death_certificate", "居民死亡医学证明书", "居民死亡医学证明(推断)书",

@@ -35,8 +35,8 @@ from adapters._fhir_values import concept, concept_label, moment_of
 from adapters._fhir_xml import detect as detect_xml
 from adapters._fhir_xml import is_xml, load_xml
 from adapters.registry import Adapter, AdapterContext, register
-from gateway.errors import AdapterError
-from gateway.packet import Packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import Packet
 
 FORMAT = "fhir"
 _SUBJECT_FIELD = {"Claim": "patient"}

@@ -32,8 +32,8 @@ from adapters._clinical import (
 )
 from adapters._hl7_parse import Segment, decode, split_messages
 from adapters.registry import Adapter, AdapterContext, register
-from gateway.errors import AdapterError
-from gateway.packet import Packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import Packet
 
 FORMAT = "hl7v2"
 KINDS = {

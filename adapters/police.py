@@ -17,8 +17,8 @@ from adapters import _parties as parties_
 from adapters._tree import Node, load, xml_root_name
 from adapters._values import norm_key, parse_date, parse_datetime, source_ref
 from adapters.registry import Adapter, AdapterContext, register
-from gateway.errors import AdapterError
-from gateway.packet import Packet, new_packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import Packet, new_packet
 
 FORMAT = "police"
 

@@ -13,7 +13,7 @@ import hmac
 import os
 import re
 
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 DEV_KEY = hashlib.sha256(b"claimx development pseudonym key - not for production").digest()
 """Used when ``CLAIMX_PSEUDONYM_KEY`` is unset; refused in production (:func:`pseudonym_key`)."""

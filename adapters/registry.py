@@ -1,6 +1,6 @@
 """The adapter registry: each format module registers one pure function, bytes -> packets.
 
-Adapters produce *unsigned* packet contents; ``claimx sign`` (gateway.envelope) signs them.
+Adapters produce *unsigned* packet contents; ``claimx sign`` (gateway.core.envelope) signs them.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.packet import Packet
+from gateway.core.packet import Packet
 
 
 @dataclass(frozen=True)

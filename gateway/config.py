@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         return self
 
     def master_key_bytes(self) -> bytes:
-        from gateway.vault import DEV_MASTER_KEY
+        from gateway.store.vault import DEV_MASTER_KEY
 
         if not self.master_key:
             return DEV_MASTER_KEY

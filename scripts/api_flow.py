@@ -26,10 +26,10 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.canonical import canonical_bytes
-from gateway.envelope import sign_packet
-from gateway.keys import SigningKey
-from gateway.packet import new_packet
+from gateway.core.canonical import canonical_bytes
+from gateway.core.envelope import sign_packet
+from gateway.core.keys import SigningKey
+from gateway.core.packet import new_packet
 
 CLAIMANT = "7c" * 32
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters import default_context  # noqa: E402
 from adapters.registry import Adapter, adapters  # noqa: E402
-from gateway.errors import AdapterError  # noqa: E402
+from gateway.core.errors import AdapterError  # noqa: E402
 
 
 def samples_for(adapter: Adapter, files: list[Path]) -> list[bytes]:

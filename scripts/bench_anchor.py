@@ -31,15 +31,15 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from gateway.api import create_app  # noqa: E402
-from gateway.auth import issue_credential  # noqa: E402
-from gateway.chain import Chain, artifact  # noqa: E402
+from gateway.api.app import create_app  # noqa: E402
+from gateway.chain.client import Chain, artifact  # noqa: E402
 from gateway.config import Settings  # noqa: E402
-from gateway.envelope import sign_packet  # noqa: E402
-from gateway.keys import SigningKey  # noqa: E402
-from gateway.packet import new_packet  # noqa: E402
-from gateway.services import build_services  # noqa: E402
-from gateway.types import Role, hex32, member_id  # noqa: E402
+from gateway.core.envelope import sign_packet  # noqa: E402
+from gateway.core.keys import SigningKey  # noqa: E402
+from gateway.core.packet import new_packet  # noqa: E402
+from gateway.core.types import Role, hex32, member_id  # noqa: E402
+from gateway.services.auth import issue_credential  # noqa: E402
+from gateway.services.wiring import build_services  # noqa: E402
 
 
 def naive(chain: Chain, sample: int) -> tuple[float, int]:

@@ -53,7 +53,7 @@ def main() -> int:
     os.environ.setdefault("CLAIMX_OCR", "off")
     from adapters import adapt_bytes, detect_format
     from adapters.registry import AdapterContext
-    from gateway.errors import AdapterError
+    from gateway.core.errors import AdapterError
 
     ctx = AdapterContext(issuer="0x" + "ab" * 32, file="fuzz", pseudonym_key=bytes(32))
     seeds = []

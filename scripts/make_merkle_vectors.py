@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.merkle import MemoryTree, root_hash
+from gateway.core.merkle import MemoryTree, root_hash
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "assets" / "merkle_vectors.json"
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway.chain import Chain, Deployment
-from gateway.keys import SigningKey
-from gateway.types import KeyAlgorithm, Role, hex32, member_id
+from gateway.chain.client import Chain, Deployment
+from gateway.core.keys import SigningKey
+from gateway.core.types import KeyAlgorithm, Role, hex32, member_id
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).parent / "assets"

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.chain import Chain, Deployment
+from gateway.chain.client import Chain, Deployment
 from gateway.config import Settings
-from gateway.db import Database
-from gateway.envelope import sign_packet
-from gateway.log import EvidenceLogDB
-from gateway.packet import new_packet
-from gateway.services import Services, build_services
-from gateway.store import Anchor, Record
+from gateway.core.envelope import sign_packet
+from gateway.core.packet import new_packet
+from gateway.services.wiring import Services, build_services
+from gateway.store.db import Database
+from gateway.store.log import EvidenceLogDB
+from gateway.store.tables import Anchor, Record
 from tests.conftest import Institution, admit
 
 

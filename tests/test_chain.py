@@ -11,10 +11,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError
 
-from gateway._chain_errors import ErrorDecoder, as_chain_error
-from gateway.chain import Chain, Deployment, artifact
-from gateway.errors import ChainError, InputError
-from gateway.types import Role, member_id
+from gateway.chain.client import Chain, Deployment, artifact
+from gateway.chain.errors import ErrorDecoder, as_chain_error
+from gateway.core.errors import ChainError, InputError
+from gateway.core.types import Role, member_id
 
 
 def _signer(chain: Chain, key: str) -> Chain:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from gateway.keys import SigningKey
+from gateway.cli.main import app
+from gateway.core.keys import SigningKey
 
 pytestmark = pytest.mark.anvil
 

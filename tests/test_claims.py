@@ -17,22 +17,27 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from gateway import merkle
-from gateway.api import create_app
-from gateway.audit import audit_reads
-from gateway.auth import issue_credential
-from gateway.chain import Chain
-from gateway.claims import ConsentScope, consent_live, scope_bytes
+from gateway.api.app import create_app
+from gateway.chain.client import Chain
 from gateway.config import Settings
-from gateway.db import Database
-from gateway.envelope import sign_packet
-from gateway.evidence_requests import sweep_clocks
-from gateway.keys import SigningKey
-from gateway.packet import SourceRef, new_packet
-from gateway.push import Delivery, list_endpoints, register_endpoint, remove_endpoint
-from gateway.services import Services, build_services
-from gateway.store import AccessLog, Claim, Consent, Event, EvidenceRequest, Record, utcnow
-from gateway.types import Role, hex32, member_id
+from gateway.core import merkle
+from gateway.core.envelope import sign_packet
+from gateway.core.keys import SigningKey
+from gateway.core.packet import SourceRef, new_packet
+from gateway.core.types import Role, hex32, member_id
+from gateway.services.auth import issue_credential
+from gateway.services.claims import ConsentScope, consent_live, scope_bytes
+from gateway.services.push.worker import (
+    Delivery,
+    list_endpoints,
+    register_endpoint,
+    remove_endpoint,
+)
+from gateway.services.requests import sweep_clocks
+from gateway.services.wiring import Services, build_services
+from gateway.store.db import Database
+from gateway.store.tables import AccessLog, Claim, Consent, Event, EvidenceRequest, Record, utcnow
+from gateway.verify.audit import audit_reads
 from tests.test_push import receiver  # noqa: F401  (fixture)
 
 CLAIMANT = "a1" * 32

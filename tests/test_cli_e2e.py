@@ -41,7 +41,7 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
                             "--deployment", str(dep)).stdout)
     assert listed[0]["keys"] == [key["key_id"]] and listed[0]["role"] == "hospital"
 
-    from gateway.types import hex32, member_id
+    from gateway.core.types import hex32, member_id
     packet = {"schema": "claimx.packet/1", "kind": "hospital.diagnosis",
               "issuer": hex32(member_id("hospital.e2e")), "issued_at": "2026-11-20T08:00:00Z",
               "subject": "ab" * 32,

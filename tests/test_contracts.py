@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from gateway import merkle
-from gateway.chain import Chain, Deployment
-from gateway.errors import ChainError
-from gateway.keys import SigningKey
-from gateway.types import KeyAlgorithm, Role, member_id
+from gateway.chain.client import Chain, Deployment
+from gateway.core import merkle
+from gateway.core.errors import ChainError
+from gateway.core.keys import SigningKey
+from gateway.core.types import KeyAlgorithm, Role, member_id
 from tests.conftest import ROOT, admit, advance_time
 
 
@@ -236,7 +236,7 @@ def test_record_revocation_by_issuer_operator_only(chain: Chain, deployment: Dep
 
 def test_shared_vectors_through_the_on_chain_check(embedded_chain: Chain,
                                                    merkle_vectors: dict[str, Any]) -> None:
-    """The same vector file gateway.merkle passes, through the contract's own verifier."""
+    """The same vector file gateway.core.merkle passes, through the contract's own verifier."""
     log = embedded_chain.evidence_log(embedded_chain.deploy().log)
     seen = {True: 0, False: 0}
     for v in merkle_vectors["consistency"]:

@@ -10,12 +10,12 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.canonical import canonical_bytes
-from gateway.envelope import PAYLOAD_TYPE, Envelope, pae, sign_packet
-from gateway.errors import InputError, VerificationError
-from gateway.keys import SigningKey
-from gateway.packet import Packet, new_packet
-from gateway.types import KeyAlgorithm, hex32, member_id
+from gateway.core.canonical import canonical_bytes
+from gateway.core.envelope import PAYLOAD_TYPE, Envelope, pae, sign_packet
+from gateway.core.errors import InputError, VerificationError
+from gateway.core.keys import SigningKey
+from gateway.core.packet import Packet, new_packet
+from gateway.core.types import KeyAlgorithm, hex32, member_id
 
 ISSUER = hex32(member_id("hospital.test"))
 

@@ -13,19 +13,19 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from gateway.api import create_app
-from gateway.auth import issue_credential
-from gateway.chain import Chain, Deployment
+from gateway.api.app import create_app
+from gateway.chain.client import Chain, Deployment
 from gateway.config import Settings
-from gateway.db import Database
-from gateway.envelope import sign_packet
-from gateway.keys import SigningKey
-from gateway.packet import new_packet
-from gateway.receipt import Receipt
-from gateway.services import Services, build_services
-from gateway.store import Record
-from gateway.types import Role
-from gateway.verify import verify_receipt
+from gateway.core.envelope import sign_packet
+from gateway.core.keys import SigningKey
+from gateway.core.packet import new_packet
+from gateway.core.receipt import Receipt
+from gateway.core.types import Role
+from gateway.services.auth import issue_credential
+from gateway.services.wiring import Services, build_services
+from gateway.store.db import Database
+from gateway.store.tables import Record
+from gateway.verify.receipt import verify_receipt
 from tests.conftest import Institution, admit
 
 

@@ -1,4 +1,4 @@
-"""gateway.jsondepth: the nesting depth of JSON, measured without parsing it recursively."""
+"""gateway.core.jsondepth: the nesting depth of JSON, measured without parsing it recursively."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.jsondepth import json_depth
+from gateway.core.jsondepth import json_depth
 
 tricky_text = st.text(alphabet='[]{}"\\abc\n', max_size=8)
 documents = st.recursive(

@@ -1,4 +1,4 @@
-"""gateway.merkle against public RFC 6962 vectors, an independent implementation, and mutation."""
+"""gateway.core.merkle against public RFC 6962 vectors, an independent implementation, mutation."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
-from gateway import merkle
-from gateway.errors import ProofError
+from gateway.core import merkle
+from gateway.core.errors import ProofError
 
 
 def h(x: str) -> bytes:

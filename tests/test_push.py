@@ -25,16 +25,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import inspect, select
 
-from gateway import push
-from gateway._tail import Tail
-from gateway.auth import Caller, issue_credential
-from gateway.db import Database, downgrade, upgrade
-from gateway.errors import ClaimxError, ConflictError, InputError, VerificationError
-from gateway.events import emit
-from gateway.push import Delivery, PushCursor, PushWorker, WebhookEndpoint
-from gateway.push_api import router
-from gateway.store import Base, Claim, Event
-from gateway.types import Role, member_id
+from gateway.api.push import router
+from gateway.core.errors import ClaimxError, ConflictError, InputError, VerificationError
+from gateway.core.types import Role, member_id
+from gateway.services.auth import Caller, issue_credential
+from gateway.services.push import worker as push
+from gateway.services.push.worker import Delivery, PushCursor, PushWorker, WebhookEndpoint
+from gateway.store.db import Database, downgrade, upgrade
+from gateway.store.events import emit
+from gateway.store.tables import Base, Claim, Event
+from gateway.store.tail import Tail
 
 INSURER = member_id("insurer-a")
 OTHER = member_id("insurer-b")
@@ -474,7 +474,7 @@ def test_claim_stream_is_the_insurers_only(gateway: Gateway) -> None:
     opened = event(db, INSURER, "claim.opened", claim_id=claim_id)
     client = httpx.Client(base_url=gateway.url, timeout=httpx.Timeout(10.0))
     path = f"/v1/claims/{claim_id}/events"
-    refused = client.get(path, headers=gateway.auth(OTHER))  # another insurer: as if absent
+    refused = client.get(path, headers=gateway.auth(OTHER))  # another insurer: absent
     assert refused.status_code == 404
     assert refused.json()["error"]["code"] == "claim_not_found"
     hospital = client.get(path, headers=gateway.auth(HOSPITAL))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from adapters.registry import AdapterContext
-from gateway.types import hex32, member_id
+from gateway.core.types import hex32, member_id
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 ISSUER = hex32(member_id("demo.hospital"))

@@ -10,7 +10,7 @@ import pytest
 from adapters import _classify, _ocr, attachment
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 from . import fixtures
 from .conftest import asset, dumped

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from adapters import adapt_bytes, detect_format
 from adapters.pseudonym import pseudonymise
-from gateway.cli import app
-from gateway.errors import AdapterError
-from gateway.types import hex32, member_id
+from gateway.cli.main import app
+from gateway.core.errors import AdapterError
+from gateway.core.types import hex32, member_id
 
 from .conftest import ASSETS, assert_no_raw_ids
 

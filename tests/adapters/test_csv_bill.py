@@ -10,7 +10,7 @@ from adapters import csv_bill
 from adapters._values import parse_decimal
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 from .conftest import ISSUER, assert_no_raw_ids, asset, dumped
 

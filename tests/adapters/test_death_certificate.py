@@ -9,7 +9,7 @@ import pytest
 from adapters import death_certificate
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 from .conftest import assert_no_raw_ids, asset, dumped
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from adapters import fhir
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext, adapters
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "fhir"
 KEY = bytes(range(32))

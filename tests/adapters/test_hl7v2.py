@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from adapters import hl7v2
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext, adapters
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "hl7"
 KEY = bytes(range(32))

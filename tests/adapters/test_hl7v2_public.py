@@ -14,7 +14,7 @@ import pytest
 from adapters import detect_format, hl7v2
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 PUBLIC = Path(__file__).resolve().parents[1] / "assets" / "hl7" / "public"
 KEY = bytes(range(32))

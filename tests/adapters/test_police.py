@@ -9,7 +9,7 @@ import pytest
 from adapters import police
 from adapters.pseudonym import pseudonymise
 from adapters.registry import AdapterContext
-from gateway.errors import AdapterError
+from gateway.core.errors import AdapterError
 
 from .conftest import assert_no_raw_ids, asset, dumped
 
@@ -34,7 +34,7 @@ def test_chinese_json_determination(ctx: AdapterContext) -> None:
     packet = run(asset("police", "accident_zh.json"), ctx)
     body = packet["body"]
     assert packet["kind"] == "police.accident_determination"
-    assert packet["urgent"] is False  # the green channel is decided by kind, in gateway.packet
+    assert packet["urgent"] is False  # the green channel is decided by kind, in gateway.core.packet
     assert body["case_number"] == "沪公交认字[2026]第310104202603140017号"
     assert body["occurred_at"] == "2026-03-14T08:25:00+08:00"
     assert body["determination_date"] == "2026-03-20"

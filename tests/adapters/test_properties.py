@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from adapters import _ocr, adapt_bytes, detect_format
 from adapters.registry import AdapterContext, adapters
-from gateway.errors import AdapterError
-from gateway.packet import Packet
+from gateway.core.errors import AdapterError
+from gateway.core.packet import Packet
 
 from .conftest import ISSUER, asset
 
@@ -155,7 +155,7 @@ def test_json_exponent_beyond_decimal_range_is_located(fmt: str, code: str) -> N
 @pytest.mark.parametrize("fmt", ["police", "death_certificate", "fhir"])
 def test_deep_json_is_refused_before_parsing(fmt: str) -> None:
     """Under the recursion limit web3's dependencies set, json.loads overflowed the C stack
-    on this and killed `claimx adapt` (gateway.jsondepth)."""
+    on this and killed `claimx adapt` (gateway.core.jsondepth)."""
     raw = b'{"resourceType": "Bundle", "entry": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     with pytest.raises(AdapterError) as info:
         adapt_bytes(raw, fmt, CTX)

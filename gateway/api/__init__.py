@@ -1,0 +1,1 @@
+"""The HTTP API: the FastAPI app, error handlers, typed dependencies, one router per area."""

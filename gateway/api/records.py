@@ -1,0 +1,207 @@
+"""Routes for records, proofs and the log: publish, metadata, payloads, receipts, erasure.
+
+Who may do what (every route needs `Authorization: Bearer cx1_…`):
+publishers (hospital, police, civil) publish their own records and read them; insurers read
+payloads of records their claims hold under a live consent; every member reads metadata,
+proofs and tree heads; auditors and the operator read the access log of any record.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from gateway.api.deps import CallerDep, ServicesDep, SessionDep
+from gateway.core.errors import ForbiddenError, InputError
+from gateway.core.receipt import build_receipt, inclusion
+from gateway.core.types import Role
+from gateway.services.access import access_entries, find_record, read_payload
+from gateway.services.auth import PUBLISHERS, require_role
+from gateway.services.publish import Accepted
+from gateway.store.log import EvidenceLogDB
+from gateway.store.tables import Anchor
+from gateway.store.vault import erase
+
+router = APIRouter()
+DIGEST = Path(pattern=r"^(0x)?[0-9a-fA-F]{64}$", description="record digest, 64 hex digits")
+DigestPath = Annotated[str, DIGEST]
+
+
+class SignatureModel(BaseModel):
+    keyid: str = Field(description="0x-hex SHA-256 of the signing key's SubjectPublicKeyInfo")
+    sig: str = Field(description="base64 signature over the DSSE PAE")
+
+
+class EnvelopeModel(BaseModel):
+    """A DSSE envelope whose payload is a canonical claim packet."""
+
+    payloadType: str = Field(examples=["application/vnd.claimx.packet+json"])  # noqa: N815
+    payload: str = Field(description="base64 of the packet's RFC 8785 bytes")
+    signatures: list[SignatureModel]
+
+
+class BatchModel(BaseModel):
+    envelopes: list[EnvelopeModel] = Field(description="all are checked; one bad one rejects "
+                                           "the batch and nothing is stored")
+
+
+class Published(BaseModel):
+    digest: str
+    duplicate: bool = Field(description="already stored: not a second leaf")
+    urgent: bool
+    kind: str
+
+
+def _published(a: Accepted) -> Published:
+    return Published(digest=a.digest.hex(), duplicate=a.duplicate, urgent=a.urgent, kind=a.kind)
+
+
+def _hex(digest: str) -> bytes:
+    return bytes.fromhex(digest[2:] if digest.startswith("0x") else digest)
+
+
+@router.post("/v1/records", status_code=201, response_model=Published, tags=["records"])
+def publish_one(sv: ServicesDep, caller: CallerDep, envelope: EnvelopeModel) -> Published:
+    """Publish one signed envelope of your own. Publishing the same digest again is
+    idempotent."""
+    require_role(caller, *PUBLISHERS, action="publish evidence")
+    return _published(sv.publisher.publish([envelope.model_dump()], caller.member_id)[0])
+
+
+@router.post("/v1/records/batch", status_code=201, response_model=list[Published],
+             tags=["records"], openapi_extra={"requestBody": {
+                 "required": True, "content": {"application/json": {
+                     "schema": BatchModel.model_json_schema(
+                         ref_template="#/components/schemas/{model}")}}}})
+async def publish_batch(request: Request, sv: ServicesDep, caller: CallerDep) -> list[Published]:
+    """Publish up to ``max_batch`` envelopes in one all-or-nothing request.
+
+    The body is parsed once, straight into the envelope parser (the hot path of bulk
+    publication): the schema above documents it, the parser enforces it.
+    """
+    require_role(caller, *PUBLISHERS, action="publish evidence")
+    envelopes = _batch_items(await request.body(), sv.settings.max_batch)
+    accepted = await run_in_threadpool(sv.publisher.publish, envelopes, caller.member_id)
+    return [_published(a) for a in accepted]
+
+
+@router.get("/v1/records/{digest}", tags=["records"])
+def get_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
+    """A record's metadata and status (accepted, logged, anchored); no payload."""
+    rec = find_record(s, _hex(digest))
+    anchor = None if rec.leaf_index is None else s.scalar(
+        select(Anchor).where(Anchor.size > rec.leaf_index).order_by(Anchor.size).limit(1))
+    status = "accepted" if rec.leaf_index is None else "anchored" if anchor else "logged"
+    return {
+        "digest": rec.digest.hex(), "status": status, "kind": rec.kind,
+        "issuer": "0x" + rec.issuer.hex(), "issued_at": rec.issued_at,
+        "accepted_at": rec.accepted_at.isoformat(), "urgent": rec.urgent,
+        "leaf_index": rec.leaf_index, "erased": rec.erased_at is not None,
+        "anchored_in": None if anchor is None else {
+            "head_index": anchor.head_index, "size": anchor.size,
+            "tx_hash": anchor.tx_hash.hex(), "block_number": anchor.block_number},
+    }
+
+
+@router.get("/v1/records/{digest}/envelope", tags=["records"])
+def get_envelope(s: SessionDep, sv: ServicesDep, caller: CallerDep, digest: DigestPath,
+                 claim: Annotated[str | None, Query(description="claim to read under")] = None,
+                 ) -> dict[str, Any]:
+    """The signed envelope with its payload: for its issuer, or an insurer whose claim holds
+    it under a live consent. Every read is logged on the evidence log."""
+    rec = find_record(s, _hex(digest))
+    return read_payload(s, sv.vault, sv.ledger, caller, rec, claim)
+
+
+@router.get("/v1/records/{digest}/receipt", tags=["proofs"])
+def get_receipt(s: SessionDep, sv: ServicesDep, caller: CallerDep, digest: DigestPath,
+                claim: Annotated[str | None, Query(description="claim to read under")] = None,
+                ) -> dict[str, Any]:
+    """Portable receipt (envelope, inclusion proof against the latest anchored head, anchoring
+    transactions): a payload read, so the same rules and logging as /envelope."""
+    rec = find_record(s, _hex(digest))
+    envelope = read_payload(s, sv.vault, sv.ledger, caller, rec, claim)
+    return build_receipt(s, rec.digest, sv.chain_ref, envelope, sv.cache).model_dump(mode="json")
+
+
+@router.get("/v1/records/{digest}/proof", tags=["proofs"])
+def get_proof(s: SessionDep, sv: ServicesDep, caller: CallerDep,
+              digest: DigestPath) -> dict[str, Any]:
+    """Inclusion proof and anchoring heads without the payload (what auditors read)."""
+    rec = find_record(s, _hex(digest))
+    chain = {"chain": sv.chain_ref.model_dump()}
+    return inclusion(s, rec, sv.cache).model_dump(mode="json") | chain
+
+
+@router.post("/v1/records/{digest}/erase", tags=["records"])
+def erase_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
+    """Destroy the payload's key (by its issuer or the operator): the digest stays provable."""
+    rec = find_record(s, _hex(digest))
+    if caller.member_id != rec.issuer and caller.role != Role.OPERATOR:
+        raise ForbiddenError("only the record's issuer or the exchange operator may erase it",
+                             code="erase_forbidden")
+    erase(s, rec)
+    return {"digest": rec.digest.hex(), "erased": True}
+
+
+@router.get("/v1/records/{digest}/access-log", tags=["audit"])
+def get_access_log(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
+    """Every payload read of a record: auditors, the operator, and the record's issuer."""
+    rec = find_record(s, _hex(digest))
+    if caller.role not in (Role.AUDITOR, Role.OPERATOR) and caller.member_id != rec.issuer:
+        raise ForbiddenError("access logs are for auditors, the operator and the issuer",
+                             code="role_forbidden")
+    return {"digest": rec.digest.hex(), "reads": access_entries(s, rec.digest)}
+
+
+@router.get("/v1/log/head", tags=["proofs"])
+def get_head(s: SessionDep, sv: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    """The latest tree head anchored on chain, and the local log size."""
+    latest = s.scalar(select(Anchor).order_by(Anchor.size.desc()).limit(1))
+    return {
+        "log_size": EvidenceLogDB(s, sv.cache).size(),
+        "anchored": None if latest is None else {
+            "head_index": latest.head_index, "size": latest.size, "root": latest.root.hex(),
+            "tx_hash": latest.tx_hash.hex(), "block_number": latest.block_number,
+            "block_time": latest.block_time},
+        "chain": sv.chain_ref.model_dump(),
+    }
+
+
+@router.get("/v1/log/consistency", tags=["proofs"])
+def get_consistency(s: SessionDep, sv: ServicesDep, caller: CallerDep,
+                    first: Annotated[int, Query(ge=0)],
+                    second: Annotated[int, Query(ge=1)]) -> dict[str, Any]:
+    """RFC 9162 consistency proof between two sizes of the log."""
+    logdb = EvidenceLogDB(s, sv.cache)
+    if not first <= second <= logdb.size():
+        raise InputError(f"need 0 <= first <= second <= log size {logdb.size()}",
+                         code="bad_sizes")
+    return {"first": first, "second": second,
+            "root1": logdb.root(first).hex(), "root2": logdb.root(second).hex(),
+            "proof": [p.hex() for p in logdb.consistency_proof(first, second)]}
+
+
+def _batch_items(body: bytes, limit: int) -> list[Any]:
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"request body is not valid JSON: {exc}", code="malformed_json",
+                         http_status=400) from exc
+    items = obj.get("envelopes") if isinstance(obj, dict) else None
+    if not isinstance(items, list):
+        raise InputError('body must be {"envelopes": [...]}', code="invalid_request",
+                         loc=["envelopes"])
+    if not items:
+        raise InputError("batch is empty", code="empty_batch")
+    if len(items) > limit:
+        raise InputError(f"batch holds {len(items)} envelopes, the limit is {limit}",
+                         code="batch_too_large")
+    return items
+
+

@@ -1,0 +1,227 @@
+"""The chain client: with its private helpers (``_chain_contracts``, ``_chain_errors``) the
+only code that imports web3.
+
+One :class:`Chain` talks to the in-process EVM (eth-tester with py-evm: the embedded
+default) or to any JSON-RPC node (anvil in tests, a Besu QBFT consortium in production).
+Transactions go out from the node's unlocked accounts (eth-tester, anvil) or are signed
+here with local keys (Besu, which keeps no keys). Every failure becomes a
+:class:`~gateway.core.errors.ChainError`; contract custom errors are decoded through the ABIs
+(web3.py hands back only raw revert data) into their names and arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+from web3.providers.eth_tester import EthereumTesterProvider
+
+from gateway.chain.contracts import (
+    KEY_STATUS,
+    AnchorResult,
+    EvidenceLogClient,
+    KeyState,
+    MemberInfo,
+    Registry,
+    Revocation,
+    TreeHead,
+)
+from gateway.chain.errors import ErrorDecoder, as_chain_error
+from gateway.core.errors import ChainError, InputError
+
+__all__ = ["KEY_STATUS", "AnchorResult", "Chain", "Deployment", "EvidenceLogClient", "KeyState",
+           "MemberInfo", "Registry", "Revocation", "TreeHead", "artifact"]
+
+_ART_DIRS = (Path(__file__).resolve().parents[1] / "contracts" / "build",
+             Path(__file__).resolve().parent / "_contracts_build")
+FUNDING_WEI = 10**20
+
+
+@functools.cache
+def artifact(name: str) -> dict[str, Any]:
+    """A compiled contract (ABI, bytecode) from contracts/build (or the wheel's copy)."""
+    for folder in _ART_DIRS:
+        path = folder / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())  # type: ignore[no-any-return]
+    raise ChainError(f"compiled artifact {name}.json not found in contracts/build; run "
+                     "`python scripts/compile_contracts.py`", code="no_artifact")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the contracts live; written by ``claimx deploy``, read by the gateway."""
+
+    chain_id: int
+    registry: str
+    log: str
+    admin: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        """Parse a deployment file, refusing anything but its four fields' shapes."""
+        try:
+            obj = json.loads(text)
+            dep = cls(int(obj["chain_id"]), str(obj["registry"]), str(obj["log"]),
+                      str(obj["admin"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"not a claimx deployment file ({type(exc).__name__}: {exc})",
+                             code="bad_deployment") from exc
+        for field in ("registry", "log", "admin"):
+            if not Web3.is_address(getattr(dep, field)):
+                raise InputError(f"deployment field {field!r} is not an Ethereum address",
+                                 code="bad_deployment")
+        return dep
+
+
+class Chain:
+    """A web3 connection, its sending accounts and the error decoder for our contracts."""
+
+    def __init__(self, w3: Web3, *, description: str, local: LocalAccount | None = None) -> None:
+        self.w3 = w3
+        self.description = description
+        self._local: dict[str, LocalAccount] = {}
+        self._primary = local.address if local is not None else None
+        if local is not None:
+            self._local[local.address] = local
+        self.decoder = ErrorDecoder([artifact("MemberRegistry")["abi"],
+                                     artifact("EvidenceLog")["abi"]])
+        try:
+            self.chain_id = int(w3.eth.chain_id)
+        except Exception as exc:
+            raise as_chain_error(exc, self.decoder, f"cannot reach the chain at {description}; "
+                                 "is the node running and the URL right?") from exc
+
+    @classmethod
+    def embedded(cls) -> Chain:
+        """An in-process EVM (eth-tester + py-evm): no network, gone when the process ends."""
+        return cls(Web3(EthereumTesterProvider()), description="in-process EVM")
+
+    @classmethod
+    def connect(cls, rpc_url: str, private_key: str | None = None) -> Chain:
+        """Any JSON-RPC node; with ``private_key`` transactions are signed here (Besu)."""
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        local = Account.from_key(private_key) if private_key else None
+        return cls(w3, description=rpc_url, local=local)
+
+    @property
+    def accounts(self) -> list[str]:
+        """Accounts that can send: local keys first, then the node's unlocked accounts."""
+        return [*self._local, *[str(a) for a in self.w3.eth.accounts]]
+
+    @property
+    def default_sender(self) -> str:
+        """The configured private key's account, else the node's first unlocked account."""
+        if self._primary is not None:
+            return self._primary
+        accounts = [str(a) for a in self.w3.eth.accounts]
+        if not accounts:
+            raise ChainError("no account to send from: pass a private key "
+                             "(CLAIMX_ANCHOR_PRIVATE_KEY) for a node without unlocked accounts",
+                             code="no_account")
+        return accounts[0]
+
+    def now(self) -> int:
+        """Timestamp of the latest block."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def new_funded_account(self) -> str:
+        """A fresh account with test ether (embedded and dev nodes), signed for locally."""
+        acct: LocalAccount = Account.create()
+        self._local[acct.address] = acct
+        self.send_value(acct.address, FUNDING_WEI)
+        return str(acct.address)
+
+    def send_value(self, to: str, wei: int) -> None:
+        tx = {"from": self.default_sender, "to": to, "value": wei}
+        self._wait(self._send_tx(tx))
+
+    def deploy(self, admin: str | None = None) -> Deployment:
+        """Deploy MemberRegistry and EvidenceLog; ``admin`` (default: the sender) runs both."""
+        sender = self.default_sender
+        admin = admin or sender
+        registry = self._deploy("MemberRegistry", sender, admin)
+        log = self._deploy("EvidenceLog", sender, registry, admin)
+        return Deployment(self.chain_id, registry, log, admin)
+
+    def registry(self, address: str) -> Registry:
+        return Registry(self, self._contract("MemberRegistry", address))
+
+    def evidence_log(self, address: str) -> EvidenceLogClient:
+        return EvidenceLogClient(self, self._contract("EvidenceLog", address))
+
+    # -- transactions ------------------------------------------------------------------
+
+    def transact(self, call: Any, sender: str | None = None) -> Any:
+        """Send a contract call from ``sender`` and wait for it; returns the receipt."""
+        sender = sender or self.default_sender
+        try:
+            call.call({"from": sender})  # surfaces the revert reason before spending gas
+            tx = call.build_transaction({"from": sender})
+        except Exception as exc:
+            raise as_chain_error(exc, self.decoder) from exc
+        return self._wait(self._send_tx(tx))
+
+    def _send_tx(self, tx: dict[str, Any]) -> bytes:
+        sender = tx["from"]
+        try:
+            local = self._local.get(sender)
+            if local is None:
+                return bytes(self.w3.eth.send_transaction(tx))  # type: ignore[arg-type]
+            tx.setdefault("nonce", self.w3.eth.get_transaction_count(sender, "pending"))
+            tx.setdefault("chainId", self.chain_id)
+            if "gas" not in tx:
+                tx["gas"] = self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+            if "gasPrice" not in tx and "maxFeePerGas" not in tx:
+                tx["gasPrice"] = self.w3.eth.gas_price
+            signed = local.sign_transaction(tx)
+            return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        except Exception as exc:
+            raise as_chain_error(exc, self.decoder) from exc
+
+    def _wait(self, tx_hash: bytes) -> Any:
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise as_chain_error(exc, self.decoder) from exc
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction {tx_hash.hex()} reverted", code="tx_reverted")
+        return receipt
+
+    def _deploy(self, name: str, sender: str, *args: Any) -> str:
+        art = artifact(name)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        try:
+            tx = factory.constructor(*args).build_transaction({"from": sender})
+        except Exception as exc:
+            raise as_chain_error(exc, self.decoder) from exc
+        receipt = self._wait(self._send_tx(tx))
+        return str(receipt["contractAddress"])
+
+    def _contract(self, name: str, address: str) -> Contract:
+        try:
+            checksum = Web3.to_checksum_address(address)
+        except ValueError as exc:
+            raise ChainError(f"{address!r} is not an Ethereum address",
+                             code="bad_address") from exc
+        if not self.w3.eth.get_code(checksum):
+            raise ChainError(f"no contract at {checksum} on {self.description} (chain "
+                             f"{self.chain_id}): wrong address, or not deployed there",
+                             code="no_contract")
+        return self.w3.eth.contract(address=checksum, abi=artifact(name)["abi"])
+
+    def call(self, fn: Any) -> Any:
+        try:
+            return fn.call()
+        except Exception as exc:
+            raise as_chain_error(exc, self.decoder) from exc

@@ -1,0 +1,215 @@
+"""Typed wrappers of the two claimx contracts and the frozen values they return.
+
+Split from :mod:`gateway.chain.client` (which re-exports everything here) so that module holds the
+connection and transaction plumbing and this one the contract surfaces: MemberRegistry
+(members, operators, keys and the one validity question) and EvidenceLog (tree heads,
+append-only anchoring, record revocations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from web3.contract import Contract
+from web3.logs import DISCARD
+
+from gateway.chain.errors import as_chain_error
+from gateway.core.errors import ChainError
+from gateway.core.types import KeyAlgorithm, Role
+
+if TYPE_CHECKING:
+    from gateway.chain.client import Chain
+
+KEY_STATUS = ("valid", "unknown_member", "member_suspended", "unknown_key", "not_yet_valid",
+              "revoked")
+"""``KeyStatus`` of contracts/Common.sol, by value, as stable lowercase names."""
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    """An anchored tree head: the log's root at ``size`` leaves, with its block time."""
+
+    index: int
+    size: int
+    root: bytes
+    timestamp: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """The registry's answer to "was this key of this member valid at that time"."""
+
+    status: str
+    algorithm: KeyAlgorithm
+    public_key: bytes
+
+    @property
+    def valid(self) -> bool:
+        return self.status == "valid"
+
+
+@dataclass(frozen=True)
+class AnchorResult:
+    tx_hash: bytes
+    block_number: int
+    gas_used: int
+    head: TreeHead
+
+
+@dataclass(frozen=True)
+class Revocation:
+    reason: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    member_id: bytes
+    role: Role
+    name: str
+    admitted_at: int
+    suspended_at: int
+    """Block time the current suspension began; 0 while the member is active."""
+
+    @property
+    def active(self) -> bool:
+        return self.suspended_at == 0
+
+
+class Registry:
+    """Typed wrapper of MemberRegistry; admin calls are sent from ``sender`` (default admin)."""
+
+    def __init__(self, chain: Chain, contract: Contract) -> None:
+        self.chain, self.c = chain, contract
+        self.address = str(contract.address)
+
+    def admit_member(self, member_id: bytes, role: Role, name: str, operators: list[str],
+                     *, sender: str | None = None) -> None:
+        self.chain.transact(self.c.functions.admitMember(member_id, int(role), name,
+                                                          operators), sender)
+
+    def suspend_member(self, member_id: bytes, *, sender: str | None = None) -> None:
+        self.chain.transact(self.c.functions.suspendMember(member_id), sender)
+
+    def reinstate_member(self, member_id: bytes, *, sender: str | None = None) -> None:
+        self.chain.transact(self.c.functions.reinstateMember(member_id), sender)
+
+    def add_operator(self, member_id: bytes, account: str, *, sender: str | None = None) -> None:
+        self.chain.transact(self.c.functions.addOperator(member_id, account), sender)
+
+    def remove_operator(self, member_id: bytes, account: str, *,
+                        sender: str | None = None) -> None:
+        self.chain.transact(self.c.functions.removeOperator(member_id, account), sender)
+
+    def add_key(self, member_id: bytes, key_id: bytes, algorithm: KeyAlgorithm,
+                public_key: bytes, valid_from: int = 0, *, sender: str | None = None) -> None:
+        self.chain.transact(self.c.functions.addKey(member_id, key_id, int(algorithm),
+                                                     public_key, valid_from), sender)
+
+    def revoke_key(self, member_id: bytes, key_id: bytes, at: int = 0, *,
+                   sender: str | None = None) -> None:
+        """Revoke from ``at`` on (0 = now); backdate it to when a compromise began."""
+        self.chain.transact(self.c.functions.revokeKey(member_id, key_id, at), sender)
+
+    def rotate_key(self, member_id: bytes, old_key_id: bytes, new_key_id: bytes,
+                   algorithm: KeyAlgorithm, public_key: bytes, *,
+                   sender: str | None = None) -> None:
+        self.chain.transact(self.c.functions.rotateKey(member_id, old_key_id, new_key_id,
+                                                        int(algorithm), public_key), sender)
+
+    def key_status_at(self, member_id: bytes, key_id: bytes, at: int) -> KeyState:
+        status, alg, pub = self.chain.call(self.c.functions.keyStatusAt(member_id, key_id, at))
+        return KeyState(KEY_STATUS[status], KeyAlgorithm(alg), bytes(pub))
+
+    def key_valid_from(self, key_id: bytes) -> int:
+        """When a registered key became valid (reverts with MemberRegistryUnknownKey)."""
+        return int(self.chain.call(self.c.functions.key(key_id))[2])
+
+    def member(self, member_id: bytes) -> MemberInfo:
+        role, admitted, suspended, name = self.chain.call(self.c.functions.member(member_id))
+        return MemberInfo(member_id, Role(role), name, admitted, suspended)
+
+    def members(self) -> list[MemberInfo]:
+        count = self.chain.call(self.c.functions.memberCount())
+        return [self.member(bytes(self.chain.call(self.c.functions.memberAt(i))))
+                for i in range(count)]
+
+    def keys_of(self, member_id: bytes) -> list[bytes]:
+        return [bytes(k) for k in self.chain.call(self.c.functions.keysOf(member_id))]
+
+    def is_operator(self, member_id: bytes, account: str) -> bool:
+        return bool(self.chain.call(self.c.functions.isOperator(member_id, account)))
+
+
+class EvidenceLogClient:
+    """Typed wrapper of EvidenceLog."""
+
+    def __init__(self, chain: Chain, contract: Contract) -> None:
+        self.chain, self.c = chain, contract
+        self.address = str(contract.address)
+
+    def registry_address(self) -> str:
+        return str(self.chain.call(self.c.functions.registry()))
+
+    def grant_anchorer(self, account: str, *, sender: str | None = None) -> None:
+        role = self.chain.call(self.c.functions.ANCHOR_ROLE())
+        self.chain.transact(self.c.functions.grantRole(role, account), sender)
+
+    def anchor(self, size: int, root: bytes, proof: list[bytes], *,
+               sender: str | None = None) -> AnchorResult:
+        """Append a tree head; the consistency proof runs from the current head on chain."""
+        receipt = self.chain.transact(self.c.functions.anchor(size, root, proof), sender)
+        # the index comes from our own event, so a concurrent anchorer cannot confuse it
+        events = [e for e in self.c.events.Anchored().process_receipt(receipt, errors=DISCARD)
+                  if e["address"] == self.c.address]
+        if len(events) != 1:
+            raise ChainError(f"anchor transaction emitted {len(events)} Anchored events",
+                             code="missing_event")
+        head = self.head_at(int(events[0]["args"]["index"]))
+        return AnchorResult(bytes(receipt["transactionHash"]), int(receipt["blockNumber"]),
+                            int(receipt["gasUsed"]), head)
+
+    def head_count(self) -> int:
+        return int(self.chain.call(self.c.functions.headCount()))
+
+    def head_at(self, index: int) -> TreeHead:
+        root, size, ts, block = self.chain.call(self.c.functions.headAt(index))
+        return TreeHead(index, size, bytes(root), ts, block)
+
+    def latest_head(self) -> TreeHead | None:
+        count = self.head_count()
+        return self.head_at(count - 1) if count else None
+
+    def head_index_of_size(self, size: int) -> int:
+        return int(self.chain.call(self.c.functions.headIndexOfSize(size)))
+
+    def anchor_tx_of(self, index: int) -> bytes:
+        """Hash of the transaction that anchored head ``index`` (from the Anchored event)."""
+        head = self.head_at(index)
+        try:
+            logs: Any = self.c.events.Anchored().get_logs(
+                from_block=head.block_number, to_block=head.block_number,
+                argument_filters={"index": index})
+        except Exception as exc:
+            raise as_chain_error(exc, self.chain.decoder) from exc
+        if not logs:
+            raise ChainError(f"no Anchored event for head {index} in block {head.block_number}",
+                             code="missing_event")
+        return bytes(logs[0]["transactionHash"])
+
+    def revoke_record(self, member_id: bytes, digest: bytes, reason: int, *,
+                      sender: str | None = None) -> None:
+        """Revoke ``digest`` as issuer ``member_id``; ``sender`` must be its operator."""
+        self.chain.transact(self.c.functions.revokeRecord(member_id, digest, reason), sender)
+
+    def revocation_of(self, digest: bytes, member_id: bytes) -> Revocation | None:
+        revoked, reason, at = self.chain.call(self.c.functions.revocationOf(digest, member_id))
+        return Revocation(reason, at) if revoked else None
+
+    def verify_consistency(self, size1: int, size2: int, root1: bytes, root2: bytes,
+                           proof: list[bytes]) -> bool:
+        """The contract's own RFC 9162 check (a pure call), for shared test vectors."""
+        return bool(self.chain.call(self.c.functions.verifyConsistency(size1, size2, root1,
+                                                                        root2, proof)))

@@ -1,0 +1,1 @@
+"""The ``claimx`` command line: one Typer app; each command group in its own module."""

@@ -1,0 +1,1 @@
+"""Development helpers: the throwaway demo and development members."""

@@ -1,0 +1,1 @@
+"""Business rules: publishing, anchoring, claims, requests, access, push; no web framework."""

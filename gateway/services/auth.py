@@ -1,0 +1,105 @@
+"""Who is calling: per-member API credentials (stored only as hashes) and on-chain roles.
+
+A member's systems send ``Authorization: Bearer cx1_…``. The token names a member; the
+member's role and standing come from the MemberRegistry on chain (cached briefly), so a
+suspension there locks the member out here too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.core.errors import AuthError, ChainError, ForbiddenError
+from gateway.core.types import Role
+from gateway.store.tables import Credential, utcnow
+
+TOKEN_PREFIX = "cx1_"
+
+PUBLISHERS = frozenset({Role.HOSPITAL, Role.POLICE, Role.CIVIL})
+"""Roles whose systems publish evidence."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    member_id: bytes
+    role: Role
+    name: str
+
+    @property
+    def hex(self) -> str:
+        return "0x" + self.member_id.hex()
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def issue_credential(s: Session, member_id: bytes, label: str = "") -> str:
+    """Create a credential and return the token; it is shown once and stored only hashed."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    s.add(Credential(member_id=member_id, token_hash=_hash(token), label=label[:128]))
+    return token
+
+
+def revoke_credentials(s: Session, member_id: bytes) -> int:
+    """Revoke every live credential of a member; returns how many."""
+    rows = s.scalars(select(Credential).where(Credential.member_id == member_id,
+                                              Credential.revoked_at.is_(None))).all()
+    for row in rows:
+        row.revoked_at = utcnow()
+    return len(rows)
+
+
+class MemberDirectory:
+    """Members' roles and standing from the registry, reused for ``ttl`` seconds."""
+
+    def __init__(self, registry: object, ttl: float = 10.0) -> None:
+        self.registry, self.ttl = registry, ttl
+        self._cache: dict[bytes, tuple[float, Caller | None]] = {}
+
+    def lookup(self, member_id: bytes) -> Caller | None:
+        """The active member, or None when unknown or suspended."""
+        hit = self._cache.get(member_id)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            info = self.registry.member(member_id)  # type: ignore[attr-defined]
+            caller = None if info.suspended_at else Caller(member_id, info.role, info.name)
+        except ChainError:
+            caller = None
+        self._cache[member_id] = (now, caller)
+        return caller
+
+
+def authenticate(s: Session, directory: MemberDirectory, header: str | None) -> Caller:
+    """Resolve an Authorization header to an active member, or raise 401/403 saying why."""
+    if not header:
+        raise AuthError("missing Authorization header: send `Authorization: Bearer <token>` "
+                        "with a credential from `claimx credentials issue`",
+                        code="missing_credentials")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+        raise AuthError("Authorization must be `Bearer cx1_…`", code="bad_credentials")
+    row = s.scalar(select(Credential).where(Credential.token_hash == _hash(token.strip())))
+    if row is None or row.revoked_at is not None:
+        raise AuthError("unknown or revoked credential", code="bad_credentials")
+    caller = directory.lookup(row.member_id)
+    if caller is None:
+        raise ForbiddenError("member is suspended or no longer in the registry",
+                             code="member_inactive")
+    return caller
+
+
+def require_role(caller: Caller, *roles: Role, action: str) -> None:
+    """403 unless the caller has one of ``roles``."""
+    if caller.role not in roles:
+        allowed = ", ".join(r.name.lower() for r in roles)
+        raise ForbiddenError(f"{caller.role.name.lower()} members may not {action} (allowed: "
+                             f"{allowed})", code="role_forbidden")

@@ -1,0 +1,1 @@
+"""Push to members: webhook endpoints, the delivery worker and server-sent event streams."""

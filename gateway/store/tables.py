@@ -1,0 +1,249 @@
+"""Database tables: records, the Merkle log's nodes, local tree heads, chain anchors, leases.
+
+SQLAlchemy 2 typed models with a naming convention; the schema is created and upgraded by
+Alembic (``gateway/migrations``), never by ``create_all`` outside tests of the migrations.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware in UTC.
+
+    SQLite keeps no offset: without this, a value written with ``+08:00`` would be stored as
+    its wall-clock time and read back naive, so API timestamps would change format (and
+    meaning) with the database. The DDL is ``DateTime(timezone=True)`` as before.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Record(Base):
+    """One accepted, signature-checked envelope. ``leaf_index`` is set when sequenced."""
+
+    __tablename__ = "records"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    issuer: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    issued_at: Mapped[str] = mapped_column(String(32))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    envelope_meta: Mapped[str] = mapped_column(Text)
+    """The envelope without its payload: payloadType and signatures (JSON)."""
+    payload_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Payload encrypted with the record's own data key (AES-256-GCM, nonce first);
+    None once erased."""
+    source_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    """Hash of the institutional source document, to recognise re-published material."""
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    accepted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+
+    __table_args__ = (Index("ix_records_pending", "leaf_index", "urgent"),)
+
+
+class Node(Base):
+    """A complete perfect subtree of the Merkle log (see gateway.core.merkle)."""
+
+    __tablename__ = "merkle_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LogState(Base):
+    """Single row (id=1): the sequenced size. Locked while sequencing, so one writer appends."""
+
+    __tablename__ = "log_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Anchor(Base):
+    """A tree head written to the chain's EvidenceLog."""
+
+    __tablename__ = "anchors"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    head_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    tx_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_time: Mapped[int] = mapped_column(BigInteger)
+    gas_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Lease(Base):
+    """Leader election through the database: one anchor worker holds the lease at a time."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --- the insurer's side (issue 4) -------------------------------------------------------
+
+
+class Credential(Base):
+    """An API credential of a member's system; only its SHA-256 is stored."""
+
+    __tablename__ = "credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class DataKey(Base):
+    """A record's payload key, wrapped by the master key. Deleting the row erases the record."""
+
+    __tablename__ = "data_keys"
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary(60))
+
+
+class Claim(Base):
+    """An insurer's claim, opened with the claimant's consent."""
+
+    __tablename__ = "claims"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    insurer: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    reference: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    policy: Mapped[str] = mapped_column(String(128))
+    incident_date: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """Set when the insurer closes the claim: paid, denied or withdrawn."""
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class Consent(Base):
+    """What the claimant allowed the insurer to see; its digest is a leaf of the log."""
+
+    __tablename__ = "consents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    insurer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    institutions: Mapped[str] = mapped_column(Text)
+    """JSON list of 0x member ids; empty list = any institution."""
+    kinds: Mapped[str] = mapped_column(Text)
+    """JSON list of evidence kinds; empty list = any kind."""
+    date_from: Mapped[str] = mapped_column(String(10))
+    date_to: Mapped[str] = mapped_column(String(10))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """Digest of the consent record in the evidence log."""
+
+
+class EvidenceRequest(Base):
+    """An insurer asking an institution for kinds of evidence for a claim."""
+
+    __tablename__ = "evidence_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    institution: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    kinds: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(24), default="open")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    decline_reason: Mapped[str] = mapped_column(String(500), default="")
+    overdue_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the clock sweep announced that the request ran past its due time (once)."""
+
+    __table_args__ = (Index("ix_evidence_requests_clock", "status", "due_at"),)
+
+
+class ClaimRecord(Base):
+    """A record attached to a claim (matched by subject and consent scope)."""
+
+    __tablename__ = "claim_records"
+    claim_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Set when the same source document was already attached under another digest."""
+    matched_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Event(Base):
+    """Something a member should hear about: the claim timeline, webhooks and SSE read these."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    """The audience."""
+    claim_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    type: Mapped[str] = mapped_column(String(48))
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class AccessLog(Base):
+    """Every payload read: who, which record, under which claim and consent."""
+
+    __tablename__ = "access_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    record_digest: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    consent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    entry_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """Digest of this access entry as a leaf of the evidence log."""

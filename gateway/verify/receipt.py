@@ -1,0 +1,150 @@
+"""Independent verification of a receipt against the chain alone (the auditor's check).
+
+Nothing the exchange operator says is trusted: the tree heads, the key and its validity,
+and revocations are read from the EvidenceLog and MemberRegistry contracts; the digest and
+proofs are recomputed here. Each check is reported by name with its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.core import merkle
+from gateway.core.envelope import Envelope
+from gateway.core.errors import ClaimxError
+from gateway.core.keys import PublicKey
+from gateway.core.receipt import Receipt
+from gateway.core.types import parse_hex32
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid,
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+
+class _Stop(Exception):
+    """A check failed in a way that makes the later checks meaningless."""
+
+
+def verify_receipt(receipt: Receipt, chain: Any, log_address: str) -> Report:
+    """Run every check of ``receipt`` against the chain behind ``chain`` (a chain.client.Chain)."""
+    report = Report()
+    ctx: dict[str, Any] = {"receipt": receipt, "chain": chain,
+                           "log": chain.evidence_log(log_address)}
+    for name, fn in _CHECKS:
+        try:
+            detail = fn(ctx)
+            report.checks.append(Check(name, True, detail))
+        except _Stop as exc:
+            report.checks.append(Check(name, False, str(exc)))
+            break
+        except ClaimxError as exc:
+            report.checks.append(Check(name, False, f"{exc.code}: {exc.msg}"))
+            break
+    return report
+
+
+def _envelope(ctx: dict[str, Any]) -> str:
+    r: Receipt = ctx["receipt"]
+    env = Envelope.from_json(r.envelope)
+    packet = env.packet()
+    if env.digest.hex() != r.digest:
+        raise _Stop(f"digest mismatch: receipt says {r.digest}, payload hashes to "
+                    f"{env.digest.hex()}")
+    ctx.update(envelope=env, packet=packet)
+    return f"payload is canonical; SHA-256 = {r.digest} ({packet.kind})"
+
+
+def _tree_head(ctx: dict[str, Any]) -> str:
+    r: Receipt = ctx["receipt"]
+    head = ctx["log"].head_at(r.tree_head.head_index)
+    if head.size != r.tree_head.size or head.root.hex() != r.tree_head.root:
+        raise _Stop(f"tree head {r.tree_head.head_index} on chain is size {head.size} root "
+                    f"{head.root.hex()}, receipt claims size {r.tree_head.size} root "
+                    f"{r.tree_head.root}")
+    ctx["head"] = head
+    return f"head #{head.index} on chain: size {head.size}, root {head.root.hex()[:16]}…"
+
+
+def _inclusion(ctx: dict[str, Any]) -> str:
+    r: Receipt = ctx["receipt"]
+    head = ctx["head"]
+    proof = [bytes.fromhex(p) for p in r.inclusion_proof]
+    merkle.verify_inclusion(merkle.leaf_hash(bytes.fromhex(r.digest)), r.leaf_index, head.size,
+                            proof, head.root)
+    return f"leaf {r.leaf_index} of {head.size} ({len(proof)} hashes) reaches the chain's root"
+
+
+def _anchor_time(ctx: dict[str, Any]) -> str:
+    r: Receipt = ctx["receipt"]
+    first = ctx["log"].head_at(r.anchored_in.head_index)
+    if first.size <= r.leaf_index:
+        raise _Stop(f"head #{first.index} has size {first.size}: it cannot hold leaf "
+                    f"{r.leaf_index}")
+    if first.index > 0 and ctx["log"].head_at(first.index - 1).size > r.leaf_index:
+        raise _Stop("an earlier head already held the leaf: receipt names the wrong first head")
+    tx = ctx["log"].anchor_tx_of(first.index)
+    if tx.hex() != r.anchored_in.tx_hash:
+        raise _Stop(f"head #{first.index} was anchored by tx {tx.hex()}, receipt says "
+                    f"{r.anchored_in.tx_hash}")
+    ctx["anchored_at"] = first.timestamp
+    return f"first anchored in head #{first.index}, block {first.block_number}, " \
+           f"time {first.timestamp}, tx {tx.hex()[:16]}…"
+
+
+def _signature(ctx: dict[str, Any]) -> str:
+    env: Envelope = ctx["envelope"]
+    issuer = parse_hex32(ctx["packet"].issuer, "issuer")
+    registry = ctx["chain"].registry(ctx["log"].registry_address())
+    reasons = []
+    for sig in env.signatures:
+        state = registry.key_status_at(issuer, sig.keyid, ctx["anchored_at"])
+        if not state.valid:
+            reasons.append(f"key {sig.keyid.hex()[:16]}…: {state.status}")
+            continue
+        key = PublicKey.from_chain(state.algorithm, state.public_key)
+        if key.key_id != sig.keyid:
+            reasons.append("registered key does not hash to its key id")
+            continue
+        env.verify_with(key)
+        return f"signed by key {sig.keyid.hex()[:16]}… ({key.algorithm.name}), valid for the " \
+               f"issuer at anchoring time"
+    raise _Stop("no valid signature: " + "; ".join(reasons))
+
+
+def _not_revoked(ctx: dict[str, Any]) -> str:
+    r: Receipt = ctx["receipt"]
+    issuer = parse_hex32(ctx["packet"].issuer, "issuer")
+    rev = ctx["log"].revocation_of(bytes.fromhex(r.digest), issuer)
+    if rev is not None:
+        raise _Stop(f"revoked by its issuer at {rev.timestamp}, reason code {rev.reason}")
+    return "no revocation by the issuer on chain"
+
+
+_CHECKS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("envelope and digest", _envelope),
+    ("tree head on chain", _tree_head),
+    ("inclusion proof", _inclusion),
+    ("anchoring transaction", _anchor_time),
+    ("issuer signature", _signature),
+    ("not revoked", _not_revoked),
+]
+
+
