@@ -39,8 +39,8 @@ from gateway.core.errors import ChainError, InputError
 __all__ = ["KEY_STATUS", "AnchorResult", "Chain", "Deployment", "EvidenceLogClient", "KeyState",
            "MemberInfo", "Registry", "Revocation", "TreeHead", "artifact"]
 
-_ART_DIRS = (Path(__file__).resolve().parents[1] / "contracts" / "build",
-             Path(__file__).resolve().parent / "_contracts_build")
+_PACKAGE = Path(__file__).resolve().parents[1]  # gateway/
+_ART_DIRS = (_PACKAGE.parent / "contracts" / "build", _PACKAGE / "_contracts_build")
 FUNDING_WEI = 10**20
 
 
