@@ -5,6 +5,6 @@ database, HTTP client or web framework. The implementation lives in
 :mod:`gateway.core.webhook`; the delivery machinery is :mod:`gateway.services.push`.
 """
 
-from gateway.services.push.worker import sign, verify_signature
+from gateway.core.webhook import sign, verify_signature
 
 __all__ = ["sign", "verify_signature"]

@@ -21,22 +21,27 @@ from gateway.api.app import create_app
 from gateway.chain.client import Chain
 from gateway.config import Settings
 from gateway.core import merkle
+from gateway.core.consent import ConsentScope, scope_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import SourceRef, new_packet
 from gateway.core.types import Role, hex32, member_id
 from gateway.services.auth import issue_credential
-from gateway.services.claims import ConsentScope, consent_live, scope_bytes
-from gateway.services.push.worker import (
-    Delivery,
-    list_endpoints,
-    register_endpoint,
-    remove_endpoint,
-)
+from gateway.services.claims import consent_live
+from gateway.services.push.endpoints import list_endpoints, register_endpoint, remove_endpoint
 from gateway.services.requests import sweep_clocks
 from gateway.services.wiring import Services, build_services
 from gateway.store.db import Database
-from gateway.store.tables import AccessLog, Claim, Consent, Event, EvidenceRequest, Record, utcnow
+from gateway.store.tables import (
+    AccessLog,
+    Claim,
+    Consent,
+    Delivery,
+    Event,
+    EvidenceRequest,
+    Record,
+    utcnow,
+)
 from gateway.verify.audit import audit_reads
 from tests.test_push import receiver  # noqa: F401  (fixture)
 

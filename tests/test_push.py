@@ -28,12 +28,14 @@ from sqlalchemy import inspect, select
 from gateway.api.push import router
 from gateway.core.errors import ClaimxError, ConflictError, InputError, VerificationError
 from gateway.core.types import Role, member_id
+from gateway.core.webhook import sign, verify_signature
 from gateway.services.auth import Caller, issue_credential
-from gateway.services.push import worker as push
-from gateway.services.push.worker import Delivery, PushCursor, PushWorker, WebhookEndpoint
+from gateway.services.push import endpoints
+from gateway.services.push.sse import event_stream
+from gateway.services.push.worker import PushWorker
 from gateway.store.db import Database, downgrade, upgrade
 from gateway.store.events import emit
-from gateway.store.tables import Base, Claim, Event
+from gateway.store.tables import Base, Claim, Delivery, Event, PushCursor, WebhookEndpoint
 from gateway.store.tail import Tail
 
 INSURER = member_id("insurer-a")
@@ -75,7 +77,7 @@ def _handler(rec: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers["Content-Length"]))
             try:
-                push.verify_signature(rec.secret, self.headers.get("X-Claimx-Signature"), body)
+                verify_signature(rec.secret, self.headers.get("X-Claimx-Signature"), body)
                 ok = True
             except VerificationError:
                 ok = False
@@ -131,7 +133,7 @@ def worker(db: Database, clock: Callable[[], float], max_attempts: int = 3) -> P
 
 def endpoint(db: Database, member: bytes, url: str) -> tuple[str, str]:
     with db.session() as s:
-        ep, secret = push.register_endpoint(s, member, url)
+        ep, secret = endpoints.register_endpoint(s, member, url)
         return ep.id, secret
 
 
@@ -181,17 +183,17 @@ def test_signed_delivery_reaches_the_receiver(db: Database, receiver: Receiver) 
 
 def test_signature_check_refuses_tampering_wrong_secret_and_stale_times() -> None:
     secret, body, t = "whsec_test", b'{"id":1}', int(time.time())
-    header = push.sign(secret, body, t)
-    push.verify_signature(secret, header, body)
-    push.verify_signature(secret, f"t={t},v1={'0' * 64},{header.split(',')[1]}", body)
+    header = sign(secret, body, t)
+    verify_signature(secret, header, body)
+    verify_signature(secret, f"t={t},v1={'0' * 64},{header.split(',')[1]}", body)
     for bad_secret, bad_header, bad_body, code in [
             (secret, header, b'{"id":2}', "bad_signature"),
             ("whsec_other", header, body, "bad_signature"),
-            (secret, push.sign(secret, body, t - 301), body, "stale_signature"),
+            (secret, sign(secret, body, t - 301), body, "stale_signature"),
             (secret, f"v1={header.split('v1=')[1]}", body, "bad_signature"),
             (secret, None, body, "bad_signature")]:
         with pytest.raises(VerificationError) as err:
-            push.verify_signature(bad_secret, bad_header, bad_body)
+            verify_signature(bad_secret, bad_header, bad_body)
         assert err.value.code == code
 
 
@@ -241,13 +243,13 @@ def test_parked_after_max_attempts_then_replayed(db: Database, receiver: Receive
 
     with db.session() as s:
         with pytest.raises(ClaimxError) as err:
-            push.replay(s, d.id, OTHER)
+            endpoints.replay(s, d.id, OTHER)
         assert err.value.code == "delivery_not_found"
     receiver.fail = 0
     with db.session() as s:
-        push.replay(s, d.id, INSURER, now=at(clock))
+        endpoints.replay(s, d.id, INSURER, now=at(clock))
     with db.session() as s, pytest.raises(ConflictError):
-        push.replay(s, d.id, INSURER)  # pending now, not parked
+        endpoints.replay(s, d.id, INSURER)  # pending now, not parked
     assert w.deliver_due() == 1
     [d] = deliveries(db)
     assert (d.status, d.attempts) == ("delivered", 1)
@@ -281,9 +283,9 @@ def test_fan_out_reaches_only_the_events_member(db: Database) -> None:
     assert worker(db, Clock()).fan_out() == 0  # a restarted worker does not fan out again
 
     with db.session() as s:
-        push.remove_endpoint(s, INSURER, a2)
+        endpoints.remove_endpoint(s, INSURER, a2)
         with pytest.raises(ClaimxError) as err:
-            push.remove_endpoint(s, OTHER, a1)  # not OTHER's endpoint
+            endpoints.remove_endpoint(s, OTHER, a1)  # not OTHER's endpoint
         assert err.value.code == "webhook_not_found"
     late, _ = endpoint(db, INSURER, "https://a.example/late")
     ea2 = event(db, INSURER)
@@ -299,12 +301,12 @@ def test_endpoint_urls_are_checked(db: Database) -> None:
         for url in ["ftp://x.example/", "file:///etc/passwd", "https://", "not a url",
                     "https://user:pw@x.example/", "http://x.example:99999/", "javascript:1"]:
             with pytest.raises(InputError) as err:
-                push.register_endpoint(s, INSURER, url)
+                endpoints.register_endpoint(s, INSURER, url)
             assert err.value.code == "bad_url", url
-        for i in range(push.MAX_ENDPOINTS):
-            push.register_endpoint(s, INSURER, f"https://x.example/{i}")
+        for i in range(endpoints.MAX_ENDPOINTS):
+            endpoints.register_endpoint(s, INSURER, f"https://x.example/{i}")
         with pytest.raises(ConflictError):
-            push.register_endpoint(s, INSURER, "https://x.example/one-too-many")
+            endpoints.register_endpoint(s, INSURER, "https://x.example/one-too-many")
 
 
 @pytest.mark.postgres
@@ -562,7 +564,7 @@ def test_webhook_routes(gateway: Gateway, receiver: Receiver) -> None:
 
 def test_stream_sends_keepalives_when_idle(db: Database) -> None:
     async def first_chunks() -> list[str]:
-        stream = push.event_stream(db, INSURER, None, 0, poll=0.01, keepalive=0.05)
+        stream = event_stream(db, INSURER, None, 0, poll=0.01, keepalive=0.05)
         chunks = [await anext(stream) for _ in range(3)]
         await stream.aclose()
         return chunks

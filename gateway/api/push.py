@@ -18,8 +18,9 @@ from gateway.api.deps import CallerDep, SessionDep
 from gateway.core.errors import NotFoundError
 from gateway.core.types import Role
 from gateway.services.auth import require_role
-from gateway.services.push import worker as push
-from gateway.store.tables import Claim, Event
+from gateway.services.push.sse import event_stream, poll_once
+from gateway.services.push import endpoints
+from gateway.store.tables import Claim, Delivery, Event, WebhookEndpoint
 
 router = APIRouter(tags=["push"])
 
@@ -80,11 +81,11 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None
 
 
-def _webhook(e: push.WebhookEndpoint) -> WebhookOut:
+def _webhook(e: WebhookEndpoint) -> WebhookOut:
     return WebhookOut(id=e.id, url=e.url, created_at=e.created_at)
 
 
-def _delivery(d: push.Delivery, event_type: str) -> DeliveryOut:
+def _delivery(d: Delivery, event_type: str) -> DeliveryOut:
     return DeliveryOut(id=d.id, endpoint_id=d.endpoint_id, event_id=d.event_id,
                        event_type=event_type, status=d.status,
                        attempts=d.attempts, last_error=d.last_error,
@@ -96,21 +97,21 @@ def _delivery(d: push.Delivery, event_type: str) -> DeliveryOut:
 def create_webhook(body: WebhookIn, caller: CallerDep, s: SessionDep) -> WebhookCreated:
     """Register a receiver for the caller's events (those emitted from now on). Each POST
     carries `X-Claimx-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`."""
-    endpoint, secret = push.register_endpoint(s, caller.member_id, body.url)
+    endpoint, secret = endpoints.register_endpoint(s, caller.member_id, body.url)
     return WebhookCreated(**_webhook(endpoint).model_dump(), secret=secret)
 
 
 @router.get("/v1/webhooks", response_model=list[WebhookOut])
 def list_webhooks(caller: CallerDep, s: SessionDep) -> list[WebhookOut]:
     """The caller's active webhook endpoints (secrets are never shown again)."""
-    return [_webhook(e) for e in push.list_endpoints(s, caller.member_id)]
+    return [_webhook(e) for e in endpoints.list_endpoints(s, caller.member_id)]
 
 
 @router.delete("/v1/webhooks/{endpoint_id}", status_code=204)
 def delete_webhook(endpoint_id: Annotated[str, Path(max_length=36)], caller: CallerDep,
                    s: SessionDep) -> None:
     """Remove an endpoint; deliveries still waiting for it are parked."""
-    push.remove_endpoint(s, caller.member_id, endpoint_id)
+    endpoints.remove_endpoint(s, caller.member_id, endpoint_id)
 
 
 @router.get("/v1/webhooks/deliveries", response_model=list[DeliveryOut])
@@ -118,7 +119,7 @@ def list_deliveries(caller: CallerDep, s: SessionDep,
                     status: Literal["pending", "delivered", "parked"] | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeliveryOut]:
     """The caller's webhook deliveries, newest first."""
-    return [_delivery(d, t) for d, t in push.list_deliveries(s, caller.member_id, status,
+    return [_delivery(d, t) for d, t in endpoints.list_deliveries(s, caller.member_id, status,
                                                               limit)]
 
 
@@ -126,7 +127,7 @@ def list_deliveries(caller: CallerDep, s: SessionDep,
 def replay_delivery(delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep,
                     s: SessionDep) -> DeliveryOut:
     """Send a parked delivery again now, with a fresh round of retries."""
-    d = push.replay(s, delivery_id, caller.member_id)
+    d = endpoints.replay(s, delivery_id, caller.member_id)
     event = s.get(Event, d.event_id)
     return _delivery(d, event.type if event is not None else "")
 
@@ -166,8 +167,8 @@ def _stream(request: Request, member_id: bytes, claim_id: str | None, after: int
     JSON page for everyone else, so a plain HTTP client or a fuzzer never hangs."""
     db = request.app.state.services.db
     if "text/event-stream" not in request.headers.get("accept", "").lower():
-        events, resume = push.poll_once(db, member_id, claim_id, after, limit)
+        events, resume = poll_once(db, member_id, claim_id, after, limit)
         page = EventPage.model_validate({"events": events, "resume_after": resume})
         return JSONResponse(page.model_dump(mode="json"))
-    return StreamingResponse(push.event_stream(db, member_id, claim_id, after),
+    return StreamingResponse(event_stream(db, member_id, claim_id, after),
                              media_type="text/event-stream", headers=SSE_HEADERS)

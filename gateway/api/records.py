@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from gateway.api.deps import CallerDep, ServicesDep, SessionDep
 from gateway.core.errors import ForbiddenError, InputError
-from gateway.core.receipt import build_receipt, inclusion
 from gateway.core.types import Role
 from gateway.services.access import access_entries, find_record, read_payload
 from gateway.services.auth import PUBLISHERS, require_role
 from gateway.services.publish import Accepted
+from gateway.services.receipts import build_receipt, inclusion
 from gateway.store.log import EvidenceLogDB
 from gateway.store.tables import Anchor
 from gateway.store.vault import erase

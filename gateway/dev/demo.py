@@ -31,15 +31,15 @@ from rich.table import Table
 from gateway.api.app import create_app
 from gateway.chain.client import Chain
 from gateway.config import Settings
+from gateway.core.consent import ConsentScope, scope_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.errors import ClaimxError
 from gateway.core.keys import SigningKey
 from gateway.core.packet import SourceRef, new_packet
 from gateway.core.receipt import Receipt
 from gateway.core.types import KeyAlgorithm, Role, hex32, member_id
+from gateway.core.webhook import verify_signature
 from gateway.services.auth import issue_credential
-from gateway.services.claims import ConsentScope, scope_bytes
-from gateway.services.push.worker import verify_signature
 from gateway.services.wiring import Services, build_services
 from gateway.verify.audit import audit_reads
 from gateway.verify.receipt import Report, verify_receipt

@@ -9,22 +9,19 @@ duplicates named. Each step emits an event for the member concerned.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.core.canonical import canonical_bytes
-from gateway.core.errors import ConflictError, ForbiddenError, InputError, NotFoundError
-from gateway.core.packet import EXCHANGE_KINDS, KINDS
+from gateway.core.consent import SUBJECT_PATTERN, ConsentArtifact, verify_consent
+from gateway.core.errors import ConflictError, NotFoundError
+from gateway.core.packet import EXCHANGE_KINDS
 from gateway.core.types import parse_hex32
 from gateway.services.auth import Caller
 from gateway.services.ledger import Ledger
@@ -33,65 +30,10 @@ from gateway.store.events import emit
 from gateway.store.tables import Claim, ClaimRecord, Consent, Record, utcnow
 from gateway.store.tail import aware
 
-_SUBJECT = r"^[0-9a-f]{64}$"
-_MEMBER = r"^0x[0-9a-f]{64}$"
-
-
-class ClaimantSignature(BaseModel):
-    algorithm: str = Field(pattern="^ed25519$")
-    public_key: str = Field(description="base64 raw Ed25519 public key of the claimant")
-    sig: str = Field(description="base64 signature over the RFC 8785 bytes of `scope`")
-
-
-class ConsentScope(BaseModel):
-    """What the claimant allows: signed by the claimant as RFC 8785 JSON."""
-
-    subject: str = Field(pattern=_SUBJECT)
-    insurer: str = Field(pattern=_MEMBER)
-    institutions: list[str] = Field(default_factory=list, max_length=50,
-                                    description="0x member ids; empty = any institution")
-    kinds: list[str] = Field(default_factory=list, max_length=20,
-                             description="evidence kinds; empty = any kind")
-    date_from: date
-    date_to: date
-    expires_at: datetime
-
-    @field_validator("institutions")
-    @classmethod
-    def _members(cls, v: list[str]) -> list[str]:
-        for m in v:
-            parse_hex32(m, "institution")
-        return v
-
-    @field_validator("kinds")
-    @classmethod
-    def _known_kinds(cls, v: list[str]) -> list[str]:
-        unknown = [k for k in v if k not in KINDS or k in EXCHANGE_KINDS]
-        if unknown:
-            raise ValueError(f"unknown evidence kinds: {', '.join(unknown[:5])}")
-        return v
-
-
-class ConsentArtifact(BaseModel):
-    """The scope as the claimant signed it (RFC 8785 bytes of exactly this JSON object) and
-    the signature. The scope is validated as a :class:`ConsentScope` but signed as sent."""
-
-    scope: dict[str, Any] = Field(description="a ConsentScope object")
-    claimant_signature: ClaimantSignature
-
-    @model_validator(mode="after")
-    def _scope_valid(self) -> ConsentArtifact:
-        ConsentScope.model_validate(self.scope)
-        return self
-
-    @property
-    def parsed(self) -> ConsentScope:
-        return ConsentScope.model_validate(self.scope)
-
 
 class ClaimIn(BaseModel):
     reference: str = Field(min_length=1, max_length=128, description="the insurer's own id")
-    subject: str = Field(pattern=_SUBJECT, description="claimant pseudonym")
+    subject: str = Field(pattern=SUBJECT_PATTERN, description="claimant pseudonym")
     policy: str = Field(min_length=1, max_length=128)
     incident_date: date
     kind: str = Field(pattern="^(routine|critical_illness|accident)$")
@@ -128,39 +70,9 @@ def consent_live(c: Consent, now: datetime | None = None) -> bool:
     return c.withdrawn_at is None and expires > now
 
 
-def verify_consent(artifact: ConsentArtifact, caller: Caller, claim: ClaimIn) -> None:
-    """The claimant's signature, and that the scope names this insurer and claimant."""
-    scope = artifact.parsed
-    if scope.insurer != caller.hex:
-        raise ForbiddenError("consent names another insurer", code="consent_not_yours")
-    if scope.subject != claim.subject:
-        raise InputError("consent is for another claimant", code="consent_subject_mismatch",
-                         loc=["consent", "scope", "subject"])
-    if scope.date_from > scope.date_to:
-        raise InputError("consent date_from is after date_to", code="invalid_consent",
-                         loc=["consent", "scope"])
-    if scope.expires_at.astimezone(UTC) <= datetime.now(UTC):
-        raise InputError("consent has already expired", code="consent_expired",
-                         loc=["consent", "scope", "expires_at"])
-    sig = artifact.claimant_signature
-    try:
-        key = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(sig.public_key))
-        key.verify(base64.b64decode(sig.sig), scope_bytes(artifact.scope))
-    except (ValueError, InvalidSignature) as exc:
-        raise InputError("claimant signature does not verify over the consent scope",
-                         code="bad_consent_signature", loc=["consent", "claimant_signature"]
-                         ) from exc
-
-
-def scope_bytes(scope: dict[str, Any] | ConsentScope) -> bytes:
-    """What the claimant signs: RFC 8785 bytes of the scope object as sent."""
-    obj = scope.model_dump(mode="json") if isinstance(scope, ConsentScope) else scope
-    return canonical_bytes(obj)
-
-
 def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) -> Claim:
     """Create the claim and its consent, log the consent, attach existing in-scope records."""
-    verify_consent(claim_in.consent, caller, claim_in)
+    verify_consent(claim_in.consent, insurer=caller.hex, subject=claim_in.subject)
     if s.scalar(select(Claim).where(Claim.insurer == caller.member_id,
                                     Claim.reference == claim_in.reference)) is not None:
         raise ConflictError(f"claim reference {claim_in.reference!r} already exists",

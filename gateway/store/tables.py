@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -247,3 +249,45 @@ class AccessLog(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     entry_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     """Digest of this access entry as a leaf of the evidence log."""
+
+
+class WebhookEndpoint(Base):
+    """A member's HTTPS receiver. The secret signs every body; it is shown once at creation
+    and kept so the gateway can sign (it is a shared key, not a password)."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Delivery(Base):
+    """One event for one endpoint. ``last_error`` names the failure, never payload data."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(Integer, ForeignKey("events.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+
+class PushCursor(Base):
+    """Single row (id=1): every event up to ``last_event_id`` has been fanned out."""
+
+    __tablename__ = "push_cursor"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)

@@ -27,13 +27,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
+from gateway.core.consent import ConsentArtifact, ConsentScope, scope_bytes
 from gateway.core.envelope import MAX_DEPTH, Envelope
 from gateway.core.errors import ClaimxError
 from gateway.core.jsondepth import json_depth
 from gateway.core.packet import Packet
 from gateway.core.receipt import Receipt
 from gateway.core.types import Role, parse_hex32
-from gateway.services.claims import ConsentArtifact, ConsentScope, scope_bytes
 from gateway.verify.receipt import Check, Report, verify_receipt
 
 Fetch = Callable[[str], dict[str, Any]]

@@ -1,4 +1,4 @@
-"""Push: signed webhooks (retried, parked, replayable) and server-sent event streams.
+"""The push worker: fans members' events out to webhook deliveries and sends them, signed.
 
 Webhook bodies are signed with HMAC-SHA256 (RFC 2104) in the widely used timestamped form
 ``X-Claimx-Signature: t=<unix seconds>,v1=<hex HMAC(secret, "<t>.<body>")>``; a receiver
@@ -13,221 +13,28 @@ receivers that care order by event id.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import (
-    Boolean,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    UniqueConstraint,
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from gateway.core.errors import (
-    ClaimxError,
-    ConflictError,
-    InputError,
-    NotFoundError,
-    VerificationError,
-)
-from gateway.services.push.sse import event_stream, poll_once, sse_text
+from gateway.core.errors import ClaimxError
+from gateway.core.webhook import sign
 from gateway.store.db import Database
 from gateway.store.events import event_dict
-from gateway.store.tables import Base, Event, UtcDateTime, utcnow
+from gateway.store.tables import Delivery, Event, PushCursor, WebhookEndpoint
 from gateway.store.tail import Tail, aware
 
-__all__ = ["Delivery", "PushCursor", "PushWorker", "WebhookEndpoint", "event_stream", "poll_once",
-           "list_deliveries", "list_endpoints", "register_endpoint", "remove_endpoint",
-           "replay", "sign", "sse_text", "verify_signature"]
-
 log = logging.getLogger("claimx.push")
-
-SECRET_PREFIX = "whsec_"
-MAX_ENDPOINTS = 10
-"""Webhook endpoints one member may hold at a time."""
-STATUSES = ("pending", "delivered", "parked")
-
-
-class WebhookEndpoint(Base):
-    """A member's HTTPS receiver. The secret signs every body; it is shown once at creation
-    and kept so the gateway can sign (it is a shared key, not a password)."""
-
-    __tablename__ = "webhook_endpoints"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
-    url: Mapped[str] = mapped_column(String(2048))
-    secret: Mapped[str] = mapped_column(String(64))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-
-class Delivery(Base):
-    """One event for one endpoint. ``last_error`` names the failure, never payload data."""
-
-    __tablename__ = "webhook_deliveries"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    endpoint_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
-    event_id: Mapped[int] = mapped_column(Integer, ForeignKey("events.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-    __table_args__ = (
-        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-    )
-
-
-class PushCursor(Base):
-    """Single row (id=1): every event up to ``last_event_id`` has been fanned out."""
-
-    __tablename__ = "push_cursor"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
-
-
-# --- endpoints ------------------------------------------------------------------------
-
-
-def check_url(url: str) -> str:
-    """An absolute http(s) URL with a host and no embedded credentials, else ``bad_url``."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as exc:
-        raise InputError("webhook url is not a valid URL", code="bad_url", loc=["url"]) from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError("webhook url must be an absolute http:// or https:// URL",
-                         code="bad_url", loc=["url"])
-    if parts.username or parts.password:
-        raise InputError("webhook url must not carry credentials: bodies are signed instead",
-                         code="bad_url", loc=["url"])
-    if len(url) > 2048 or any(c.isspace() for c in url):
-        raise InputError("webhook url is too long or contains whitespace", code="bad_url",
-                         loc=["url"])
-    return url
-
-
-def register_endpoint(s: Session, member_id: bytes, url: str) -> tuple[WebhookEndpoint, str]:
-    """Add a receiver for the member's events; returns it and its signing secret."""
-    check_url(url)
-    held = len(list_endpoints(s, member_id))
-    if held >= MAX_ENDPOINTS:
-        raise ConflictError(f"a member may hold at most {MAX_ENDPOINTS} webhook endpoints; "
-                            "delete one first", code="too_many_endpoints")
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    endpoint = WebhookEndpoint(id=str(uuid.uuid4()), member_id=member_id, url=url,
-                               secret=secret, active=True, created_at=utcnow())
-    s.add(endpoint)
-    s.flush()
-    return endpoint, secret
-
-
-def list_endpoints(s: Session, member_id: bytes) -> list[WebhookEndpoint]:
-    return list(s.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.member_id == member_id, WebhookEndpoint.active)
-        .order_by(WebhookEndpoint.created_at)))
-
-
-def remove_endpoint(s: Session, member_id: bytes, endpoint_id: str) -> None:
-    """Deactivate the member's endpoint and park what was still waiting for it."""
-    endpoint = s.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.member_id != member_id or not endpoint.active:
-        raise NotFoundError("no webhook endpoint with this id", code="webhook_not_found")
-    endpoint.active = False
-    for d in s.scalars(select(Delivery).where(Delivery.endpoint_id == endpoint_id,
-                                              Delivery.status == "pending")):
-        d.status, d.last_error = "parked", "endpoint removed"
-
-
-def list_deliveries(s: Session, member_id: bytes, status: str | None = None,
-                    limit: int = 100) -> list[tuple[Delivery, str]]:
-    """The member's deliveries, newest first, each with its event type."""
-    q = (select(Delivery, Event.type).join(WebhookEndpoint,
-                                           WebhookEndpoint.id == Delivery.endpoint_id)
-         .join(Event, Event.id == Delivery.event_id)
-         .where(WebhookEndpoint.member_id == member_id))
-    if status is not None:
-        q = q.where(Delivery.status == status)
-    return [(d, t) for d, t in s.execute(q.order_by(Delivery.id.desc()).limit(limit))]
-
-
-def replay(s: Session, delivery_id: int, member_id: bytes | None = None, *,
-           now: datetime | None = None) -> Delivery:
-    """Send a parked delivery again now, with a fresh round of attempts."""
-    d = s.get(Delivery, delivery_id)
-    endpoint = None if d is None else s.get(WebhookEndpoint, d.endpoint_id)
-    if d is None or endpoint is None or (member_id is not None
-                                         and endpoint.member_id != member_id):
-        raise NotFoundError("no webhook delivery with this id", code="delivery_not_found")
-    if d.status != "parked":
-        raise ConflictError(f"only parked deliveries can be replayed (this one is {d.status})",
-                            code="not_parked")
-    if not endpoint.active:
-        raise ConflictError("the delivery's endpoint was removed", code="endpoint_removed")
-    d.status, d.attempts, d.next_attempt_at = "pending", 0, now or utcnow()
-    return d
-
-
-# --- signatures -----------------------------------------------------------------------
-
-
-def sign(secret: str, body: bytes, t: int) -> str:
-    """The ``X-Claimx-Signature`` value for ``body`` sent at unix time ``t``."""
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify_signature(secret: str, header: str | None, body: bytes | str, tolerance: int = 300,
-                     *, now: float | None = None) -> None:
-    """Check a webhook's ``X-Claimx-Signature`` against the raw body, or raise.
-
-    Use the body exactly as received (before any JSON parsing). Several ``v1`` entries may
-    be present; one matching is enough. ``tolerance`` bounds the age of ``t`` in seconds.
-    """
-    raw = body.encode() if isinstance(body, str) else body
-    fields: dict[str, list[str]] = {}
-    for part in (header or "").split(","):
-        key, _, value = part.strip().partition("=")
-        fields.setdefault(key, []).append(value)
-    try:
-        t = int(fields["t"][0])
-    except (KeyError, ValueError) as exc:
-        raise VerificationError("signature header lacks a t=<unix seconds> timestamp",
-                                code="bad_signature") from exc
-    current = time.time() if now is None else now
-    if abs(current - t) > tolerance:
-        raise VerificationError(f"signature timestamp is more than {tolerance} s away from "
-                                "now (replayed or clock skew)", code="stale_signature")
-    expected = sign(secret, raw, t).rpartition("v1=")[2]
-    if not any(hmac.compare_digest(expected, v) for v in fields.get("v1", [])):
-        raise VerificationError("webhook signature does not match the body",
-                                code="bad_signature")
-
-
-# --- the worker ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

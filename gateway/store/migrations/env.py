@@ -5,7 +5,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import gateway.services.push.worker  # noqa: F401  (its tables are on Base too)
 from gateway.store.tables import Base
 
 config = context.config
