@@ -18,8 +18,8 @@ from gateway.api.deps import CallerDep, SessionDep
 from gateway.core.errors import NotFoundError
 from gateway.core.types import Role
 from gateway.services.auth import require_role
-from gateway.services.push.sse import event_stream, poll_once
 from gateway.services.push import endpoints
+from gateway.services.push.sse import event_stream, poll_once
 from gateway.store.tables import Claim, Delivery, Event, WebhookEndpoint
 
 router = APIRouter(tags=["push"])

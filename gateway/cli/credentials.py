@@ -6,9 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.chain import member_arg
-from gateway.services.auth import issue_credential, revoke_credentials
-from gateway.store.db import Database
+from gateway.cli.common import member_arg
 
 credentials_app = typer.Typer(help="Issue and revoke members' API credentials (stored only as "
                               "hashes in the gateway database).", no_args_is_help=True)
@@ -20,6 +18,9 @@ DbOpt = Annotated[str, typer.Option("--database-url", envvar="CLAIMX_DATABASE_UR
 def issue(member: str, database_url: DbOpt,
           label: Annotated[str, typer.Option(help="which system holds it")] = "") -> None:
     """Print a new bearer token for MEMBER (slug or 0x id); it is shown only this once."""
+    from gateway.services.auth import issue_credential
+    from gateway.store.db import Database
+
     with Database(database_url).session() as s:
         token = issue_credential(s, member_arg(member), label)
     typer.echo(token)
@@ -30,6 +31,9 @@ def issue(member: str, database_url: DbOpt,
 @credentials_app.command("revoke")
 def revoke(member: str, database_url: DbOpt) -> None:
     """Revoke every credential of MEMBER."""
+    from gateway.services.auth import revoke_credentials
+    from gateway.store.db import Database
+
     with Database(database_url).session() as s:
         n = revoke_credentials(s, member_arg(member))
     typer.echo(f"revoked {n} credential(s)")
