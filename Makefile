@@ -1,25 +1,31 @@
 # The README's two commands: `make demo` (the main job on the embedded default) and
-# `make test` (the whole suite). Both run the set-up first; it is skipped while nothing
-# it depends on has changed.
-.PHONY: demo test setup lint bench
+# `make test` (the whole suite). Both run the set-up first (scripts/setup.sh: a project
+# virtual environment in .venv, so Debian's own python3 works as well as a pyenv one);
+# it is skipped while nothing it depends on has changed.
+.PHONY: demo test quick setup lint bench
 
-STAMP := .claimx/.setup-done
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
 
 $(STAMP): pyproject.toml package.json package-lock.json scripts/setup.sh
 	./scripts/setup.sh
-	@mkdir -p .claimx && touch $(STAMP)
+	@touch $(STAMP)
 
 setup: $(STAMP)
 
 demo: $(STAMP)
-	claimx demo
+	$(BIN)/claimx demo
 
 test: $(STAMP)
-	python3 -m pytest
+	$(BIN)/python -m pytest
+
+quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
-	ruff check . && mypy
+	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 bench: $(STAMP)
-	python3 scripts/bench_anchor.py --n 10000
-	python3 scripts/bench_adapters.py --seconds 1
+	$(BIN)/python scripts/bench_anchor.py --n 10000
+	$(BIN)/python scripts/bench_adapters.py --seconds 1

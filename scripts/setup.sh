@@ -1,24 +1,49 @@
 #!/usr/bin/env bash
-# Installs everything claimx needs on a fresh machine: the Python packages (editable) and
-# the pinned npm toolchain (solc, OpenZeppelin contracts, anvil), and the Debian packages
-# the attachment adapter uses: Tesseract with Simplified Chinese for OCR, and a CJK font
-# that the tests draw Chinese text with.
+# Installs everything claimx needs on a fresh machine, saying what each step does and how
+# long it took: the Debian packages the attachment adapter uses (Tesseract with Simplified
+# Chinese for OCR, a CJK font the tests draw Chinese text with), a project virtual
+# environment in .venv with the Python packages (editable), and the pinned npm toolchain
+# (solc, OpenZeppelin contracts, anvil). A virtual environment because Debian's own python3
+# refuses `pip install` outside one (PEP 668). PYTHON picks the interpreter (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+T0=$SECONDS
+
+step() {  # step "what" command...
+    local what="$1" start=$SECONDS
+    shift
+    echo "==> $what"
+    "$@"
+    echo "    done in $((SECONDS - start)) s"
+}
+
+apt_install() {
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
 APT_PACKAGES="tesseract-ocr tesseract-ocr-chi-sim fonts-wqy-zenhei"
 if ! dpkg -s $APT_PACKAGES >/dev/null 2>&1; then
-    echo "==> Debian packages ($APT_PACKAGES)"
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $APT_PACKAGES >/dev/null
+    step "Debian packages ($APT_PACKAGES)" apt_install $APT_PACKAGES
 fi
 
-echo "==> Python packages (pip install -e .[dev])"
-python3 -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c "import ensurepip" 2>/dev/null; then
+        step "Debian package python3-venv (to create .venv)" apt_install python3-venv
+    fi
+    step "virtual environment $VENV ($("$PYTHON" --version 2>&1) from $(command -v "$PYTHON"))" \
+        "$PYTHON" -m venv "$VENV"
+fi
 
-echo "==> npm toolchain (solc, OpenZeppelin contracts, anvil)"
-npm ci --no-audit --no-fund --loglevel=error
+step "Python packages into $VENV (pip install -e .[dev]; about a minute the first time)" \
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 
-echo "==> set-up complete"
+step "npm toolchain (solc, OpenZeppelin contracts, anvil)" \
+    npm ci --no-audit --no-fund --loglevel=error
+
+echo "==> set-up complete in $((SECONDS - T0)) s; commands are in $VENV/bin (claimx, pytest)"
