@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gateway.chain.client import Chain, Deployment
-from gateway.core.keys import SigningKey
-from gateway.core.types import KeyAlgorithm, Role, hex32, member_id
+from tests.support import ANVIL, ASSETS, Served, free_port, serve_gateway
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = Path(__file__).parent / "assets"
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 PG_ADMIN_URL = os.environ.get(
     "CLAIMX_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -39,18 +32,12 @@ def merkle_vectors() -> dict[str, Any]:
     return json.loads((ASSETS / "merkle_vectors.json").read_text())  # type: ignore[no-any-return]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def anvil_url() -> Iterator[str]:
     """A real anvil node as a separate process on a free port, stopped at session end."""
     if not ANVIL.exists():
         pytest.skip(f"anvil binary missing at {ANVIL}: run `npm ci` (scripts/setup.sh does)")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -126,44 +113,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")  # type: ignore[no-any-return]
 
 
-@dataclass
-class Institution:
-    slug: str
-    key: SigningKey
-    operator: str
-
-    @property
-    def id(self) -> bytes:
-        return member_id(self.slug)
-
-    @property
-    def issuer(self) -> str:
-        return hex32(self.id)
-
-
-def admit(chain: Chain, deployment: Deployment, slug: str, role: Role = Role.HOSPITAL,
-          alg: KeyAlgorithm = KeyAlgorithm.ED25519) -> Institution:
-    """Admit an institution with a fresh key and operator account."""
-    key = SigningKey.generate(alg)
-    operator = chain.new_funded_account()
-    registry = chain.registry(deployment.registry)
-    inst = Institution(slug, key, operator)
-    registry.admit_member(inst.id, role, slug, [operator])
-    registry.add_key(inst.id, key.key_id, key.algorithm, key.public.raw)
-    return inst
-
-
-def have(cmd: str) -> bool:
-    return shutil.which(cmd) is not None
-
-
-def advance_time(chain: Chain, seconds: int) -> int:
-    """Move the chain's clock forward and mine a block (dev chains only); returns the new now."""
-    provider = chain.w3.provider
-    tester = getattr(provider, "ethereum_tester", None)
-    if tester is not None:
-        tester.time_travel(chain.now() + seconds)
-    else:
-        provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    return chain.now()
+@pytest.fixture
+def dev_gateway(tmp_path: Path) -> Iterator[Served]:
+    """`claimx serve --dev-members` on the embedded default, up and answering, always stopped."""
+    with serve_gateway(tmp_path) as served:
+        yield served

@@ -26,7 +26,7 @@ from gateway.services.wiring import Services, build_services
 from gateway.store.db import Database
 from gateway.store.tables import Record
 from gateway.verify.receipt import verify_receipt
-from tests.conftest import Institution, admit
+from tests.support import Institution, admit
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from gateway.core import merkle
 from gateway.core.errors import ChainError
 from gateway.core.keys import SigningKey
 from gateway.core.types import KeyAlgorithm, Role, member_id
-from tests.conftest import ROOT, admit, advance_time
+from tests.support import ROOT, admit, advance_time
 
 
 def test_key_status_covers_every_branch(chain: Chain, deployment: Deployment) -> None:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import _free_port
-
-CLAIMX = [sys.executable, "-m", "gateway.cli"]
+from tests.support import CLAIMX, serve_gateway
 
 
 def run(*args: str, env: dict[str, str] | None = None,
@@ -58,16 +55,10 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     auditor = {"CLAIMX_TOKEN": run("credentials", "issue", "auditor.e2e", "--database-url",
                                    pg_url, "--label", "e2e").stdout.strip()}
     auth = {"Authorization": f"Bearer {token}"}
-    port = _free_port()
-    server = subprocess.Popen(
-        [*CLAIMX, "serve", "--port", str(port), "--rpc-url", anvil_url, "--database-url", pg_url,
-         "--deployment", str(dep)], stdout=(tmp_path / "serve.log").open("w"),
-        stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "CLAIMX_URGENT_POLL_SECONDS": "0.05",
-             "CLAIMX_ANCHOR_INTERVAL_SECONDS": "0.2"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base, server, tmp_path / "serve.log")
+    serve_args = ["--rpc-url", anvil_url, "--database-url", pg_url, "--deployment", str(dep)]
+    with serve_gateway(tmp_path, serve_args, dev_members=False,
+                       env={"CLAIMX_ANCHOR_INTERVAL_SECONDS": "0.2"}) as served:
+        base = served.url
         anonymous = httpx.post(f"{base}/v1/records", content=b"{}")
         assert anonymous.status_code == 401
         assert anonymous.json()["error"]["code"] == "missing_credentials"
@@ -87,9 +78,6 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
                       log_address, env={"CLAIMX_TOKEN": "cx1_not-a-token"}, ok=False)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
         assert "invalid_credentials" in refused.stderr or "credentials" in refused.stderr
-    finally:
-        server.terminate()
-        server.wait(10)
     path = tmp_path / "r.json"
     path.write_text(json.dumps(receipt))
     good = run("verify", str(path), "--rpc-url", anvil_url, "--log", log_address, "--json")
@@ -101,19 +89,6 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     missing = run("verify", str(tmp_path / "nope.json"), "--rpc-url", anvil_url, "--log",
                   log_address, ok=False)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
-
-
-def _wait_up(base: str, server: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"claimx serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail("claimx serve did not come up within 60 s")
 
 
 def _wait_receipt(base: str, digest: str, auth: dict[str, str]) -> dict[str, object]:

@@ -14,11 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import Served
 
 # --- the client, from docs/api.md ----------------------------------------------------------
 
@@ -228,12 +224,6 @@ def test_the_documents_test_vectors() -> None:
 # --- a real gateway and a real webhook receiver --------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Gateway:
     url: str
@@ -250,40 +240,10 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    """`claimx serve --dev-members DIR --port P` from this checkout, always stopped."""
-    port, dev = _free_port(), tmp_path / "dev"
-    env = {**os.environ, "CLAIMX_HOME": str(tmp_path / "home"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "CLAIMX_URGENT_POLL_SECONDS": "0.05", "CLAIMX_ANCHOR_INTERVAL_SECONDS": "1",
-           "CLAIMX_WEBHOOK_POLL_SECONDS": "0.05"}
-    for name in ("CLAIMX_DATABASE_URL", "CLAIMX_RPC_URL", "CLAIMX_DEPLOYMENT_FILE"):
-        env.pop(name, None)
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
-                               "--dev-members", str(dev)], env=env, cwd=tmp_path, stdout=log,
-                              stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("claimx serve did not start: " + (tmp_path / "serve.log").read_text())
-            time.sleep(0.2)
-        yield Gateway(url, json.loads((dev / "members.json").read_text()))
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-        log.close()
+def gateway(dev_gateway: Served) -> Gateway:
+    """`claimx serve --dev-members DIR` from this checkout (tests/support.py starts it; the
+    client code above imports nothing of claimx)."""
+    return Gateway(dev_gateway.url, dev_gateway.members)
 
 
 @dataclass

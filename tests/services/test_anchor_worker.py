@@ -21,7 +21,7 @@ from gateway.services.wiring import Services, build_services
 from gateway.store.db import Database
 from gateway.store.log import EvidenceLogDB
 from gateway.store.tables import Anchor, Record
-from tests.conftest import Institution, admit
+from tests.support import Institution, admit
 
 
 class Crash(BaseException):

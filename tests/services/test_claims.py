@@ -43,7 +43,7 @@ from gateway.store.tables import (
     utcnow,
 )
 from gateway.verify.audit import audit_reads
-from tests.test_push import receiver  # noqa: F401  (fixture)
+from tests.services.test_push import receiver  # noqa: F401  (fixture)
 
 CLAIMANT = "a1" * 32
 OTHER = "b2" * 32
