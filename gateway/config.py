@@ -2,12 +2,12 @@
 
 Defaults give the embedded mode: SQLite under ``.claimx/`` and an in-process EVM, nothing
 to start by hand. Set ``CLAIMX_DATABASE_URL`` and ``CLAIMX_RPC_URL`` for PostgreSQL and a
-JSON-RPC node.
+JSON-RPC node. One object, built by the entry point (CLI, demo, tests) and passed down
+explicitly: nothing reads the environment behind the caller's back.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -79,7 +79,3 @@ class Settings(BaseSettings):
     def resolved_deployment_file(self) -> Path:
         return self.deployment_file or self.home / "deployment.json"
 
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

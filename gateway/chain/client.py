@@ -23,17 +23,16 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.providers.eth_tester import EthereumTesterProvider
 
-from gateway.chain.contracts import (
+from gateway.chain.contracts import EvidenceLogClient, Registry
+from gateway.chain.errors import ErrorDecoder, as_chain_error
+from gateway.chain.models import (
     KEY_STATUS,
     AnchorResult,
-    EvidenceLogClient,
     KeyState,
     MemberInfo,
-    Registry,
     Revocation,
     TreeHead,
 )
-from gateway.chain.errors import ErrorDecoder, as_chain_error
 from gateway.core.errors import ChainError, InputError
 
 __all__ = ["KEY_STATUS", "AnchorResult", "Chain", "Deployment", "EvidenceLogClient", "KeyState",

@@ -1,4 +1,4 @@
-"""Typed wrappers of the two claimx contracts and the frozen values they return.
+"""Typed wrappers of the two claimx contracts (their values are in gateway.chain.models).
 
 Split from :mod:`gateway.chain.client` (which re-exports everything here) so that module holds the
 connection and transaction plumbing and this one the contract surfaces: MemberRegistry
@@ -8,74 +8,26 @@ append-only anchoring, record revocations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from web3.contract import Contract
 from web3.logs import DISCARD
 
 from gateway.chain.errors import as_chain_error
+from gateway.chain.models import (
+    KEY_STATUS,
+    AnchorResult,
+    KeyState,
+    MemberInfo,
+    Revocation,
+    TreeHead,
+)
 from gateway.core.errors import ChainError
-from gateway.core.types import KeyAlgorithm, Role
+from gateway.core.types import KeyAlgorithm, MemberId, Role
 
 if TYPE_CHECKING:
     from gateway.chain.client import Chain
 
-KEY_STATUS = ("valid", "unknown_member", "member_suspended", "unknown_key", "not_yet_valid",
-              "revoked")
-"""``KeyStatus`` of contracts/Common.sol, by value, as stable lowercase names."""
-
-
-@dataclass(frozen=True)
-class TreeHead:
-    """An anchored tree head: the log's root at ``size`` leaves, with its block time."""
-
-    index: int
-    size: int
-    root: bytes
-    timestamp: int
-    block_number: int
-
-
-@dataclass(frozen=True)
-class KeyState:
-    """The registry's answer to "was this key of this member valid at that time"."""
-
-    status: str
-    algorithm: KeyAlgorithm
-    public_key: bytes
-
-    @property
-    def valid(self) -> bool:
-        return self.status == "valid"
-
-
-@dataclass(frozen=True)
-class AnchorResult:
-    tx_hash: bytes
-    block_number: int
-    gas_used: int
-    head: TreeHead
-
-
-@dataclass(frozen=True)
-class Revocation:
-    reason: int
-    timestamp: int
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    member_id: bytes
-    role: Role
-    name: str
-    admitted_at: int
-    suspended_at: int
-    """Block time the current suspension began; 0 while the member is active."""
-
-    @property
-    def active(self) -> bool:
-        return self.suspended_at == 0
 
 
 class Registry:
@@ -129,7 +81,7 @@ class Registry:
 
     def member(self, member_id: bytes) -> MemberInfo:
         role, admitted, suspended, name = self.chain.call(self.c.functions.member(member_id))
-        return MemberInfo(member_id, Role(role), name, admitted, suspended)
+        return MemberInfo(MemberId(member_id), Role(role), name, admitted, suspended)
 
     def members(self) -> list[MemberInfo]:
         count = self.chain.call(self.c.functions.memberCount())

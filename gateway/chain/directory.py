@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.chain.client import Registry
+from gateway.chain.contracts import Registry
+from gateway.core.types import hex32
 
 
 def describe(reg: Registry, member: bytes, when: int) -> dict[str, Any]:
@@ -17,9 +18,9 @@ def describe(reg: Registry, member: bytes, when: int) -> dict[str, Any]:
     keys = []
     for key_id in reg.keys_of(member):
         state = reg.key_status_at(member, key_id, when)
-        keys.append({"key_id": "0x" + key_id.hex(), "algorithm": state.algorithm.name.lower(),
+        keys.append({"key_id": hex32(key_id), "algorithm": state.algorithm.name.lower(),
                      "status": state.status, "public_key": "0x" + state.public_key.hex()})
-    return {"id": "0x" + member.hex(), "name": m.name, "role": m.role.name.lower(),
+    return {"id": hex32(member), "name": m.name, "role": m.role.name.lower(),
             "admitted_at": m.admitted_at, "suspended_at": m.suspended_at or None, "at": when,
             "keys": keys}
 

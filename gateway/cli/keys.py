@@ -15,6 +15,7 @@ from gateway.core.errors import ClaimxError, InputError
 from gateway.core.jsondepth import json_depth
 from gateway.core.keys import ALGORITHM_NAMES, SigningKey
 from gateway.core.packet import Packet
+from gateway.core.types import hex32
 
 keys_app = typer.Typer(help="Create institution signing keys.", no_args_is_help=True)
 
@@ -48,7 +49,7 @@ def keys_new(
     out.write_bytes(key.to_pem(_passphrase(passphrase_env)))
     out.chmod(0o600)
     typer.echo(json.dumps({"file": str(out), "algorithm": key.algorithm.name.lower(),
-                           "key_id": "0x" + key.key_id.hex(),
+                           "key_id": hex32(key.key_id),
                            "public_key": "0x" + key.public.raw.hex()}, indent=2))
 
 

@@ -23,7 +23,7 @@ from gateway.core.errors import InputError
 from gateway.core.jsondepth import json_depth
 from gateway.core.keys import PublicKey, SigningKey
 from gateway.core.packet import Packet
-from gateway.core.types import Digest, KeyId
+from gateway.core.types import Digest, KeyId, hex32
 
 PAYLOAD_TYPE = "application/vnd.claimx.packet+json"
 MAX_PAYLOAD_BYTES = 1 << 20
@@ -77,7 +77,7 @@ class Envelope:
     def meta_json(self) -> dict[str, Any]:
         """The envelope without its payload (what is stored beside the encrypted payload)."""
         return {"payloadType": self.payload_type,
-                "signatures": [{"keyid": "0x" + s.keyid.hex(),
+                "signatures": [{"keyid": hex32(s.keyid),
                                 "sig": base64.b64encode(s.sig).decode()}
                                for s in self.signatures]}
 

@@ -7,6 +7,7 @@ though all three are 32 bytes.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import NewType
 
@@ -50,6 +51,12 @@ def hex32(value: bytes) -> str:
     if len(value) != 32:
         raise ValueError(f"expected 32 bytes, got {len(value)}")
     return "0x" + value.hex()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same instant, timezone-aware in UTC; a naive datetime is taken to be UTC already
+    (how SQLite hands stored timestamps back). The one place timezones are fixed up."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_hex32(text: str, what: str = "value") -> bytes:

@@ -37,7 +37,7 @@ from gateway.core.errors import ClaimxError
 from gateway.core.keys import SigningKey
 from gateway.core.packet import SourceRef, new_packet
 from gateway.core.receipt import Receipt
-from gateway.core.types import KeyAlgorithm, Role, hex32, member_id
+from gateway.core.types import KeyAlgorithm, MemberId, Role, hex32, member_id
 from gateway.core.webhook import verify_signature
 from gateway.services.auth import issue_credential
 from gateway.services.wiring import Services, build_services
@@ -57,7 +57,7 @@ class Member:
     token: str = ""
 
     @property
-    def id(self) -> bytes:
+    def id(self) -> MemberId:
         return member_id(self.slug)
 
     @property

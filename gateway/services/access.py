@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core.errors import ForbiddenError, NotFoundError
 from gateway.core.packet import EXCHANGE_KINDS
-from gateway.core.types import Role
+from gateway.core.types import Role, hex32
 from gateway.services.auth import Caller
 from gateway.services.claims import live_consent
 from gateway.services.ledger import Ledger
@@ -69,6 +69,6 @@ def read_payload(s: Session, vault: Vault, ledger: Ledger, caller: Caller, rec: 
 def access_entries(s: Session, digest: bytes) -> list[dict[str, Any]]:
     rows = s.scalars(select(AccessLog).where(AccessLog.record_digest == digest)
                      .order_by(AccessLog.id)).all()
-    return [{"member": "0x" + r.member_id.hex(), "claim_id": r.claim_id,
+    return [{"member": hex32(r.member_id), "claim_id": r.claim_id,
              "consent_id": r.consent_id, "at": r.at.isoformat(),
              "log_entry": r.entry_digest.hex()} for r in rows]

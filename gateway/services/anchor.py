@@ -28,8 +28,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from gateway.chain.models import AnchorResult, TreeHead
 from gateway.config import Settings
 from gateway.core.errors import ChainError, ClaimxError
+from gateway.core.types import as_utc
 from gateway.store.db import Database
 from gateway.store.log import EvidenceLogDB, NodeCache
 from gateway.store.tables import Anchor, Lease, Record
@@ -38,36 +40,12 @@ log = logging.getLogger("claimx.anchor")
 LEASE_NAME = "anchor-worker"
 
 
-class HeadLike(Protocol):
-    @property
-    def index(self) -> int: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def root(self) -> bytes: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def block_number(self) -> int: ...
-
-
-class AnchorResultLike(Protocol):
-    @property
-    def tx_hash(self) -> bytes: ...
-    @property
-    def block_number(self) -> int: ...
-    @property
-    def gas_used(self) -> int: ...
-    @property
-    def head(self) -> HeadLike: ...
-
-
 class AnchorChain(Protocol):
     """What the worker needs from gateway.chain.client's EvidenceLog client."""
 
     def anchor(self, size: int, root: bytes, proof: list[bytes], *,
-               sender: str | None = None) -> AnchorResultLike: ...
-    def latest_head(self) -> HeadLike | None: ...
+               sender: str | None = None) -> AnchorResult: ...
+    def latest_head(self) -> TreeHead | None: ...
     def anchor_tx_of(self, index: int) -> bytes: ...
 
 
@@ -124,7 +102,7 @@ class AnchorWorker:
                  result.gas_used)
         return CycleResult(seq.new_size - seq.old_size, size, result.gas_used)
 
-    def _record(self, s: Session, head: HeadLike, tx_hash: bytes, gas_used: int) -> None:
+    def _record(self, s: Session, head: TreeHead, tx_hash: bytes, gas_used: int) -> None:
         if s.get(Anchor, head.size) is not None:
             return
         old = _anchored_size(s)
@@ -200,8 +178,7 @@ class AnchorWorker:
                 s.add(Lease(name=LEASE_NAME, holder=self.holder,
                             expires_at=now + timedelta(seconds=ttl)))
                 return True
-            expires = lease.expires_at if lease.expires_at.tzinfo else lease.expires_at.replace(
-                tzinfo=UTC)
+            expires = as_utc(lease.expires_at)
             if lease.holder != self.holder and expires > now:
                 return False
             lease.holder, lease.expires_at = self.holder, now + timedelta(seconds=ttl)

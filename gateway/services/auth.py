@@ -11,13 +11,17 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import AuthError, ChainError, ForbiddenError
-from gateway.core.types import Role
+from gateway.core.types import MemberId, Role, hex32
 from gateway.store.tables import Credential, utcnow
+
+if TYPE_CHECKING:
+    from gateway.chain.contracts import Registry
 
 TOKEN_PREFIX = "cx1_"
 
@@ -27,27 +31,27 @@ PUBLISHERS = frozenset({Role.HOSPITAL, Role.POLICE, Role.CIVIL})
 
 @dataclass(frozen=True)
 class Caller:
-    member_id: bytes
+    member_id: MemberId
     role: Role
     name: str
 
     @property
     def hex(self) -> str:
-        return "0x" + self.member_id.hex()
+        return hex32(self.member_id)
 
 
 def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def issue_credential(s: Session, member_id: bytes, label: str = "") -> str:
+def issue_credential(s: Session, member_id: MemberId, label: str = "") -> str:
     """Create a credential and return the token; it is shown once and stored only hashed."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     s.add(Credential(member_id=member_id, token_hash=_hash(token), label=label[:128]))
     return token
 
 
-def revoke_credentials(s: Session, member_id: bytes) -> int:
+def revoke_credentials(s: Session, member_id: MemberId) -> int:
     """Revoke every live credential of a member; returns how many."""
     rows = s.scalars(select(Credential).where(Credential.member_id == member_id,
                                               Credential.revoked_at.is_(None))).all()
@@ -59,18 +63,18 @@ def revoke_credentials(s: Session, member_id: bytes) -> int:
 class MemberDirectory:
     """Members' roles and standing from the registry, reused for ``ttl`` seconds."""
 
-    def __init__(self, registry: object, ttl: float = 10.0) -> None:
+    def __init__(self, registry: Registry, ttl: float = 10.0) -> None:
         self.registry, self.ttl = registry, ttl
-        self._cache: dict[bytes, tuple[float, Caller | None]] = {}
+        self._cache: dict[MemberId, tuple[float, Caller | None]] = {}
 
-    def lookup(self, member_id: bytes) -> Caller | None:
+    def lookup(self, member_id: MemberId) -> Caller | None:
         """The active member, or None when unknown or suspended."""
         hit = self._cache.get(member_id)
         now = time.monotonic()
         if hit and now - hit[0] < self.ttl:
             return hit[1]
         try:
-            info = self.registry.member(member_id)  # type: ignore[attr-defined]
+            info = self.registry.member(member_id)
             caller = None if info.suspended_at else Caller(member_id, info.role, info.name)
         except ChainError:
             caller = None
@@ -90,7 +94,7 @@ def authenticate(s: Session, directory: MemberDirectory, header: str | None) -> 
     row = s.scalar(select(Credential).where(Credential.token_hash == _hash(token.strip())))
     if row is None or row.revoked_at is not None:
         raise AuthError("unknown or revoked credential", code="bad_credentials")
-    caller = directory.lookup(row.member_id)
+    caller = directory.lookup(MemberId(row.member_id))
     if caller is None:
         raise ForbiddenError("member is suspended or no longer in the registry",
                              code="member_inactive")

@@ -22,13 +22,12 @@ from sqlalchemy.orm import Session
 from gateway.core.consent import SUBJECT_PATTERN, ConsentArtifact, verify_consent
 from gateway.core.errors import ConflictError, NotFoundError
 from gateway.core.packet import EXCHANGE_KINDS
-from gateway.core.types import parse_hex32
+from gateway.core.types import as_utc, hex32, parse_hex32
 from gateway.services.auth import Caller
 from gateway.services.ledger import Ledger
 from gateway.services.requests import cancel_open, fulfil
 from gateway.store.events import emit
 from gateway.store.tables import Claim, ClaimRecord, Consent, Record, utcnow
-from gateway.store.tail import aware
 
 
 class ClaimIn(BaseModel):
@@ -66,8 +65,7 @@ class Scope:
 
 def consent_live(c: Consent, now: datetime | None = None) -> bool:
     now = now or datetime.now(UTC)
-    expires = c.expires_at if c.expires_at.tzinfo else c.expires_at.replace(tzinfo=UTC)
-    return c.withdrawn_at is None and expires > now
+    return c.withdrawn_at is None and as_utc(c.expires_at) > now
 
 
 def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) -> Claim:
@@ -160,7 +158,7 @@ def _attach(s: Session, claim: Claim, consent: Consent, record_ids: list[int]) -
         if rec.source_sha256 and dup is None:
             by_source[rec.source_sha256] = rec.id
         data: dict[str, Any] = {"digest": rec.digest.hex(), "kind": rec.kind,
-                                "issuer": "0x" + rec.issuer.hex(), "verified": True}
+                                "issuer": hex32(rec.issuer), "verified": True}
         if dup is not None:
             dup_digest = s.scalar(select(Record.digest).where(Record.id == dup))
             data["duplicate_of"] = dup_digest.hex() if dup_digest else None
@@ -172,8 +170,8 @@ def _attach(s: Session, claim: Claim, consent: Consent, record_ids: list[int]) -
 
 def _verification(rec: Record) -> dict[str, Any]:
     """What was checked when the record was accepted (the timeline's "verified" step)."""
-    return {"digest": rec.digest.hex(), "issuer": "0x" + rec.issuer.hex(),
-            "key_id": "0x" + rec.key_id.hex(), "verified_at": aware(rec.accepted_at).isoformat(),
+    return {"digest": rec.digest.hex(), "issuer": hex32(rec.issuer),
+            "key_id": hex32(rec.key_id), "verified_at": as_utc(rec.accepted_at).isoformat(),
             "checks": ["payload_canonical", "signature", "key_valid_at_acceptance"]}
 
 

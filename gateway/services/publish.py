@@ -18,31 +18,21 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.chain.models import KeyState
 from gateway.core.envelope import Envelope
 from gateway.core.errors import ClaimxError, ForbiddenError, InputError, VerificationError
 from gateway.core.keys import PublicKey
 from gateway.core.packet import EXCHANGE_KINDS, Packet
-from gateway.core.types import Digest, KeyAlgorithm, parse_hex32
+from gateway.core.types import Digest, parse_hex32
 from gateway.store.db import Database
 from gateway.store.tables import DataKey, Record
 from gateway.store.vault import Vault
 
 
-class KeyStateLike(Protocol):
-    @property
-    def status(self) -> str: ...
-    @property
-    def algorithm(self) -> KeyAlgorithm: ...
-    @property
-    def public_key(self) -> bytes: ...
-    @property
-    def valid(self) -> bool: ...
-
-
 class KeyDirectory(Protocol):
     """What the publisher needs from the member registry (gateway.chain.client.Registry has it)."""
 
-    def key_status_at(self, member_id: bytes, key_id: bytes, at: int) -> KeyStateLike: ...
+    def key_status_at(self, member_id: bytes, key_id: bytes, at: int) -> KeyState: ...
 
 
 @dataclass(frozen=True)
@@ -74,9 +64,9 @@ class KeyCache:
         self.directory, self.ttl, self.clock = directory, ttl, clock
         self.chain_time = chain_time or (lambda: int(time.time()))
         """"Now" for validity: the chain's latest block time, the clock keys were stamped by."""
-        self._entries: dict[tuple[bytes, bytes], tuple[float, KeyStateLike]] = {}
+        self._entries: dict[tuple[bytes, bytes], tuple[float, KeyState]] = {}
 
-    def key_status(self, member_id: bytes, key_id: bytes) -> KeyStateLike:
+    def key_status(self, member_id: bytes, key_id: bytes) -> KeyState:
         now = self.clock()
         hit = self._entries.get((member_id, key_id))
         if hit is not None and now - hit[0] < self.ttl:
@@ -125,7 +115,7 @@ class Publisher:
             f"no signature by a key the registry says is valid now for the issuer "
             f"(registry status: {status})", code="key_not_valid", key_status=status)
 
-    def _public_key(self, state: KeyStateLike) -> PublicKey:
+    def _public_key(self, state: KeyState) -> PublicKey:
         """Parsed keys are reused: parsing and hashing a key costs as much as a verification."""
         cache_key = (int(state.algorithm), state.public_key)
         key = self._public.get(cache_key)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core.errors import ConflictError, InputError, NotFoundError
 from gateway.core.packet import KINDS
-from gateway.core.types import parse_hex32
+from gateway.core.types import as_utc, hex32, parse_hex32
 from gateway.services.auth import Caller
 from gateway.store.db import Database
 from gateway.store.events import emit
@@ -43,10 +43,6 @@ class RequestIn(BaseModel):
             raise InputError(f"unknown evidence kinds: {', '.join(unknown)}",
                              code="unknown_kind", loc=["kinds"])
         return self.kinds
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def create(s: Session, claim: Claim, req: RequestIn, green_minutes: int) -> EvidenceRequest:
@@ -137,8 +133,8 @@ def sweep_clocks(s: Session, now: datetime | None = None, limit: int = 500) -> i
             continue
         kind = "request.breached" if er.urgent else "request.expired"
         data = {"request": er.id, "kinds": json.loads(er.kinds), "urgent": er.urgent,
-                "due_at": _aware(er.due_at).isoformat(), "status": er.status}
-        emit(s, claim.insurer, kind, {**data, "institution": "0x" + er.institution.hex()},
+                "due_at": as_utc(er.due_at).isoformat(), "status": er.status}
+        emit(s, claim.insurer, kind, {**data, "institution": hex32(er.institution)},
              claim.id)
         emit(s, er.institution, kind, data, claim.id)
     return len(due)
@@ -173,13 +169,13 @@ def cancel_open(s: Session, claim: Claim) -> int:
 def view(er: EvidenceRequest, now: datetime | None = None) -> dict[str, Any]:
     """A request with its response clock; routine requests past due read as expired."""
     now = now or datetime.now(UTC)
-    due, created = _aware(er.due_at), _aware(er.created_at)
-    end = _aware(er.closed_at) if er.closed_at else now
+    due, created = as_utc(er.due_at), as_utc(er.created_at)
+    end = as_utc(er.closed_at) if er.closed_at else now
     status = er.status
     if status in OPEN_STATES and now > due and not er.urgent:
         status = "expired"
     return {
-        "id": er.id, "claim_id": er.claim_id, "institution": "0x" + er.institution.hex(),
+        "id": er.id, "claim_id": er.claim_id, "institution": hex32(er.institution),
         "kinds": json.loads(er.kinds), "status": status, "urgent": er.urgent, "note": er.note,
         "created_at": created.isoformat(), "due_at": due.isoformat(),
         "elapsed_seconds": int((end - created).total_seconds()),

@@ -69,7 +69,3 @@ class Database:
         """A session in a transaction: committed on success, rolled back on any error."""
         with self.sessions() as s, s.begin():
             yield s
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"

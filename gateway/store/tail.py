@@ -12,20 +12,16 @@ floor and the highest id seen. The floor passes a row once that row is older tha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from gateway.core.types import as_utc
 from gateway.store.tables import Event
 
 COMMIT_GRACE = timedelta(seconds=30)
 """How long an insert may stay uncommitted before a reader stops waiting for it."""
-
-
-def aware(dt: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored datetime is UTC."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 class Tail:
@@ -56,7 +52,7 @@ class Tail:
         self._seen.update(e.id for e in new)
         horizon = now - self.grace
         for event_id, created_at in window:
-            if aware(created_at) <= horizon:
+            if as_utc(created_at) <= horizon:
                 self.floor = event_id
         self._seen = {i for i in self._seen if i > self.floor}
         return sorted(new, key=lambda e: e.id)

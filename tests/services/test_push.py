@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import inspect, select
 
 from gateway.api.push import router
+from gateway.config import Settings
 from gateway.core.errors import ClaimxError, ConflictError, InputError, VerificationError
 from gateway.core.types import Role, member_id
 from gateway.core.webhook import sign, verify_signature
@@ -126,8 +127,8 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 def worker(db: Database, clock: Callable[[], float], max_attempts: int = 3) -> PushWorker:
-    settings = SimpleNamespace(webhook_backoff_seconds=BASE, webhook_max_attempts=max_attempts,
-                               webhook_timeout_seconds=5.0)
+    settings = Settings(webhook_backoff_seconds=BASE, webhook_max_attempts=max_attempts,
+                        webhook_timeout_seconds=5.0)
     return PushWorker(db, settings, clock=clock)
 
 
@@ -592,7 +593,7 @@ def test_worker_thread_delivers(db: Database, receiver: Receiver) -> None:
 def test_worker_runs_its_cycle_hook_before_fanning_out(db: Database) -> None:
     """The request clock sweep rides on the push loop: its events are sent the same cycle."""
     ran = threading.Event()
-    w = PushWorker(db, SimpleNamespace(webhook_poll_seconds=0.05), on_cycle=ran.set)
+    w = PushWorker(db, Settings(webhook_poll_seconds=0.05), on_cycle=ran.set)
     w.start()
     try:
         assert ran.wait(10)

@@ -16,7 +16,6 @@ from gateway.store.tables import Delivery, Event, WebhookEndpoint, utcnow
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 10
 """Webhook endpoints one member may hold at a time."""
-STATUSES = ("pending", "delivered", "parked")
 
 
 def check_url(url: str) -> str:

@@ -27,12 +27,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from gateway.config import Settings
 from gateway.core.errors import ClaimxError
 from gateway.core.webhook import sign
 from gateway.store.db import Database
 from gateway.store.events import event_dict
 from gateway.store.tables import Delivery, Event, PushCursor, WebhookEndpoint
-from gateway.store.tail import Tail, aware
+from gateway.store.tail import Tail
 
 log = logging.getLogger("claimx.push")
 
@@ -83,7 +84,7 @@ def _fan_out(s: Session, events: Sequence[Event], now: datetime) -> int:
     for e in events:
         for ep in endpoints:
             if (ep.member_id == e.member_id and (ep.id, e.id) not in existing
-                    and aware(ep.created_at) <= aware(e.created_at)):
+                    and ep.created_at <= e.created_at):
                 s.add(Delivery(endpoint_id=ep.id, event_id=e.id, status="pending", attempts=0,
                                next_attempt_at=now))
                 made += 1
@@ -112,14 +113,14 @@ class PushWorker:
     unique, so an event is never fanned out twice nor sent twice at once.
     """
 
-    def __init__(self, db: Database, settings: object, *, client: httpx.Client | None = None,
+    def __init__(self, db: Database, settings: Settings, *, client: httpx.Client | None = None,
                  clock: Callable[[], float] = time.time,
                  on_cycle: Callable[[], object] | None = None) -> None:
         self.db, self.clock, self.on_cycle = db, clock, on_cycle
-        self.base = float(getattr(settings, "webhook_backoff_seconds", 1.0))
-        self.max_attempts = int(getattr(settings, "webhook_max_attempts", 6))
-        self.timeout = float(getattr(settings, "webhook_timeout_seconds", 5.0))
-        self.poll = float(getattr(settings, "webhook_poll_seconds", 0.2))
+        self.base = settings.webhook_backoff_seconds
+        self.max_attempts = settings.webhook_max_attempts
+        self.timeout = settings.webhook_timeout_seconds
+        self.poll = settings.webhook_poll_seconds
         self._own_client = client is None
         self.client = client or self._new_client()
         self._tail: Tail | None = None
