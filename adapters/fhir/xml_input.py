@@ -28,8 +28,8 @@ import re
 import xml.etree.ElementTree as ET  # noqa: N817 - only for ParseError and Element types
 from typing import Any
 
-from adapters._fhir_json import MAX_DEPTH, Node, Resource, check_depth
 from adapters._tree import parse_xml
+from adapters.fhir.tree import MAX_DEPTH, Node, Resource, check_depth
 from gateway.core.errors import AdapterError
 
 FHIR_NS = "http://hl7.org/fhir"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from adapters._clinical import compact, dec_str, person_name, utc_text
-from adapters._fhir_json import Index, Node
+from adapters.fhir.tree import Index, Node
 from adapters.pseudonym import cn_resident_id_valid
 
 _DATETIME = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?"

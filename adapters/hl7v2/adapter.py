@@ -20,7 +20,6 @@ import re
 from datetime import UTC, timezone
 from typing import Any
 
-from adapters import _hl7_fields as f
 from adapters._clinical import (
     check_size,
     compact,
@@ -30,7 +29,8 @@ from adapters._clinical import (
     sum_amounts,
     utc_text,
 )
-from adapters._hl7_parse import Segment, decode, split_messages
+from adapters.hl7v2 import fields as f
+from adapters.hl7v2.parse import Segment, decode, split_messages
 from adapters.registry import Adapter, AdapterContext, register
 from gateway.core.errors import AdapterError
 from gateway.core.packet import Packet

@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from adapters._clinical import compact, dec_str, sum_amounts
-from adapters._fhir_json import Index, Node
-from adapters._fhir_values import amount, concept, concept_label, period_or_time, staff, when
+from adapters.fhir.tree import Index, Node
+from adapters.fhir.values import amount, concept, concept_label, period_or_time, staff, when
 from gateway.core.errors import AdapterError
 
 _MAX_MEMBER_DEPTH = 3

@@ -3,7 +3,7 @@
 Every value is read through :class:`Node`, which knows its RFC 6901 JSON pointer, so each
 error names the exact place (``/entry/3/resource/code``) and never the value. Numbers are
 decoded as ``decimal.Decimal`` (FHIR decimals keep their precision; packets never see floats).
-FHIR XML (``adapters._fhir_xml``) is converted to the same JSON shape and walked by the same
+FHIR XML (``adapters.fhir.xml_input``) is converted to the same JSON shape and walked by the same
 Node with ``xml=True``: locations are then element paths (``/Bundle/entry[2]/resource/Claim``),
 numbers and booleans arrive as text, and a lone element stands for a one-element array.
 References are resolved as FHIR R4 section 2.36 "Resolving references in Bundles" describes:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapters._clinical import compact, parse_decimal, person_name, utc_text
-from adapters._hl7_parse import Segment
+from adapters.hl7v2.parse import Segment
 from adapters.pseudonym import cn_resident_id_valid
 
 _TS = re.compile(r"^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})"

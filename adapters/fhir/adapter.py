@@ -16,7 +16,7 @@ procedure record; loose Conditions ->
 diagnosis; loose laboratory Observations -> lab report. The Patient supplies only the subject
 pseudonym. Numbers are decoded as ``Decimal`` and written as strings, never floats.
 
-XML (``adapters._fhir_xml``): parsed with defusedxml and converted to the JSON shape by the
+XML (``adapters.fhir.xml_input``): parsed with defusedxml and converted to the JSON shape by the
 specification's own XML/JSON correspondence, then mapped by the same code; errors are located
 by element path (``/Bundle/entry[2]/resource/Claim/item/net/value``) instead of JSON pointer.
 """
@@ -27,13 +27,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from adapters import _fhir_map as m
 from adapters._clinical import check_size, locate, make_packet, utc_text
-from adapters._fhir_json import Index, Node, load
-from adapters._fhir_subject import Subject, subject_of
-from adapters._fhir_values import concept, concept_label, moment_of
-from adapters._fhir_xml import detect as detect_xml
-from adapters._fhir_xml import is_xml, load_xml
+from adapters.fhir import mapping as m
+from adapters.fhir.subject import Subject, subject_of
+from adapters.fhir.tree import Index, Node, load
+from adapters.fhir.values import concept, concept_label, moment_of
+from adapters.fhir.xml_input import detect as detect_xml
+from adapters.fhir.xml_input import is_xml, load_xml
 from adapters.registry import Adapter, AdapterContext, register
 from gateway.core.errors import AdapterError
 from gateway.core.packet import Packet

@@ -24,8 +24,8 @@ An input that carries Patients but not the one referenced is inconsistent
 
 from __future__ import annotations
 
-from adapters._fhir_json import Index, Node
-from adapters._fhir_values import subject
+from adapters.fhir.tree import Index, Node
+from adapters.fhir.values import subject
 from gateway.core.errors import AdapterError
 
 Subject = tuple[str, str, tuple[str | int, ...]]
