@@ -105,7 +105,8 @@ def pg_url(pg_admin: str) -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param(
+    "postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])  # a fresh database each: seconds
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each storage test runs on SQLite and on the running PostgreSQL."""
     if request.param == "sqlite":

@@ -17,6 +17,7 @@ from tests.support import serve_gateway
 ST = shutil.which("st") or str(Path(sys.executable).parent / "st")
 
 
+@pytest.mark.slow  # schemathesis over every route: ~1 min
 def test_no_request_gets_a_server_error(tmp_path: Path) -> None:
     if not Path(ST).exists():
         pytest.skip("schemathesis CLI `st` missing: pip install -e .[dev] installs it")

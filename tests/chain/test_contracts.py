@@ -234,6 +234,7 @@ def test_record_revocation_by_issuer_operator_only(chain: Chain, deployment: Dep
         log.revoke_record(police.id, digest, 1, sender=police.operator)
 
 
+@pytest.mark.slow  # every vector through the EVM
 def test_shared_vectors_through_the_on_chain_check(embedded_chain: Chain,
                                                    merkle_vectors: dict[str, Any]) -> None:
     """The same vector file gateway.core.merkle passes, through the contract's own verifier."""
@@ -254,6 +255,7 @@ def test_unreachable_node_is_a_clear_error() -> None:
     assert err.value.code == "chain_unreachable" and "127.0.0.1:9" in err.value.msg
 
 
+@pytest.mark.slow  # runs the Solidity compiler
 def test_committed_artifacts_match_a_fresh_compile() -> None:
     if not (ROOT / "node_modules" / "solc").exists():
         pytest.skip("node_modules/solc missing: run `npm ci` (scripts/setup.sh does)")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.support import ROOT, Served
+
+pytestmark = pytest.mark.slow  # real processes end to end
 
 
 def test_scripted_insurer_hospital_and_police_over_http(dev_gateway: Served) -> None:

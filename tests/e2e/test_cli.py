@@ -13,6 +13,8 @@ import pytest
 
 from tests.support import CLAIMX, serve_gateway
 
+pytestmark = pytest.mark.slow  # real processes end to end
+
 
 def run(*args: str, env: dict[str, str] | None = None,
         ok: bool = True) -> subprocess.CompletedProcess[str]:

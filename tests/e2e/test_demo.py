@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real processes end to end
+
 
 def test_demo_exits_zero_and_writes_verifiable_receipts(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "gateway.cli", "demo", "--out",

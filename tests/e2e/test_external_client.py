@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tests.support import Served
 
+pytestmark = pytest.mark.slow  # real processes end to end
+
 # --- the client, from docs/api.md ----------------------------------------------------------
 
 PAYLOAD_TYPE = "application/vnd.claimx.packet+json"  # §5

@@ -114,6 +114,7 @@ def test_second_worker_stands_by_while_the_lease_is_held(embedded_chain: Chain,
 
 
 @pytest.mark.anvil
+@pytest.mark.slow  # real worker processes killed mid-batch
 def test_sigkill_mid_batch_loses_and_duplicates_nothing(anvil_url: str, tmp_path: Path) -> None:
     """A real worker process on a real node, killed with SIGKILL at random moments."""
     chain = Chain.connect(anvil_url)

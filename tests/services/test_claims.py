@@ -569,6 +569,7 @@ def test_authorisation_matrix_covers_every_route(world: Any) -> None:
     assert served == listed
 
 
+@pytest.mark.slow  # every route as every role: ~20 s
 def test_authorisation_matrix(world: Any) -> None:
     """Every role tries every route; the ones it should not reach refuse it clearly."""
     sv, client, m = world
