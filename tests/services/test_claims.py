@@ -43,8 +43,10 @@ from gateway.store.tables import (
     utcnow,
 )
 from gateway.verify.audit import audit_reads
-from tests.services.test_push import no_dns
-from tests.services.test_push import receiver  # noqa: F401  (fixture)
+from tests.services.test_push import (
+    no_dns,
+    receiver,  # noqa: F401  (fixture)
+)
 
 CLAIMANT = "a1" * 32
 OTHER = "b2" * 32

@@ -546,6 +546,12 @@ def test_webhook_routes(gateway: Gateway, receiver: Receiver) -> None:
     assert client.post("/v1/webhooks", json={"url": receiver.url}).status_code == 401
     bad = client.post("/v1/webhooks", json={"url": "gopher://x"}, headers=a)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_url"
+    for url in ["https://169.254.169.254/latest/meta-data/", "https://0x0a000001:5432/",
+                "http://hooks.example.com/"]:  # the cloud metadata service, PostgreSQL, http
+        inside = client.post("/v1/webhooks", json={"url": url}, headers=a)
+        assert inside.status_code == 422, url
+        error = inside.json()["error"]
+        assert error["code"] == "webhook_destination_forbidden" and error["loc"] == ["url"]
     made = client.post("/v1/webhooks", json={"url": receiver.url}, headers=a)
     assert made.status_code == 201
     hook = made.json()

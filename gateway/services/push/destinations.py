@@ -27,6 +27,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -200,12 +201,23 @@ def _parse(url: str) -> tuple[httpx.URL, str, IPAddress | None]:
         host = parsed.host
         ip = literal_address(host)
     except (httpx.InvalidURL, ValueError) as exc:
+        _refuse_spelling(url)  # e.g. 0177.0.0.1, which httpx refuses: still say why
         raise InputError("webhook url host is not a valid name or address", code="bad_url",
                          loc=["url"]) from exc
     if parsed.scheme not in ("http", "https") or not host:
         raise InputError("webhook url must be an absolute http:// or https:// URL",
                          code="bad_url", loc=["url"])
     return parsed, host, ip
+
+
+def _refuse_spelling(url: str) -> None:
+    """Refuse the URL if its host, as the standard library splits it, is internal."""
+    try:
+        ip = literal_address(urlsplit(url).hostname or "")
+    except ValueError:
+        return
+    if ip is not None:
+        _refuse_address(ip, "webhook url points at")
 
 
 def _canonical(host: str) -> str:
@@ -224,8 +236,8 @@ def _address(text: str) -> IPAddress:
 def _refuse_address(ip: IPAddress, what: str) -> None:
     why = forbidden_reason(ip)
     if why is not None:
-        raise DestinationForbidden(f"{what} a {why} address; webhooks go to public receivers "
-                                   "only", loc=["url"])
+        raise DestinationForbidden(f"{what} an address webhooks may not reach ({why}); "
+                                   "they go to public receivers only", loc=["url"])
 
 
 def _refuse_name(host: str) -> None:

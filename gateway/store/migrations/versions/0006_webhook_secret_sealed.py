@@ -39,11 +39,11 @@ def _master(rows: list) -> AESGCM | None:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('secret_ct', sa.LargeBinary(length=128), nullable=True))
     conn = op.get_bind()
     rows = conn.execute(sa.select(endpoints.c.id, endpoints.c.secret)).all()
-    master = _master(rows)
+    master = _master(rows)  # before any change: no key, no half-done migration
+    with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('secret_ct', sa.LargeBinary(length=128), nullable=True))
     for endpoint_id, secret in rows:
         assert master is not None
         nonce = os.urandom(12)
@@ -57,11 +57,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('secret', sa.String(length=64), nullable=True))
     conn = op.get_bind()
     rows = conn.execute(sa.select(endpoints.c.id, endpoints.c.secret_ct)).all()
     master = _master(rows)
+    with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('secret', sa.String(length=64), nullable=True))
     for endpoint_id, sealed in rows:
         assert master is not None
         secret = master.decrypt(sealed[:12], sealed[12:], AAD + endpoint_id.encode()).decode()
