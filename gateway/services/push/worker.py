@@ -42,6 +42,9 @@ from gateway.store.tail import Tail
 from gateway.store.vault import Vault
 
 log = logging.getLogger("claimx.push")
+CONNECT_TRIES = 2
+"""Addresses of one name tried per attempt (e.g. its IPv6 then its IPv4 address): a name
+with many unreachable addresses cannot hold a worker for long."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ class PushWorker:
         headers = {"Content-Type": "application/json", "X-Claimx-Event": job.event_type,
                    "X-Claimx-Delivery": str(job.delivery_id),
                    "X-Claimx-Signature": sign(job.secret, job.body, int(self.clock()))}
-        for target in targets:
+        for target in targets[:CONNECT_TRIES]:
             try:
                 with self.client.stream("POST", target.url, content=job.body,
                                         headers=headers | target.headers,
