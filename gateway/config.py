@@ -9,9 +9,10 @@ explicitly: nothing reads the environment behind the caller's back.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -38,6 +39,10 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="per webhook attempt")
     webhook_poll_seconds: float = Field(0.2, gt=0, description="how often new events are "
                                         "fanned out to webhooks")
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated host names or IP literals that "
+        "webhooks may reach over http and at any address (local receivers in development); "
+        "every other webhook must be https to a public address")
     green_channel_minutes: int = Field(30, gt=0, description="response clock of urgent "
                                        "evidence requests")
     anchor_interval_seconds: float = Field(5.0, gt=0, description="routine batch interval")
@@ -49,6 +54,16 @@ class Settings(BaseSettings):
                                      "is reused before asking the registry again")
     max_body_bytes: int = Field(8 << 20, gt=0, description="largest accepted request body")
     max_batch: int = Field(5000, gt=0, description="most envelopes in one batch request")
+
+    @field_validator("webhook_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        """``CLAIMX_WEBHOOK_ALLOW_HOSTS=127.0.0.1,localhost`` (a list is taken as it is)."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(h).strip().lower() for h in value if str(h).strip()]
+        return value
 
     @model_validator(mode="after")
     def _production_needs_real_parts(self) -> Settings:

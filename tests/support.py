@@ -65,7 +65,8 @@ def serve_env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, 
     env |= {"CLAIMX_HOME": str(tmp_path / "home"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "CLAIMX_URGENT_POLL_SECONDS": "0.05", "CLAIMX_ANCHOR_INTERVAL_SECONDS": "1",
-            "CLAIMX_WEBHOOK_POLL_SECONDS": "0.05"}
+            "CLAIMX_WEBHOOK_POLL_SECONDS": "0.05",
+            "CLAIMX_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}  # tests' receivers are local
     return env | (extra or {})
 
 

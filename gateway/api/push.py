@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from gateway.api.deps import CallerDep, SessionDep
+from gateway.api.deps import CallerDep, ServicesDep, SessionDep
 from gateway.core.errors import NotFoundError
 from gateway.core.types import Role
 from gateway.services.auth import require_role
@@ -56,7 +56,8 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {200: {
 
 class WebhookIn(BaseModel):
     url: str = Field(max_length=2048, examples=["https://claims.example-insurer.cn/claimx"],
-                     description="absolute http(s) URL that accepts POSTed JSON")
+                     description="absolute https URL of a public receiver that accepts "
+                     "POSTed JSON (http only for the gateway's allowed hosts)")
 
 
 class WebhookOut(BaseModel):
@@ -94,10 +95,14 @@ def _delivery(d: Delivery, event_type: str) -> DeliveryOut:
 
 
 @router.post("/v1/webhooks", status_code=201, response_model=WebhookCreated)
-def create_webhook(body: WebhookIn, caller: CallerDep, s: SessionDep) -> WebhookCreated:
+def create_webhook(body: WebhookIn, caller: CallerDep, s: SessionDep,
+                   sv: ServicesDep) -> WebhookCreated:
     """Register a receiver for the caller's events (those emitted from now on). Each POST
-    carries `X-Claimx-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`."""
-    endpoint, secret = endpoints.register_endpoint(s, caller.member_id, body.url)
+    carries `X-Claimx-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+    The URL must be https to a public address (422 `webhook_destination_forbidden`)."""
+    endpoint, secret = endpoints.register_endpoint(s, caller.member_id, body.url,
+                                                   destinations=sv.push.destinations,
+                                                   vault=sv.vault)
     return WebhookCreated(**_webhook(endpoint).model_dump(), secret=secret)
 
 

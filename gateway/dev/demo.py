@@ -68,7 +68,8 @@ class Member:
 def run_demo(out_dir: Path, console: Console) -> bool:
     """Run the story; True when the claim is served and verified and tampering is caught."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(home=out_dir, anchor_interval_seconds=3600, urgent_poll_seconds=0.1)
+    settings = Settings(home=out_dir, anchor_interval_seconds=3600, urgent_poll_seconds=0.1,
+                        webhook_allow_hosts=["127.0.0.1"])  # the insurer's local receiver
     console.rule("[bold]claimx demo[/]: embedded EVM + SQLite, nothing to start by hand")
     chain = Chain.embedded()
     deployment = chain.deploy()

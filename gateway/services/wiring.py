@@ -62,7 +62,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     if deployment is None:
         deployment = _deployment(settings, chain)
     if db is None:
-        db = Database(_database_url(settings))
+        db = Database(_database_url(settings), master_key=settings.master_key_bytes())
     cache = NodeCache()
     log_client = chain.evidence_log(deployment.log)
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
@@ -75,7 +75,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     members = MemberDirectory(registry, settings.key_cache_seconds)
     ledger = Ledger(*_operator_key(settings, chain, registry), vault)
     return Services(settings, db, chain, deployment, publisher, worker, cache, members, vault,
-                    ledger, PushWorker(db, settings, on_cycle=ClockSweep(db)))
+                    ledger, PushWorker(db, settings, vault=vault, on_cycle=ClockSweep(db)))
 
 
 def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple[SigningKey,

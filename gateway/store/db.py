@@ -40,28 +40,32 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (Alembic)."""
+def upgrade(engine: Engine, revision: str = "head", *, master_key: bytes | None = None) -> None:
+    """Bring the schema to ``revision`` (Alembic). Migrations that re-encrypt stored
+    secrets (0006) need the master key once the tables hold any."""
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["master_key"] = master_key
         command.upgrade(cfg, revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(engine: Engine, revision: str, *, master_key: bytes | None = None) -> None:
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["master_key"] = master_key
         command.downgrade(cfg, revision)
 
 
 class Database:
     """An engine plus its session factory."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True,
+                 master_key: bytes | None = None) -> None:
         self.engine = make_engine(url)
         if migrate:
-            upgrade(self.engine)
+            upgrade(self.engine, master_key=master_key)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -251,13 +251,14 @@ class AccessLog(Base):
 
 class WebhookEndpoint(Base):
     """A member's HTTPS receiver. The secret signs every body; it is shown once at creation
-    and kept so the gateway can sign (it is a shared key, not a password)."""
+    and kept so the gateway can sign (a shared key, not a password, so it cannot be hashed):
+    ``secret_ct`` holds it encrypted under the master key (``Vault.seal_secret``)."""
 
     __tablename__ = "webhook_endpoints"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     member_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
     url: Mapped[str] = mapped_column(String(2048))
-    secret: Mapped[str] = mapped_column(String(64))
+    secret_ct: Mapped[bytes] = mapped_column(LargeBinary(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from gateway.core.errors import ClaimxError, NotFoundError
 from gateway.store.tables import DataKey, Record, utcnow
 
+SECRET_AAD = b"claimx webhook secret:"
+"""Prefix of the associated data binding a sealed secret to its row (``+ endpoint id``)."""
 DEV_MASTER_KEY = hashlib.sha256(b"claimx development master key - not for production").digest()
 _NONCE = 12
 
@@ -57,6 +59,20 @@ class Vault:
             return AESGCM(data_key).decrypt(ct[:_NONCE], ct[_NONCE:], rec.digest)
         except InvalidTag as exc:
             raise ClaimxError("payload cannot be decrypted with this gateway's master key",
+                              code="decrypt_failed", http_status=500) from exc
+
+    def seal_secret(self, secret: str, owner: str) -> bytes:
+        """A shared secret the gateway must read back (webhook signing keys), encrypted
+        under the master key itself and bound to its row by ``owner`` (an id)."""
+        nonce = os.urandom(_NONCE)
+        return nonce + self._master.encrypt(nonce, secret.encode(), SECRET_AAD + owner.encode())
+
+    def open_secret(self, sealed: bytes, owner: str) -> str:
+        try:
+            return self._master.decrypt(sealed[:_NONCE], sealed[_NONCE:],
+                                        SECRET_AAD + owner.encode()).decode()
+        except InvalidTag as exc:
+            raise ClaimxError("secret cannot be decrypted with this gateway's master key",
                               code="decrypt_failed", http_status=500) from exc
 
 

@@ -43,7 +43,10 @@ from gateway.store.tables import (
     utcnow,
 )
 from gateway.verify.audit import audit_reads
-from tests.services.test_push import receiver  # noqa: F401  (fixture)
+from tests.services.test_push import (
+    no_dns,
+    receiver,  # noqa: F401  (fixture)
+)
 
 CLAIMANT = "a1" * 32
 OTHER = "b2" * 32
@@ -69,8 +72,10 @@ class M:
 def world(embedded_chain: Chain, database_url: str,
           tmp_path: Path) -> Iterator[tuple[Services, TestClient, dict[str, M]]]:
     deployment = embedded_chain.deploy()
-    sv = build_services(Settings(home=tmp_path, anchor_interval_seconds=3600),
+    sv = build_services(Settings(home=tmp_path, anchor_interval_seconds=3600,
+                                 webhook_allow_hosts=["127.0.0.1"]),  # the local receiver
                         chain=embedded_chain, deployment=deployment, db=Database(database_url))
+    sv.push.destinations.resolver = no_dns  # public names are registered, never looked up
     registry = embedded_chain.registry(deployment.registry)
     members: dict[str, M] = {}
     for slug, role, signs in [("hospital", Role.HOSPITAL, True), ("police", Role.POLICE, True),
@@ -608,7 +613,8 @@ def test_authorisation_matrix(world: Any) -> None:
 def _parked_delivery(sv: Services, owner: M) -> tuple[str, int]:
     """An endpoint of ``owner`` with one parked delivery (as after a receiver kept failing)."""
     with sv.db.session() as s:
-        endpoint, _ = register_endpoint(s, owner.id, "http://127.0.0.1:9/hook")
+        endpoint, _ = register_endpoint(s, owner.id, "http://127.0.0.1:9/hook",
+                                        destinations=sv.push.destinations, vault=sv.vault)
         event = Event(member_id=owner.id, type="claim.opened", data="{}")
         s.add(event)
         s.flush()

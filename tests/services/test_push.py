@@ -32,12 +32,14 @@ from gateway.core.types import Role, member_id
 from gateway.core.webhook import sign, verify_signature
 from gateway.services.auth import Caller, issue_credential
 from gateway.services.push import endpoints
+from gateway.services.push.destinations import Destinations
 from gateway.services.push.sse import event_stream
 from gateway.services.push.worker import PushWorker
 from gateway.store.db import Database, downgrade, upgrade
 from gateway.store.events import emit
 from gateway.store.tables import Base, Claim, Delivery, Event, PushCursor, WebhookEndpoint
 from gateway.store.tail import Tail
+from gateway.store.vault import DEV_MASTER_KEY, Vault
 
 INSURER = member_id("insurer-a")
 OTHER = member_id("insurer-b")
@@ -45,6 +47,16 @@ HOSPITAL = member_id("hospital-c")
 BASE = 2.0
 """Backoff base in (fake-clock) seconds: the clock is advanced, never waited for (and stays
 within the receiver's 300 s signature tolerance)."""
+
+
+def no_dns(host: str, port: int) -> list[str]:
+    """A resolver that knows no names: tests never send a DNS query off this machine."""
+    raise OSError(f"tests resolve no names ({host})")
+
+
+LOCAL = Destinations(["127.0.0.1"], resolver=no_dns)
+"""The receivers here listen on 127.0.0.1, allowed as a gateway allows its dev receivers."""
+VAULT = Vault(DEV_MASTER_KEY)
 
 
 # --- a real webhook receiver ------------------------------------------------------------
@@ -128,13 +140,14 @@ def db(database_url: str) -> Iterator[Database]:
 
 def worker(db: Database, clock: Callable[[], float], max_attempts: int = 3) -> PushWorker:
     settings = Settings(webhook_backoff_seconds=BASE, webhook_max_attempts=max_attempts,
-                        webhook_timeout_seconds=5.0)
-    return PushWorker(db, settings, clock=clock)
+                        webhook_timeout_seconds=5.0, webhook_allow_hosts=["127.0.0.1"])
+    return PushWorker(db, settings, clock=clock, destinations=LOCAL)
 
 
 def endpoint(db: Database, member: bytes, url: str) -> tuple[str, str]:
     with db.session() as s:
-        ep, secret = endpoints.register_endpoint(s, member, url)
+        ep, secret = endpoints.register_endpoint(s, member, url, destinations=LOCAL,
+                                                 vault=VAULT)
         return ep.id, secret
 
 
@@ -267,7 +280,7 @@ def test_unreachable_receiver_is_a_failed_attempt(db: Database) -> None:
     w.fan_out()
     assert w.deliver_due() == 0
     [d] = deliveries(db)
-    assert (d.status, d.attempts, d.last_error) == ("parked", 1, "ConnectError")
+    assert (d.status, d.attempts, d.last_error) == ("parked", 1, "connect_failed")
 
 
 def test_fan_out_reaches_only_the_events_member(db: Database) -> None:
@@ -302,12 +315,14 @@ def test_endpoint_urls_are_checked(db: Database) -> None:
         for url in ["ftp://x.example/", "file:///etc/passwd", "https://", "not a url",
                     "https://user:pw@x.example/", "http://x.example:99999/", "javascript:1"]:
             with pytest.raises(InputError) as err:
-                endpoints.register_endpoint(s, INSURER, url)
+                endpoints.register_endpoint(s, INSURER, url, destinations=LOCAL, vault=VAULT)
             assert err.value.code == "bad_url", url
         for i in range(endpoints.MAX_ENDPOINTS):
-            endpoints.register_endpoint(s, INSURER, f"https://x.example/{i}")
+            endpoints.register_endpoint(s, INSURER, f"https://x.example/{i}",
+                                        destinations=LOCAL, vault=VAULT)
         with pytest.raises(ConflictError):
-            endpoints.register_endpoint(s, INSURER, "https://x.example/one-too-many")
+            endpoints.register_endpoint(s, INSURER, "https://x.example/one-too-many",
+                                        destinations=LOCAL, vault=VAULT)
 
 
 @pytest.mark.postgres
@@ -388,7 +403,9 @@ class Gateway:
 
 def _app(db: Database) -> FastAPI:
     app = FastAPI()
-    app.state.services = SimpleNamespace(db=db, members=Directory(
+    app.state.services = SimpleNamespace(db=db, vault=VAULT,
+                                         push=SimpleNamespace(destinations=LOCAL),
+                                         members=Directory(
         Caller(INSURER, Role.INSURER, "insurer-a"), Caller(OTHER, Role.INSURER, "insurer-b"),
         Caller(HOSPITAL, Role.HOSPITAL, "hospital-c")))
 
@@ -529,6 +546,12 @@ def test_webhook_routes(gateway: Gateway, receiver: Receiver) -> None:
     assert client.post("/v1/webhooks", json={"url": receiver.url}).status_code == 401
     bad = client.post("/v1/webhooks", json={"url": "gopher://x"}, headers=a)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_url"
+    for url in ["https://169.254.169.254/latest/meta-data/", "https://0x0a000001:5432/",
+                "http://hooks.example.com/"]:  # the cloud metadata service, PostgreSQL, http
+        inside = client.post("/v1/webhooks", json={"url": url}, headers=a)
+        assert inside.status_code == 422, url
+        error = inside.json()["error"]
+        assert error["code"] == "webhook_destination_forbidden" and error["loc"] == ["url"]
     made = client.post("/v1/webhooks", json={"url": receiver.url}, headers=a)
     assert made.status_code == 201
     hook = made.json()
@@ -593,7 +616,8 @@ def test_worker_thread_delivers(db: Database, receiver: Receiver) -> None:
 def test_worker_runs_its_cycle_hook_before_fanning_out(db: Database) -> None:
     """The request clock sweep rides on the push loop: its events are sent the same cycle."""
     ran = threading.Event()
-    w = PushWorker(db, Settings(webhook_poll_seconds=0.05), on_cycle=ran.set)
+    w = PushWorker(db, Settings(webhook_poll_seconds=0.05), destinations=LOCAL,
+                   on_cycle=ran.set)
     w.start()
     try:
         assert ran.wait(10)

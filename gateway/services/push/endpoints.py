@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import ConflictError, InputError, NotFoundError
+from gateway.services.push.destinations import Destinations
 from gateway.store.tables import Delivery, Event, WebhookEndpoint, utcnow
+from gateway.store.vault import Vault
 
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 10
@@ -37,16 +39,21 @@ def check_url(url: str) -> str:
     return url
 
 
-def register_endpoint(s: Session, member_id: bytes, url: str) -> tuple[WebhookEndpoint, str]:
-    """Add a receiver for the member's events; returns it and its signing secret."""
+def register_endpoint(s: Session, member_id: bytes, url: str, *, destinations: Destinations,
+                      vault: Vault) -> tuple[WebhookEndpoint, str]:
+    """Add a receiver for the member's events; returns it and its signing secret (stored
+    only encrypted). ``destinations`` refuses URLs into the exchange's own network."""
     check_url(url)
+    destinations.check(url)
     held = len(list_endpoints(s, member_id))
     if held >= MAX_ENDPOINTS:
         raise ConflictError(f"a member may hold at most {MAX_ENDPOINTS} webhook endpoints; "
                             "delete one first", code="too_many_endpoints")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    endpoint = WebhookEndpoint(id=str(uuid.uuid4()), member_id=member_id, url=url,
-                               secret=secret, active=True, created_at=utcnow())
+    endpoint_id = str(uuid.uuid4())
+    endpoint = WebhookEndpoint(id=endpoint_id, member_id=member_id, url=url,
+                               secret_ct=vault.seal_secret(secret, endpoint_id), active=True,
+                               created_at=utcnow())
     s.add(endpoint)
     s.flush()
     return endpoint, secret

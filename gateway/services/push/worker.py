@@ -9,6 +9,10 @@ Failed deliveries are retried after ``base * 2**(attempts-1)`` seconds and parke
 both channels: receivers deduplicate by event id (and webhook delivery id). A receiver gets
 its first attempts in event order; a retried event can arrive after later ones, so
 receivers that care order by event id.
+
+Each attempt goes only where :mod:`gateway.services.push.destinations` allows, to the
+address it checked; a refused attempt records ``destination_forbidden`` and a failed one
+``connect_failed``, whatever the cause, so ``last_error`` never maps the network behind.
 """
 
 from __future__ import annotations
@@ -30,12 +34,17 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings
 from gateway.core.errors import ClaimxError
 from gateway.core.webhook import sign
+from gateway.services.push.destinations import Destinations
 from gateway.store.db import Database
 from gateway.store.events import event_dict
 from gateway.store.tables import Delivery, Event, PushCursor, WebhookEndpoint
 from gateway.store.tail import Tail
+from gateway.store.vault import Vault
 
 log = logging.getLogger("claimx.push")
+CONNECT_TRIES = 2
+"""Addresses of one name tried per attempt (e.g. its IPv6 then its IPv4 address): a name
+with many unreachable addresses cannot hold a worker for long."""
 
 
 @dataclass(frozen=True)
@@ -46,11 +55,13 @@ class Job:
     event_id: int
     event_type: str
     url: str
-    secret: str
+    secret: str | None
+    """None when the stored secret does not decrypt (another master key): not sent."""
     body: bytes
 
 
-def _claim_due(s: Session, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+def _claim_due(s: Session, vault: Vault, now: datetime, limit: int,
+               lease: timedelta) -> list[Job]:
     """Claim up to ``limit`` due deliveries: their next attempt moves ``lease`` ahead, so a
     concurrent worker skips them and a crashed one's are retried after the lease."""
     rows = s.execute(
@@ -65,8 +76,18 @@ def _claim_due(s: Session, now: datetime, limit: int, lease: timedelta) -> list[
         d.next_attempt_at = now + lease
         body = json.dumps({"id": d.id, "event": event_dict(event)}, separators=(",", ":"),
                           ensure_ascii=False).encode()
-        jobs.append(Job(d.id, event.id, event.type, endpoint.url, endpoint.secret, body))
+        jobs.append(Job(d.id, event.id, event.type, endpoint.url, _secret(vault, endpoint),
+                        body))
     return jobs
+
+
+def _secret(vault: Vault, endpoint: WebhookEndpoint) -> str | None:
+    try:
+        return vault.open_secret(endpoint.secret_ct, endpoint.id)
+    except ClaimxError:
+        log.error("webhook endpoint %s: secret does not decrypt with this master key",
+                  endpoint.id)
+        return None
 
 
 def _fan_out(s: Session, events: Sequence[Event], now: datetime) -> int:
@@ -114,9 +135,12 @@ class PushWorker:
     """
 
     def __init__(self, db: Database, settings: Settings, *, client: httpx.Client | None = None,
+                 vault: Vault | None = None, destinations: Destinations | None = None,
                  clock: Callable[[], float] = time.time,
                  on_cycle: Callable[[], object] | None = None) -> None:
         self.db, self.clock, self.on_cycle = db, clock, on_cycle
+        self.vault = vault or Vault(settings.master_key_bytes())
+        self.destinations = destinations or Destinations(settings.webhook_allow_hosts)
         self.base = settings.webhook_backoff_seconds
         self.max_attempts = settings.webhook_max_attempts
         self.timeout = settings.webhook_timeout_seconds
@@ -129,8 +153,12 @@ class PushWorker:
         self.wake = threading.Event()
 
     def _new_client(self) -> httpx.Client:
-        """Redirects are not followed: a receiver answers 2xx itself or the attempt fails."""
-        return httpx.Client(timeout=self.timeout, follow_redirects=False,
+        """Redirects are not followed: a receiver answers 2xx itself or the attempt fails.
+        Each request is aimed at a checked address (see :meth:`send`), so connections are
+        not kept alive (a pooled connection to an address is not shared by two names) and
+        no proxy from the environment is used (it would resolve the name again)."""
+        return httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False,
+                            limits=httpx.Limits(max_keepalive_connections=0),
                             headers={"User-Agent": "claimx-webhooks/1"})
 
     def now(self) -> datetime:
@@ -157,7 +185,8 @@ class PushWorker:
         """POST every due delivery (up to ``limit``): receivers concurrently, each one's in
         event order; returns how many receivers answered 2xx."""
         with self.db.session() as s:
-            jobs = _claim_due(s, self.now(), limit, timedelta(seconds=self.timeout + 30))
+            jobs = _claim_due(s, self.vault, self.now(), limit,
+                              timedelta(seconds=self.timeout + 30))
         if not jobs:
             return 0
         by_url: dict[str, list[Job]] = {}
@@ -180,17 +209,34 @@ class PushWorker:
         return [(job, self.send(job)) for job in jobs]
 
     def send(self, job: Job) -> str | None:
-        """One signed POST; None on 2xx, else what went wrong (no body, no payload)."""
+        """One signed POST; None on 2xx, else what went wrong (no body, no payload, and
+        nothing that tells a refused port from a silent one or a non-HTTP service)."""
+        if job.secret is None:
+            return "secret_unreadable"
+        try:  # resolved once here; the request goes to one of these checked addresses
+            targets = self.destinations.pin(job.url)
+        except ClaimxError as exc:
+            log.warning("webhook delivery %d refused: %s", job.delivery_id, exc.msg)
+            return "destination_forbidden"
         headers = {"Content-Type": "application/json", "X-Claimx-Event": job.event_type,
                    "X-Claimx-Delivery": str(job.delivery_id),
                    "X-Claimx-Signature": sign(job.secret, job.body, int(self.clock()))}
-        try:
-            with self.client.stream("POST", job.url, content=job.body, headers=headers) as r:
-                status = r.status_code  # the receiver's body is not read
-        except Exception as exc:  # noqa: BLE001 - any failure to deliver is one failed attempt
-            log.info("webhook delivery %d failed: %s", job.delivery_id, type(exc).__name__)
-            return type(exc).__name__
-        return None if 200 <= status < 300 else f"HTTP {status}"
+        for target in targets[:CONNECT_TRIES]:
+            try:
+                with self.client.stream("POST", target.url, content=job.body,
+                                        headers=headers | target.headers,
+                                        extensions=target.extensions) as r:
+                    status = r.status_code  # the receiver's body is not read
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                log.info("webhook delivery %d: %s, next address", job.delivery_id,
+                         type(exc).__name__)
+                continue  # nothing was sent: the next address may answer
+            except Exception as exc:  # noqa: BLE001 - any failure is one failed attempt
+                log.info("webhook delivery %d failed: %s", job.delivery_id,
+                         type(exc).__name__)
+                return "connect_failed"
+            return None if 200 <= status < 300 else f"HTTP {status}"
+        return "connect_failed"
 
     # -- thread ----------------------------------------------------------------------------
 
