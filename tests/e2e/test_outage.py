@@ -31,24 +31,24 @@ pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def own_anvil() -> Iterator[subprocess.Popen[bytes]]:
+def own_anvil() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """An anvil of this test only (it will be frozen), always resumed and killed afterwards."""
     assert ANVIL.exists(), f"anvil binary missing at {ANVIL}: run `npm ci`"
     port = free_port()
     proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                httpx.post(proc.url, json={"jsonrpc": "2.0", "id": 1,  # type: ignore[attr-defined]
-                                           "method": "eth_chainId", "params": []}, timeout=1)
+                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                                      "params": []}, timeout=1)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, "anvil did not start"
                 time.sleep(0.1)
-        yield proc
+        yield proc, url
     finally:
         proc.send_signal(signal.SIGCONT)
         proc.kill()
@@ -84,12 +84,12 @@ def assert_unavailable(r: httpx.Response, code: str) -> None:
 
 
 def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Path) -> None:
-    with own_anvil() as anvil:
-        chain = Chain.connect(anvil.url)  # type: ignore[attr-defined]
+    with own_anvil() as (anvil, url):
+        chain = Chain.connect(url)
         dep_file = tmp_path / "deployment.json"
         dep = chain.deploy()
         dep_file.write_text(dep.to_json())
-        args = ["--rpc-url", anvil.url, "--deployment", str(dep_file)]  # type: ignore[attr-defined]
+        args = ["--rpc-url", url, "--deployment", str(dep_file)]
         env = {"CLAIMX_KEY_CACHE_SECONDS": "1"}  # answers expire at once: the grace path runs
         with serve_gateway(tmp_path, args, env=env) as gw:
             hosp = SigningKey.load(Path(gw.members["hospital.dev"]["key_file"]))
@@ -106,7 +106,7 @@ def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Pa
             time.sleep(1.2)  # the cached answers are now older than the ttl
 
             anvil.send_signal(signal.SIGSTOP)
-            _while_frozen(gw, h, p, hosp, police, unseen_key)
+            stale_digest = _while_frozen(gw, h, p, hosp, police, unseen_key)
 
             anvil.send_signal(signal.SIGCONT)
             took = wait_until(lambda: httpx.get(f"{gw.url}/readyz", timeout=10).status_code
@@ -120,11 +120,16 @@ def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Pa
             assert r.status_code == 201 and r.json()["key_status"] == "fresh", r.text
             ready = httpx.get(f"{gw.url}/readyz", timeout=10).json()
             assert ready["checks"]["chain"]["breaker"] == "closed"
+            # nothing lost: the record accepted during the outage gets anchored
+            wait_until(lambda: httpx.get(f"{gw.url}/v1/records/{stale_digest}", headers=h,
+                                         timeout=10).json()["status"] == "anchored", 15,
+                       "the outage's record anchored")
             assert "Traceback" not in gw.log_text()
 
 
 def _while_frozen(gw: Served, h: dict[str, str], p: dict[str, str], hosp: SigningKey,
-                  police: SigningKey, unseen_key: SigningKey) -> None:
+                  police: SigningKey, unseen_key: SigningKey) -> str:
+    """Every check during the freeze; returns the digest published on a stale key."""
     r, took = timed(httpx.get, f"{gw.url}/healthz", timeout=5)
     assert r.status_code == 200 and took < 1
     # a database-only read: the member's last answer serves, in well under 5 s
@@ -135,6 +140,7 @@ def _while_frozen(gw: Served, h: dict[str, str], p: dict[str, str], hosp: Signin
                     json=envelope("hospital.dev", "hospital.invoice", hosp, total="2"))
     assert r.status_code == 201 and r.json()["key_status"] == "stale", r.text
     assert took < 5
+    stale_digest: str = r.json()["digest"]
     # nothing known about this member or that key: an honest 503, not a 403
     r, took = timed(httpx.post, f"{gw.url}/v1/records", headers=p, timeout=10,
                     json=envelope("police.dev", "police.incident_report", police, case="A-1"))
@@ -160,6 +166,7 @@ def _while_frozen(gw: Served, h: dict[str, str], p: dict[str, str], hosp: Signin
         r, took = timed(httpx.get, f"{gw.url}/healthz", timeout=5)
         assert r.status_code == 200 and took < 2
         assert [f.result().status_code for f in reads] == [200] * 60
+    return stale_digest
 
 
 PG_BIN = "pg_createcluster"
