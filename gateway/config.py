@@ -52,6 +52,11 @@ class Settings(BaseSettings):
                                  "standby takes over after this long")
     key_cache_seconds: float = Field(10.0, ge=0, description="how long a key's chain status "
                                      "is reused before asking the registry again")
+    key_grace_seconds: float = Field(300.0, ge=0, description="while the chain is down, a "
+                                     "member's or key's last registry answer is used for this "
+                                     "long (publishes say key_status: stale); then 503")
+    chain_timeout_seconds: float = Field(3.0, gt=0, description="per JSON-RPC request, never "
+                                         "retried; repeated failures open a circuit breaker")
     max_body_bytes: int = Field(8 << 20, gt=0, description="largest accepted request body")
     max_batch: int = Field(5000, gt=0, description="most envelopes in one batch request")
 

@@ -9,14 +9,17 @@ are refused before they are read whole.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__
@@ -25,8 +28,9 @@ from gateway.api.members import router as members_router
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
 from gateway.core.envelope import MAX_DEPTH
-from gateway.core.errors import ClaimxError
+from gateway.core.errors import ClaimxError, DatabaseUnavailableError, UnavailableError
 from gateway.core.jsondepth import json_depth
+from gateway.services.health import chain_check, database_check, readiness
 from gateway.services.wiring import Services
 
 Scope = MutableMapping[str, Any]
@@ -34,7 +38,15 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitab
                    Awaitable[None]]
 
 
+DB_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+           sa_exc.DisconnectionError)
+"""SQLAlchemy's errors for a database that refuses, drops or cannot hand out connections."""
+
+
 def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
+    checks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="claimx-readyz")
+    """Readiness checks run here, not in the request pool a stuck dependency may have filled."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_worker:
@@ -43,6 +55,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         yield
         services.worker.stop()
         services.push.stop()
+        checks.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="claimx gateway", version=__version__, lifespan=lifespan,
                   description="Publish institution-signed claim evidence; open claims with "
@@ -58,17 +71,57 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(members_router)
 
     @app.get("/healthz", tags=["ops"])
-    def health() -> dict[str, Any]:
-        """Liveness; the only route without authentication."""
+    async def health() -> dict[str, Any]:
+        """Liveness: the process answers (on the event loop, whatever the thread pool holds).
+        No authentication; it asks no dependency, so it says nothing about them: see /readyz."""
         return {"status": "ok", "version": __version__, "chain_id": services.deployment.chain_id}
 
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
+    async def ready() -> JSONResponse:
+        """Readiness: database and chain answer (200) or not (503, ``failing`` names them);
+        with the breaker state, worker lease, anchor lag and push backlog. No authentication,
+        and nothing in it about members or records."""
+        limit = services.settings.chain_timeout_seconds + 2
+        db, chain = await asyncio.gather(
+            _bounded(checks, database_check, services, limit,
+                     {"database": {"ok": False, "error": "timeout"}}),
+            _bounded(checks, chain_check, services, limit,
+                     {"ok": False, "error": "timeout", "breaker": services.chain.breaker.state}))
+        ok, body = readiness(db, chain)
+        return JSONResponse(body | {"version": __version__}, status_code=200 if ok else 503,
+                            headers=None if ok else {"Retry-After": "5"})
+
     return app
+
+
+async def _bounded(pool: ThreadPoolExecutor, check: Callable[[Services], dict[str, Any]],
+                   services: Services, limit: float,
+                   on_timeout: dict[str, Any]) -> dict[str, Any]:
+    """Run a blocking check in ``pool``; past ``limit`` seconds report a timeout instead."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.run_in_executor(pool, check, services), limit)
+    except TimeoutError:
+        return on_timeout
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClaimxError)
     async def claimx_error(_request: Request, exc: ClaimxError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+        headers = None
+        if isinstance(exc, UnavailableError):  # a dependency is down: 503, try again later
+            headers = {"Retry-After": str(exc.retry_after)}
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status,
+                            headers=headers)
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        """The database is unreachable: 503 ``database_unavailable``, not a 500. The driver's
+        text is not shown (it may name hosts or hold statement parameters)."""
+        return await claimx_error(request, DatabaseUnavailableError(
+            f"the database is not answering ({type(exc).__name__}); try again shortly"))
+
+    for error in DB_DOWN:
+        app.add_exception_handler(error, database_down)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

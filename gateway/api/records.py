@@ -55,10 +55,13 @@ class Published(BaseModel):
     duplicate: bool = Field(description="already stored: not a second leaf")
     urgent: bool
     kind: str
+    key_status: str = Field("fresh", description='"stale": the chain was down and the '
+                            "signing key was checked against the registry's last answer")
 
 
 def _published(a: Accepted) -> Published:
-    return Published(digest=a.digest.hex(), duplicate=a.duplicate, urgent=a.urgent, kind=a.kind)
+    return Published(digest=a.digest.hex(), duplicate=a.duplicate, urgent=a.urgent, kind=a.kind,
+                     key_status=a.key_status)
 
 
 def _hex(digest: str) -> bytes:

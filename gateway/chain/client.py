@@ -17,12 +17,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.providers.rpc import HTTPProvider
+from web3.types import RPCEndpoint, RPCResponse
 
+from gateway.chain.breaker import CircuitBreaker
 from gateway.chain.contracts import EvidenceLogClient, Registry
 from gateway.chain.errors import ErrorDecoder, as_chain_error
 from gateway.chain.models import (
@@ -33,7 +37,7 @@ from gateway.chain.models import (
     Revocation,
     TreeHead,
 )
-from gateway.core.errors import ChainError, InputError
+from gateway.core.errors import ChainError, ChainUnavailableError, InputError
 
 __all__ = ["KEY_STATUS", "AnchorResult", "Chain", "Deployment", "EvidenceLogClient", "KeyState",
            "MemberInfo", "Registry", "Revocation", "TreeHead", "artifact"]
@@ -41,6 +45,8 @@ __all__ = ["KEY_STATUS", "AnchorResult", "Chain", "Deployment", "EvidenceLogClie
 _PACKAGE = Path(__file__).resolve().parents[1]  # gateway/
 _ART_DIRS = (_PACKAGE.parent / "contracts" / "build", _PACKAGE / "_contracts_build")
 FUNDING_WEI = 10**20
+DEFAULT_TIMEOUT = 3.0
+"""Seconds one JSON-RPC request may take; a node slower than this counts as down."""
 
 
 @functools.cache
@@ -83,12 +89,40 @@ class Deployment:
         return dep
 
 
+class GuardedHTTPProvider(HTTPProvider):
+    """web3's HTTP provider with one short timeout, no hidden retries, and a circuit breaker.
+
+    A transport failure (refused, reset, timed out, HTTP error) is a
+    :class:`ChainUnavailableError`; a JSON-RPC answer, even an error, means the node is up.
+    """
+
+    def __init__(self, url: str, *, timeout: float, breaker: CircuitBreaker) -> None:
+        super().__init__(url, request_kwargs={"timeout": timeout},
+                         exception_retry_configuration=None)
+        self.breaker = breaker
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        self.breaker.before()
+        try:
+            response: RPCResponse = super().make_request(method, params)
+        except (requests.RequestException, OSError) as exc:
+            self.breaker.failure(exc, timed_out=isinstance(exc, requests.Timeout))
+            raise ChainUnavailableError(f"the chain node did not answer {method} "
+                                        f"({type(exc).__name__})",
+                                        retry_after=self.breaker.retry_after()) from exc
+        self.breaker.success()
+        return response
+
+
 class Chain:
     """A web3 connection, its sending accounts and the error decoder for our contracts."""
 
-    def __init__(self, w3: Web3, *, description: str, local: LocalAccount | None = None) -> None:
+    def __init__(self, w3: Web3, *, description: str, local: LocalAccount | None = None,
+                 breaker: CircuitBreaker | None = None) -> None:
         self.w3 = w3
         self.description = description
+        self.breaker = breaker or CircuitBreaker()
+        """Open while the node is down (the embedded EVM's never opens); read by /readyz."""
         self._local: dict[str, LocalAccount] = {}
         self._primary = local.address if local is not None else None
         if local is not None:
@@ -98,8 +132,11 @@ class Chain:
         try:
             self.chain_id = int(w3.eth.chain_id)
         except Exception as exc:
-            raise as_chain_error(exc, self.decoder, f"cannot reach the chain at {description}; "
-                                 "is the node running and the URL right?") from exc
+            hint = (f"cannot reach the chain at {description}; is the node running and the URL "
+                    "right?")
+            if isinstance(exc, ChainUnavailableError):
+                raise ChainError(hint, code="chain_unreachable") from exc
+            raise as_chain_error(exc, self.decoder, hint) from exc
 
     @classmethod
     def embedded(cls) -> Chain:
@@ -107,11 +144,17 @@ class Chain:
         return cls(Web3(EthereumTesterProvider()), description="in-process EVM")
 
     @classmethod
-    def connect(cls, rpc_url: str, private_key: str | None = None) -> Chain:
-        """Any JSON-RPC node; with ``private_key`` transactions are signed here (Besu)."""
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    def connect(cls, rpc_url: str, private_key: str | None = None, *,
+                timeout: float = DEFAULT_TIMEOUT) -> Chain:
+        """Any JSON-RPC node; with ``private_key`` transactions are signed here (Besu).
+
+        Each request waits at most ``timeout`` seconds and is never retried behind the
+        caller's back; repeated failures open the chain's circuit breaker.
+        """
+        breaker = CircuitBreaker()
+        w3 = Web3(GuardedHTTPProvider(rpc_url, timeout=timeout, breaker=breaker))
         local = Account.from_key(private_key) if private_key else None
-        return cls(w3, description=rpc_url, local=local)
+        return cls(w3, description=rpc_url, local=local, breaker=breaker)
 
     @property
     def accounts(self) -> list[str]:

@@ -89,6 +89,43 @@ class ChainError(ClaimxError):
         self.error_args = args
 
 
+class UnavailableError(ClaimxError):
+    """A dependency (the chain node, the database) is down: 503 with ``Retry-After``.
+
+    Never a 4xx: the request may be fine, and the caller should simply try again later.
+    """
+
+    code = "unavailable"
+    http_status = 503
+
+    def __init__(self, msg: str, *, code: str | None = None, retry_after: int = 5,
+                 **detail: Any) -> None:
+        super().__init__(msg, code=code, retry_after=retry_after, **detail)
+        self.retry_after = retry_after
+
+
+class ChainUnavailableError(ChainError, UnavailableError):
+    """The chain node did not answer (refused, timed out, or the circuit breaker is open).
+
+    A :class:`ChainError` too, so code that handles chain failures keeps working, but never
+    an answer from the chain: callers must not read it as "no such member" or "key invalid".
+    """
+
+    code = "chain_unavailable"
+    http_status = 503
+
+    def __init__(self, msg: str, *, code: str | None = None, retry_after: int = 5) -> None:
+        UnavailableError.__init__(self, msg, code=code, retry_after=retry_after)
+        self.name = None
+        self.error_args = ()
+
+
+class DatabaseUnavailableError(UnavailableError):
+    """The database refused a connection or dropped it mid-request."""
+
+    code = "database_unavailable"
+
+
 class AdapterError(InputError):
     """An institutional export that cannot be mapped into a claim packet.
 

@@ -2,7 +2,8 @@
 
 A member's systems send ``Authorization: Bearer cx1_…``. The token names a member; the
 member's role and standing come from the MemberRegistry on chain (cached briefly), so a
-suspension there locks the member out here too.
+suspension there locks the member out here too; while the chain is down the last answer
+serves for a grace period, then the request is a 503, never a 403.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.core.errors import AuthError, ChainError, ForbiddenError
+from gateway.core.errors import AuthError, ChainError, ChainUnavailableError, ForbiddenError
 from gateway.core.types import MemberId, Role, hex32
 from gateway.store.tables import Credential, utcnow
 
@@ -61,25 +63,46 @@ def revoke_credentials(s: Session, member_id: MemberId) -> int:
 
 
 class MemberDirectory:
-    """Members' roles and standing from the registry, reused for ``ttl`` seconds."""
+    """Members' roles and standing from the registry, reused for ``ttl`` seconds.
 
-    def __init__(self, registry: Registry, ttl: float = 10.0) -> None:
-        self.registry, self.ttl = registry, ttl
+    While the chain does not answer, the last answer it gave is used for ``grace`` seconds
+    (a member suspended meanwhile keeps access that long, the price of staying up); after
+    that, or for a member never seen, the lookup is a 503. A failed call is never taken as
+    "no such member".
+    """
+
+    def __init__(self, registry: Registry, ttl: float = 10.0, *, grace: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry, self.ttl, self.grace, self.clock = registry, ttl, grace, clock
         self._cache: dict[MemberId, tuple[float, Caller | None]] = {}
+        """The last answer the registry gave per member, and when it gave it."""
 
     def lookup(self, member_id: MemberId) -> Caller | None:
         """The active member, or None when unknown or suspended."""
         hit = self._cache.get(member_id)
-        now = time.monotonic()
+        now = self.clock()
         if hit and now - hit[0] < self.ttl:
             return hit[1]
         try:
             info = self.registry.member(member_id)
+        except ChainError as exc:
+            if exc.name is not None and not isinstance(exc, ChainUnavailableError):
+                caller = None  # the registry answered: a revert (unknown member)
+            elif hit and now - hit[0] <= self.grace:
+                return hit[1]
+            else:
+                raise _unavailable(exc) from exc
+        else:
             caller = None if info.suspended_at else Caller(member_id, info.role, info.name)
-        except ChainError:
-            caller = None
         self._cache[member_id] = (now, caller)
         return caller
+
+
+def _unavailable(exc: ChainError) -> ChainUnavailableError:
+    if isinstance(exc, ChainUnavailableError):
+        return exc
+    return ChainUnavailableError(f"the chain could not say who the member is ({exc.code}); "
+                                 "try again shortly")
 
 
 def authenticate(s: Session, directory: MemberDirectory, header: str | None) -> Caller:

@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from gateway.chain.models import KeyState
 from gateway.core.envelope import Envelope
-from gateway.core.errors import ClaimxError, ForbiddenError, InputError, VerificationError
+from gateway.core.errors import (
+    ChainUnavailableError,
+    ClaimxError,
+    ForbiddenError,
+    InputError,
+    VerificationError,
+)
 from gateway.core.keys import PublicKey
 from gateway.core.packet import EXCHANGE_KINDS, Packet
 from gateway.core.types import Digest, parse_hex32
@@ -41,6 +47,8 @@ class Checked:
     packet: Packet
     digest: Digest
     key_id: bytes
+    key_fresh: bool = True
+    """False when the key's status is the registry's last answer (the chain is down)."""
 
 
 @dataclass(frozen=True)
@@ -49,31 +57,44 @@ class Accepted:
     duplicate: bool
     urgent: bool
     kind: str
+    key_status: str = "fresh"
+    """"stale" when the signing key was checked against the registry's last answer."""
 
 
 class KeyCache:
     """Reuses a key's registry answer for ``ttl`` seconds: one chain call per key, not per record.
 
     A revocation therefore takes effect at the gateway within ``ttl``; auditors' verification
-    reads the registry directly and is not affected by this cache.
+    reads the registry directly and is not affected by this cache. While the chain does not
+    answer, a key's last answer serves for ``grace`` seconds and is reported as stale; after
+    that the publish is a 503 (``chain_unavailable``).
     """
 
     def __init__(self, directory: KeyDirectory, ttl: float, *,
                  chain_time: Callable[[], int] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.directory, self.ttl, self.clock = directory, ttl, clock
+                 clock: Callable[[], float] = time.monotonic, grace: float = 300.0) -> None:
+        self.directory, self.ttl, self.clock, self.grace = directory, ttl, clock, grace
         self.chain_time = chain_time or (lambda: int(time.time()))
         """"Now" for validity: the chain's latest block time, the clock keys were stamped by."""
         self._entries: dict[tuple[bytes, bytes], tuple[float, KeyState]] = {}
 
     def key_status(self, member_id: bytes, key_id: bytes) -> KeyState:
+        return self.lookup(member_id, key_id)[0]
+
+    def lookup(self, member_id: bytes, key_id: bytes) -> tuple[KeyState, bool]:
+        """The key's state and whether it is fresh (False: the last answer, chain down)."""
         now = self.clock()
         hit = self._entries.get((member_id, key_id))
         if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        state = self.directory.key_status_at(member_id, key_id, self.chain_time())
+            return hit[1], True
+        try:
+            state = self.directory.key_status_at(member_id, key_id, self.chain_time())
+        except ChainUnavailableError:
+            if hit is not None and now - hit[0] <= self.grace:
+                return hit[1], False
+            raise
         self._entries[(member_id, key_id)] = (now, state)
-        return state
+        return state, True
 
 
 class Publisher:
@@ -101,7 +122,7 @@ class Publisher:
             raise ForbiddenError(f"kind {packet.kind} is appended by the exchange itself, never "
                                  "published", code="reserved_kind")
         for sig in env.signatures:
-            state = self.keys.key_status(issuer, sig.keyid)
+            state, fresh = self.keys.lookup(issuer, sig.keyid)
             if not state.valid:
                 continue
             key = self._public_key(state)
@@ -109,7 +130,7 @@ class Publisher:
                 raise VerificationError("registered key does not match its key id",
                                         code="key_id_mismatch")
             env.verify_with(key)
-            return Checked(env, packet, env.digest, sig.keyid)
+            return Checked(env, packet, env.digest, sig.keyid, fresh)
         status = self.keys.key_status(issuer, env.signatures[0].keyid).status
         raise VerificationError(
             f"no signature by a key the registry says is valid now for the issuer "
@@ -174,7 +195,8 @@ def store_checked(s: Session, vault: Vault,
     stored: Stored = []
     for c in checked:
         duplicate = c.digest in existing
-        results.append(Accepted(c.digest, duplicate, c.packet.is_urgent, c.packet.kind))
+        results.append(Accepted(c.digest, duplicate, c.packet.is_urgent, c.packet.kind,
+                                "fresh" if c.key_fresh else "stale"))
         if duplicate:
             continue
         existing.add(c.digest)

@@ -57,7 +57,8 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                    deployment: Deployment | None = None, db: Database | None = None) -> Services:
     """Assemble the gateway's parts; the anchor worker is built but not started."""
     if chain is None:
-        chain = Chain.connect(settings.rpc_url, settings.anchor_private_key) \
+        chain = Chain.connect(settings.rpc_url, settings.anchor_private_key,
+                              timeout=settings.chain_timeout_seconds) \
             if settings.rpc_url else Chain.embedded()
     if deployment is None:
         deployment = _deployment(settings, chain)
@@ -68,11 +69,13 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
                           on_anchored=notify_anchored)
     registry = chain.registry(deployment.registry)
-    keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain.now)
+    keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain.now,
+                    grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
     worker.recover()  # refuses a database whose log does not match this chain
-    members = MemberDirectory(registry, settings.key_cache_seconds)
+    members = MemberDirectory(registry, settings.key_cache_seconds,
+                              grace=settings.key_grace_seconds)
     ledger = Ledger(*_operator_key(settings, chain, registry), vault)
     return Services(settings, db, chain, deployment, publisher, worker, cache, members, vault,
                     ledger, PushWorker(db, settings, vault=vault, on_cycle=ClockSweep(db)))

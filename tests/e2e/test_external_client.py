@@ -387,7 +387,8 @@ def test_insurer_hospital_and_police_from_the_document_alone(gateway: Gateway,
                                json={"envelopes": envs}), 201)
         for kind, res in zip(mine[0]["kinds"], out, strict=True):
             assert res == {"digest": digests[kind], "duplicate": False, "kind": kind,
-                           "urgent": kind == "police.accident_determination"}
+                           "urgent": kind == "police.accident_determination",
+                           "key_status": "fresh"}  # §8.5: "stale" only while the chain is down
     again = ok(http.post("/v1/records", headers=gateway.token(pol),
                          json=envelope(packets["police.accident_determination"],
                                        gateway.key(pol))), 201)

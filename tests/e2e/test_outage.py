@@ -1,0 +1,218 @@
+"""Outages against real processes: a frozen anvil (SIGSTOP) and a stopped PostgreSQL cluster.
+
+The gateway must keep serving what it can, say honestly what it cannot (503 with
+Retry-After, never a 403, a 500 or a hang) and recover by itself once the dependency is back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.chain.client import Chain
+from gateway.core.envelope import sign_packet
+from gateway.core.keys import SigningKey
+from gateway.core.packet import new_packet
+from gateway.core.types import member_id
+from tests.support import ANVIL, Served, free_port, serve_gateway
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def own_anvil() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """An anvil of this test only (it will be frozen), always resumed and killed afterwards."""
+    assert ANVIL.exists(), f"anvil binary missing at {ANVIL}: run `npm ci`"
+    port = free_port()
+    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                                      "params": []}, timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "anvil did not start"
+                time.sleep(0.1)
+        yield proc, url
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait(10)
+
+
+def envelope(slug: str, kind: str, key: SigningKey, **body: Any) -> dict[str, Any]:
+    from gateway.core.types import hex32
+
+    packet = new_packet(kind=kind, issuer=hex32(member_id(slug)), subject="cd" * 32, body=body)
+    return sign_packet(packet, key).to_json()
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[httpx.Response, float]:
+    start = time.monotonic()
+    r = fn(*args, **kwargs)
+    return r, time.monotonic() - start
+
+
+def wait_until(check: Any, within: float, what: str) -> float:
+    start = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - start
+        assert time.monotonic() - start < within, f"{what} not within {within} s"
+        time.sleep(0.2)
+
+
+def assert_unavailable(r: httpx.Response, code: str) -> None:
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == code, r.text
+    assert int(r.headers["retry-after"]) >= 1
+
+
+def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Path) -> None:
+    with own_anvil() as (anvil, url):
+        chain = Chain.connect(url)
+        dep_file = tmp_path / "deployment.json"
+        dep = chain.deploy()
+        dep_file.write_text(dep.to_json())
+        args = ["--rpc-url", url, "--deployment", str(dep_file)]
+        env = {"CLAIMX_KEY_CACHE_SECONDS": "1"}  # answers expire at once: the grace path runs
+        with serve_gateway(tmp_path, args, env=env) as gw:
+            hosp = SigningKey.load(Path(gw.members["hospital.dev"]["key_file"]))
+            police = SigningKey.load(Path(gw.members["police.dev"]["key_file"]))
+            unseen_key = SigningKey.generate()  # registered, but never used before the outage
+            chain.registry(dep.registry).add_key(member_id("hospital.dev"), unseen_key.key_id,
+                                                 unseen_key.algorithm, unseen_key.public.raw)
+            h, p = gw.auth("hospital.dev"), gw.auth("police.dev")
+            first = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10,
+                               json=envelope("hospital.dev", "hospital.invoice", hosp, total="1"))
+            assert first.status_code == 201 and first.json()["key_status"] == "fresh", first.text
+            assert httpx.get(f"{gw.url}/v1/log/head", headers=h, timeout=10).status_code == 200
+            assert httpx.get(f"{gw.url}/readyz", timeout=10).status_code == 200
+            time.sleep(1.2)  # the cached answers are now older than the ttl
+
+            anvil.send_signal(signal.SIGSTOP)
+            stale_digest = _while_frozen(gw, h, p, hosp, police, unseen_key)
+
+            anvil.send_signal(signal.SIGCONT)
+            took = wait_until(lambda: httpx.get(f"{gw.url}/readyz", timeout=10).status_code
+                              == 200, 10, "readiness after SIGCONT")
+            assert took < 7.5  # within 5 s of the node answering, plus one breaker probe
+            r = httpx.post(f"{gw.url}/v1/records", headers=p, timeout=10, json=envelope(
+                "police.dev", "police.incident_report", police, case="A-1"))
+            assert r.status_code == 201 and r.json()["key_status"] == "fresh", r.text
+            r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10, json=envelope(
+                "hospital.dev", "hospital.invoice", unseen_key, total="3"))
+            assert r.status_code == 201 and r.json()["key_status"] == "fresh", r.text
+            ready = httpx.get(f"{gw.url}/readyz", timeout=10).json()
+            assert ready["checks"]["chain"]["breaker"] == "closed"
+            # nothing lost: the record accepted during the outage gets anchored
+            wait_until(lambda: httpx.get(f"{gw.url}/v1/records/{stale_digest}", headers=h,
+                                         timeout=10).json()["status"] == "anchored", 15,
+                       "the outage's record anchored")
+            assert "Traceback" not in gw.log_text()
+
+
+def _while_frozen(gw: Served, h: dict[str, str], p: dict[str, str], hosp: SigningKey,
+                  police: SigningKey, unseen_key: SigningKey) -> str:
+    """Every check during the freeze; returns the digest published on a stale key."""
+    r, took = timed(httpx.get, f"{gw.url}/healthz", timeout=5)
+    assert r.status_code == 200 and took < 1
+    # a database-only read: the member's last answer serves, in well under 5 s
+    r, took = timed(httpx.get, f"{gw.url}/v1/log/head", headers=h, timeout=10)
+    assert r.status_code == 200 and took < 5, (r.text, took)
+    # a publish with the recently seen key is accepted and says its key status is stale
+    r, took = timed(httpx.post, f"{gw.url}/v1/records", headers=h, timeout=10,
+                    json=envelope("hospital.dev", "hospital.invoice", hosp, total="2"))
+    assert r.status_code == 201 and r.json()["key_status"] == "stale", r.text
+    assert took < 5
+    stale_digest: str = r.json()["digest"]
+    # nothing known about this member or that key: an honest 503, not a 403
+    r, took = timed(httpx.post, f"{gw.url}/v1/records", headers=p, timeout=10,
+                    json=envelope("police.dev", "police.incident_report", police, case="A-1"))
+    assert_unavailable(r, "chain_unavailable")
+    assert took < 5
+    r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10,
+                   json=envelope("hospital.dev", "hospital.invoice", unseen_key, total="3"))
+    assert_unavailable(r, "chain_unavailable")
+    # a bad token is still a plain 401
+    r = httpx.get(f"{gw.url}/v1/log/head", headers={"Authorization": "Bearer cx1_nope"},
+                  timeout=5)
+    assert r.status_code == 401
+    # readiness names the chain
+    r, took = timed(httpx.get, f"{gw.url}/readyz", timeout=10)
+    assert r.status_code == 503 and took < 6, r.text
+    body = r.json()
+    assert body["failing"] == ["chain"] and body["checks"]["chain"]["breaker"] != "closed"
+    assert body["checks"]["database"]["ok"] and "retry-after" in r.headers
+    # 60 concurrent reads do not wedge the server: all answer, and /healthz stays quick
+    with ThreadPoolExecutor(60) as pool:
+        reads = [pool.submit(httpx.get, f"{gw.url}/v1/log/head", headers=h, timeout=15)
+                 for _ in range(60)]
+        r, took = timed(httpx.get, f"{gw.url}/healthz", timeout=5)
+        assert r.status_code == 200 and took < 5  # was a time-out before: 40 threads stuck
+        assert [f.result().status_code for f in reads] == [200] * 60
+    return stale_digest
+
+
+PG_BIN = "pg_createcluster"
+
+
+@contextmanager
+def own_pg_cluster(name: str) -> Iterator[tuple[str, str]]:
+    """A PostgreSQL 15 cluster of this test only, dropped afterwards (never the shared one)."""
+    if shutil.which(PG_BIN) is None:
+        pytest.fail("pg_createcluster missing: install postgresql-common")
+    port = free_port()
+    subprocess.run(["pg_createcluster", "15", name, "--port", str(port), "--", "--auth=trust"],
+                   check=True, capture_output=True)
+    try:
+        yield name, f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(["pg_dropcluster", "--stop", "15", name], capture_output=True)
+
+
+def pg_ctl(name: str, action: str) -> None:
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", "15", name, action],
+                   check=True, capture_output=True)
+
+
+def test_database_down_is_503_and_recovers(tmp_path: Path) -> None:
+    with own_pg_cluster(f"claimx_outage_{os.getpid()}") as (name, url):
+        pg_ctl(name, "start")
+        with serve_gateway(tmp_path, ["--database-url", url]) as gw:
+            h = gw.auth("hospital.dev")
+            hosp = SigningKey.load(Path(gw.members["hospital.dev"]["key_file"]))
+            assert httpx.get(f"{gw.url}/v1/log/head", headers=h, timeout=10).status_code == 200
+            pg_ctl(name, "stop")
+            try:
+                r, took = timed(httpx.get, f"{gw.url}/v1/log/head", headers=h, timeout=10)
+                assert_unavailable(r, "database_unavailable")
+                assert took < 5
+                assert "psycopg" not in r.text and str(name) not in r.text
+                r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10,
+                               json=envelope("hospital.dev", "hospital.invoice", hosp, total="1"))
+                assert_unavailable(r, "database_unavailable")
+                r = httpx.get(f"{gw.url}/readyz", timeout=10)
+                assert r.status_code == 503 and r.json()["failing"] == ["database"], r.text
+                assert httpx.get(f"{gw.url}/healthz", timeout=5).status_code == 200
+            finally:
+                pg_ctl(name, "start")
+            wait_until(lambda: httpx.get(f"{gw.url}/v1/log/head", headers=h,
+                                         timeout=10).status_code == 200, 10, "database back")
+            assert httpx.get(f"{gw.url}/readyz", timeout=10).status_code == 200
+            assert "Traceback" not in gw.log_text()
