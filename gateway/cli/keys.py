@@ -13,7 +13,7 @@ import typer
 from gateway.core.envelope import MAX_DEPTH, sign_packet
 from gateway.core.errors import ClaimxError, InputError
 from gateway.core.jsondepth import json_depth
-from gateway.core.keys import ALGORITHM_NAMES, SigningKey
+from gateway.core.keys import SigningKey, algorithm_name, parse_algorithm
 from gateway.core.packet import Packet
 from gateway.core.types import hex32
 
@@ -32,23 +32,30 @@ def _passphrase(env: str | None) -> bytes | None:
 @keys_app.command("new")
 def keys_new(
     out: Annotated[Path, typer.Option("--out", "-o", help="private key file to write (PEM)")],
-    alg: Annotated[str, typer.Option(help="ed25519 or p256")] = "ed25519",
+    alg: Annotated[str, typer.Option(
+        help="ed25519 or p256 (ECDSA P-256; ecdsa_p256 is accepted too)")] = "ed25519",
     passphrase_env: Annotated[str | None, typer.Option(
         help="encrypt the key with the passphrase in this environment variable")] = None,
 ) -> None:
     """Generate a signing key; print its key id and the public key to register on chain.
 
-    Register it with `claimx members add-key MEMBER --key-id ... --public-key ...`.
+    The admin then registers it (the algorithm is read from the public key):
+
+    \b
+      claimx keys new --out hospital.key --alg p256
+      claimx members add-key hospital.ruijin --key-id 0x... --public-key 0x...
     """
-    if alg not in ALGORITHM_NAMES:
-        raise typer.BadParameter(f"--alg must be one of {', '.join(ALGORITHM_NAMES)}")
+    try:
+        algorithm = parse_algorithm(alg)
+    except InputError as exc:
+        raise typer.BadParameter(exc.msg, param_hint="--alg") from exc
     if out.exists():
         raise typer.BadParameter(f"{out} exists; refusing to overwrite a key")
-    key = SigningKey.generate(ALGORITHM_NAMES[alg])
+    key = SigningKey.generate(algorithm)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(key.to_pem(_passphrase(passphrase_env)))
     out.chmod(0o600)
-    typer.echo(json.dumps({"file": str(out), "algorithm": key.algorithm.name.lower(),
+    typer.echo(json.dumps({"file": str(out), "algorithm": algorithm_name(key.algorithm),
                            "key_id": hex32(key.key_id),
                            "public_key": "0x" + key.public.raw.hex()}, indent=2))
 

@@ -15,13 +15,12 @@ from gateway.cli.common import (
     member_arg,
     registry,
 )
+from gateway.core.errors import InputError
+from gateway.core.keys import PublicKey, algorithm_name, detect_algorithm, parse_algorithm
 from gateway.core.types import KeyAlgorithm, Role, hex32, parse_hex32
 
 members_app = typer.Typer(help="Admit, suspend and reinstate members; register and revoke "
                           "their signing keys (consortium admin).", no_args_is_help=True)
-
-_ALGORITHMS = {"ed25519": KeyAlgorithm.ED25519, "p256": KeyAlgorithm.ECDSA_P256}
-
 
 @members_app.command("admit")
 def admit(slug: str, role: Annotated[str, typer.Option(help="hospital, police, insurer, "
@@ -44,20 +43,55 @@ def admit(slug: str, role: Annotated[str, typer.Option(help="hospital, police, i
 @members_app.command("add-key")
 def add_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id")],
             public_key: Annotated[str, typer.Option(help="0x public key (from keys new)")],
-            rpc_url: RpcOpt, alg: Annotated[str, typer.Option(help="ed25519 or p256")] = "ed25519",
+            rpc_url: RpcOpt, alg: Annotated[str | None, typer.Option(
+                help="ed25519 or p256 (ecdsa_p256 accepted); default: read from the public "
+                "key (32 bytes Ed25519, 33/65-byte SEC1 point P-256)",
+                show_default=False)] = None,
             deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
             private_key_env: KeyEnvOpt = None) -> None:
-    """Register a signing key printed by `claimx keys new`."""
-    if alg not in _ALGORITHMS:
-        raise typer.BadParameter(f"unknown algorithm {alg!r}: use ed25519 or p256")
-    algorithm = _ALGORITHMS[alg]
+    """Register a signing key printed by `claimx keys new` for MEMBER.
+
+    The key id must be the one `keys new` printed for this public key; it is checked here
+    before anything is sent.
+
+    \b
+    Example:
+      claimx members add-key hospital.ruijin --key-id 0x... --public-key 0x... \\
+          --rpc-url http://127.0.0.1:8545
+    """
+    raw, algorithm = _public_key(public_key, alg)
+    kid = _key_id(key_id)
+    actual = PublicKey(algorithm, raw).key_id
+    if actual != kid:
+        raise typer.BadParameter(f"key id {key_id} is not this public key's (it is "
+                                 f"{hex32(actual)}); pass both from the same `keys new` output",
+                                 param_hint="--key-id")
+    registry(rpc_url, deployment, private_key_env).add_key(member_arg(member), kid,
+                                                           algorithm, raw)
+    typer.echo(f"key {key_id} ({algorithm_name(algorithm)}) registered for {member}")
+
+
+def _key_id(text: str) -> bytes:
     try:
-        registry(rpc_url, deployment, private_key_env).add_key(
-            member_arg(member), parse_hex32(key_id, "key id"), algorithm,
-            bytes.fromhex(public_key.removeprefix("0x")))
+        return parse_hex32(text, "key id")
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"key {key_id} registered for {member}")
+        raise typer.BadParameter(str(exc), param_hint="--key-id") from exc
+
+
+def _public_key(text: str, alg: str | None) -> tuple[bytes, KeyAlgorithm]:
+    """The public key's bytes and algorithm: named by --alg, else detected from the bytes."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError as exc:
+        raise typer.BadParameter("not hex: give the 0x public_key that `claimx keys new` "
+                                 "printed", param_hint="--public-key") from exc
+    try:
+        algorithm = parse_algorithm(alg) if alg is not None else detect_algorithm(raw)
+        PublicKey.from_chain(algorithm, raw)
+    except InputError as exc:
+        hint = "--alg" if exc.code == "bad_algorithm" else "--public-key"
+        raise typer.BadParameter(exc.msg, param_hint=hint) from exc
+    return raw, algorithm
 
 
 @members_app.command("revoke-key")
