@@ -107,9 +107,14 @@ class Chain:
         return cls(Web3(EthereumTesterProvider()), description="in-process EVM")
 
     @classmethod
-    def connect(cls, rpc_url: str, private_key: str | None = None) -> Chain:
-        """Any JSON-RPC node; with ``private_key`` transactions are signed here (Besu)."""
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    def connect(cls, rpc_url: str, private_key: str | None = None, *, timeout: float = 30,
+                retry: bool = True) -> Chain:
+        """Any JSON-RPC node; with ``private_key`` transactions are signed here (Besu).
+
+        ``timeout`` bounds each request; ``retry=False`` turns off web3's retries, so a node
+        that does not answer fails within ``timeout`` (what a one-shot command wants)."""
+        kwargs: dict[str, Any] = {} if retry else {"exception_retry_configuration": None}
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, **kwargs))
         local = Account.from_key(private_key) if private_key else None
         return cls(w3, description=rpc_url, local=local)
 
