@@ -70,7 +70,13 @@ def sign(
     """Canonicalise claim packets (RFC 8785) and wrap each in a signed DSSE envelope.
 
     Prints one envelope, or a JSON list when given several packets; publish them with
-    `POST /v1/records` or `/v1/records/batch`.
+    `POST /v1/records` or `/v1/records/batch`. Packets adapted without --issuer (the
+    placeholder issuer) are refused.
+
+    \b
+    Examples:
+      claimx sign packet.json --key hospital.key --out envelope.json
+      claimx adapt --issuer hospital.ruijin bill.csv | claimx sign - --key hospital.key
     """
     try:
         raw = sys.stdin.buffer.read() if str(packet_file) == "-" else packet_file.read_bytes()
@@ -79,8 +85,9 @@ def sign(
             raise InputError(f"packet file nests deeper than {MAX_DEPTH} levels",
                              code="too_deep")
         obj = json.loads(raw)
-        objs = _packets(obj)
-        envelopes = [sign_packet(Packet.from_obj(o), signer).to_json() for o in objs]
+        packets = [Packet.from_obj(o) for o in _packets(obj)]
+        _refuse_placeholder(packets)
+        envelopes = [sign_packet(p, signer).to_json() for p in packets]
     except json.JSONDecodeError as exc:
         typer.echo(f"error: {packet_file}: not JSON: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -92,6 +99,17 @@ def sign(
         out.write_text(text + "\n")
     else:
         typer.echo(text)
+
+
+def _refuse_placeholder(packets: list[Packet]) -> None:
+    """Packets adapted without --issuer name no member; signing them would publish nothing."""
+    from adapters.cli import PLACEHOLDER_ISSUER
+
+    for n, packet in enumerate(packets, start=1):
+        if packet.issuer == PLACEHOLDER_ISSUER:
+            raise InputError(f"packet {n} has the placeholder issuer `claimx adapt` writes "
+                             "without --issuer; adapt again with --issuer SLUG (the member "
+                             "whose key signs)", code="placeholder_issuer")
 
 
 def _packets(obj: object) -> list[object]:

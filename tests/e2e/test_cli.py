@@ -50,10 +50,11 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
 
     run("members", "admit", "auditor.e2e", "--role", "auditor", "--name", "E2E Auditor",
         "--rpc-url", anvil_url, "--deployment", str(dep))
+    registry = ("--rpc-url", anvil_url, "--deployment", str(dep))  # members are checked
     token = run("credentials", "issue", "hospital.e2e", "--database-url", pg_url,
-                "--label", "e2e").stdout.strip()
+                "--label", "e2e", *registry).stdout.strip()
     auditor = {"CLAIMX_TOKEN": run("credentials", "issue", "auditor.e2e", "--database-url",
-                                   pg_url, "--label", "e2e").stdout.strip()}
+                                   pg_url, "--label", "e2e", *registry).stdout.strip()}
     auth = {"Authorization": f"Bearer {token}"}
     serve_args = ["--rpc-url", anvil_url, "--database-url", pg_url, "--deployment", str(dep)]
     with serve_gateway(tmp_path, serve_args, dev_members=False,
