@@ -11,6 +11,7 @@ from gateway.cli.common import (
     DEFAULT_DEPLOYMENT,
     DeploymentOpt,
     KeyEnvOpt,
+    MemberArg,
     RpcOpt,
     member_arg,
     registry,
@@ -22,15 +23,24 @@ from gateway.core.types import KeyAlgorithm, Role, hex32, parse_hex32
 members_app = typer.Typer(help="Admit, suspend and reinstate members; register and revoke "
                           "their signing keys (consortium admin).", no_args_is_help=True)
 
+
 @members_app.command("admit")
-def admit(slug: str, role: Annotated[str, typer.Option(help="hospital, police, insurer, "
-                                                       "auditor, operator or civil")],
+def admit(slug: Annotated[str, typer.Argument(help="the new member's slug, e.g. "
+                                              "hospital.ruijin", show_default=False)],
+          role: Annotated[str, typer.Option(help="hospital, police, insurer, auditor, "
+                                            "operator or civil")],
           name: Annotated[str, typer.Option(help="display name")], rpc_url: RpcOpt,
           deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
           operator: Annotated[list[str] | None, typer.Option(
-              help="operator account (repeatable)")] = None,
+              help="operator account, acting for the member on chain (repeatable)")] = None,
           private_key_env: KeyEnvOpt = None) -> None:
-    """Admit an institution; its id is derived from SLUG (e.g. hospital.ruijin)."""
+    """Admit an institution; its id is derived from SLUG.
+
+    \b
+    Example:
+      claimx members admit hospital.ruijin --role hospital --name "Ruijin Hospital" \\
+          --rpc-url http://127.0.0.1:8545 --operator 0xOPERATOR_ACCOUNT
+    """
     try:
         r = Role[role.upper()]
     except KeyError as exc:
@@ -41,7 +51,7 @@ def admit(slug: str, role: Annotated[str, typer.Option(help="hospital, police, i
 
 
 @members_app.command("add-key")
-def add_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id")],
+def add_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x key id")],
             public_key: Annotated[str, typer.Option(help="0x public key (from keys new)")],
             rpc_url: RpcOpt, alg: Annotated[str | None, typer.Option(
                 help="ed25519 or p256 (ecdsa_p256 accepted); default: read from the public "
@@ -95,7 +105,7 @@ def _public_key(text: str, alg: str | None) -> tuple[bytes, KeyAlgorithm]:
 
 
 @members_app.command("revoke-key")
-def revoke_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id")],
+def revoke_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x key id")],
                rpc_url: RpcOpt, at: Annotated[int, typer.Option(
                    help="unix time the key stops being valid (0 = now; earlier for a "
                    "compromise)")] = 0,
@@ -108,7 +118,7 @@ def revoke_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id"
 
 
 @members_app.command("suspend")
-def suspend(member: str, rpc_url: RpcOpt,
+def suspend(member: MemberArg, rpc_url: RpcOpt,
             deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
             private_key_env: KeyEnvOpt = None) -> None:
     """Suspend a member: its keys are invalid from now until reinstated."""
@@ -117,7 +127,7 @@ def suspend(member: str, rpc_url: RpcOpt,
 
 
 @members_app.command("reinstate")
-def reinstate(member: str, rpc_url: RpcOpt,
+def reinstate(member: MemberArg, rpc_url: RpcOpt,
               deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
               private_key_env: KeyEnvOpt = None) -> None:
     """Lift a member's suspension."""
@@ -138,7 +148,7 @@ def list_members(rpc_url: RpcOpt, deployment: DeploymentOpt = DEFAULT_DEPLOYMENT
 
 
 @members_app.command("show")
-def show(member: str, rpc_url: RpcOpt, deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
+def show(member: MemberArg, rpc_url: RpcOpt, deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
          at: Annotated[int, typer.Option(help="unix time to ask key validity for (0 = the "
                                          "latest block's time)")] = 0) -> None:
     """One member, with each key's status at a time as the registry answers it, as JSON."""
