@@ -123,3 +123,12 @@ def test_no_log_and_no_deployment_file_is_unchecked(published: Published,
     proc = verify(published, published.receipt, tmp_path, "--deployment",
                   str(tmp_path / "absent.json"))
     assert proc.returncode == 2 and "--log" in one_line(proc)
+
+
+def test_a_head_the_chain_does_not_have_is_invalid(published: Published, tmp_path: Path) -> None:
+    """The contract's own answer (EvidenceLogUnknownHead) is a verdict, not a set-up problem."""
+    bad = json.loads(json.dumps(published.receipt))
+    bad["tree_head"]["head_index"] = 999
+    proc = verify(published, bad, tmp_path, "--log", published.deployment.log)
+    assert proc.returncode == 1, proc.stderr
+    assert "[FAIL] tree head on chain: contract_error: EvidenceLogUnknownHead" in proc.stdout
