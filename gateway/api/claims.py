@@ -22,10 +22,10 @@ from gateway.services.claims import (
     ClaimIn,
     close_claim,
     get_claim,
-    live_consent,
     open_claim,
     withdraw_consent,
 )
+from gateway.services.consent import live_consent
 from gateway.store.events import event_dict
 from gateway.store.tables import Anchor, Claim, ClaimRecord, Consent, Event, EvidenceRequest, Record
 
