@@ -14,18 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from gateway.api.deps import CallerDep, ServicesDep, SessionDep
-from gateway.core.errors import ForbiddenError, InputError
-from gateway.core.types import Role
-from gateway.services.access import access_entries, find_record, read_payload
+from gateway.core.errors import InputError
+from gateway.services import records
+from gateway.services.access import find_record, read_payload
 from gateway.services.auth import PUBLISHERS, require_role
 from gateway.services.publish import Accepted
 from gateway.services.receipts import build_receipt, inclusion
-from gateway.store.log import EvidenceLogDB
-from gateway.store.tables import Anchor
-from gateway.store.vault import erase
 
 router = APIRouter()
 DIGEST = Path(pattern=r"^(0x)?[0-9a-fA-F]{64}$", description="record digest, 64 hex digits")
@@ -93,19 +89,7 @@ async def publish_batch(request: Request, sv: ServicesDep, caller: CallerDep) ->
 @router.get("/v1/records/{digest}", tags=["records"])
 def get_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
     """A record's metadata and status (accepted, logged, anchored); no payload."""
-    rec = find_record(s, _hex(digest))
-    anchor = None if rec.leaf_index is None else s.scalar(
-        select(Anchor).where(Anchor.size > rec.leaf_index).order_by(Anchor.size).limit(1))
-    status = "accepted" if rec.leaf_index is None else "anchored" if anchor else "logged"
-    return {
-        "digest": rec.digest.hex(), "status": status, "kind": rec.kind,
-        "issuer": "0x" + rec.issuer.hex(), "issued_at": rec.issued_at,
-        "accepted_at": rec.accepted_at.isoformat(), "urgent": rec.urgent,
-        "leaf_index": rec.leaf_index, "erased": rec.erased_at is not None,
-        "anchored_in": None if anchor is None else {
-            "head_index": anchor.head_index, "size": anchor.size,
-            "tx_hash": anchor.tx_hash.hex(), "block_number": anchor.block_number},
-    }
+    return records.metadata(s, find_record(s, _hex(digest)))
 
 
 @router.get("/v1/records/{digest}/envelope", tags=["records"])
@@ -141,36 +125,19 @@ def get_proof(s: SessionDep, sv: ServicesDep, caller: CallerDep,
 @router.post("/v1/records/{digest}/erase", tags=["records"])
 def erase_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
     """Destroy the payload's key (by its issuer or the operator): the digest stays provable."""
-    rec = find_record(s, _hex(digest))
-    if caller.member_id != rec.issuer and caller.role != Role.OPERATOR:
-        raise ForbiddenError("only the record's issuer or the exchange operator may erase it",
-                             code="erase_forbidden")
-    erase(s, rec)
-    return {"digest": rec.digest.hex(), "erased": True}
+    return records.erase_record(s, caller, find_record(s, _hex(digest)))
 
 
 @router.get("/v1/records/{digest}/access-log", tags=["audit"])
 def get_access_log(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
     """Every payload read of a record: auditors, the operator, and the record's issuer."""
-    rec = find_record(s, _hex(digest))
-    if caller.role not in (Role.AUDITOR, Role.OPERATOR) and caller.member_id != rec.issuer:
-        raise ForbiddenError("access logs are for auditors, the operator and the issuer",
-                             code="role_forbidden")
-    return {"digest": rec.digest.hex(), "reads": access_entries(s, rec.digest)}
+    return records.access_log(s, caller, find_record(s, _hex(digest)))
 
 
 @router.get("/v1/log/head", tags=["proofs"])
 def get_head(s: SessionDep, sv: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     """The latest tree head anchored on chain, and the local log size."""
-    latest = s.scalar(select(Anchor).order_by(Anchor.size.desc()).limit(1))
-    return {
-        "log_size": EvidenceLogDB(s, sv.cache).size(),
-        "anchored": None if latest is None else {
-            "head_index": latest.head_index, "size": latest.size, "root": latest.root.hex(),
-            "tx_hash": latest.tx_hash.hex(), "block_number": latest.block_number,
-            "block_time": latest.block_time},
-        "chain": sv.chain_ref.model_dump(),
-    }
+    return records.log_head(s, sv.cache, sv.chain_ref)
 
 
 @router.get("/v1/log/consistency", tags=["proofs"])
@@ -178,13 +145,7 @@ def get_consistency(s: SessionDep, sv: ServicesDep, caller: CallerDep,
                     first: Annotated[int, Query(ge=0)],
                     second: Annotated[int, Query(ge=1)]) -> dict[str, Any]:
     """RFC 9162 consistency proof between two sizes of the log."""
-    logdb = EvidenceLogDB(s, sv.cache)
-    if not first <= second <= logdb.size():
-        raise InputError(f"need 0 <= first <= second <= log size {logdb.size()}",
-                         code="bad_sizes")
-    return {"first": first, "second": second,
-            "root1": logdb.root(first).hex(), "root2": logdb.root(second).hex(),
-            "proof": [p.hex() for p in logdb.consistency_proof(first, second)]}
+    return records.consistency(s, sv.cache, first, second)
 
 
 def _batch_items(body: bytes, limit: int) -> list[Any]:
