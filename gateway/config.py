@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     chain_timeout_seconds: float = Field(3.0, gt=0, description="per JSON-RPC request, never "
                                          "retried; repeated failures open a circuit breaker")
     max_body_bytes: int = Field(8 << 20, gt=0, description="largest accepted request body")
+    http_header_timeout_seconds: float = Field(10.0, gt=0, description="a request's headers "
+                                               "must arrive within this, else the connection "
+                                               "is closed (slow clients)")
+    http_body_timeout_seconds: float = Field(30.0, gt=0, description="longest wait for the "
+                                             "next part of a request body (408 past it)")
+    http_keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive "
+                                           "connections are closed after this")
+    http_max_connections: int = Field(1000, gt=0, description="open connections at once; "
+                                      "past it requests get 503")
     max_batch: int = Field(5000, gt=0, description="most envelopes in one batch request")
 
     @field_validator("webhook_allow_hosts", mode="before")

@@ -18,13 +18,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__
 from gateway.api.claims import router as claims_router
 from gateway.api.members import router as members_router
+from gateway.api.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
 from gateway.api.schemas import Health
@@ -64,8 +65,11 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
                   "proofs against tree heads anchored on chain. Authenticate with "
                   "`Authorization: Bearer cx1_…` (`claimx credentials issue`).")
     app.state.services = services
+    metrics = app.state.metrics = Metrics(services)
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes,
+                       timeout=services.settings.http_body_timeout_seconds)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(records_router)
     app.include_router(claims_router)
     app.include_router(push_router, tags=["push"])
@@ -91,6 +95,15 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         ok, body = readiness(db, chain)
         return JSONResponse(body | {"version": __version__}, status_code=200 if ok else 503,
                             headers=None if ok else {"Retry-After": "5"})
+
+    @app.get("/metrics", tags=["ops"], response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {}}}})
+    async def prometheus() -> Response:
+        """Prometheus metrics (counts and states only, no member or record data); no
+        authentication, like /readyz: expose it to the operator's network only."""
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(checks, metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
 
     return app
 
@@ -118,6 +131,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def database_down(request: Request, exc: Exception) -> JSONResponse:
         """The database is unreachable: 503 ``database_unavailable``, not a 500. The driver's
         text is not shown (it may name hosts or hold statement parameters)."""
+        request.app.state.metrics.database_errors.inc()
         return await claimx_error(request, DatabaseUnavailableError(
             f"the database is not answering ({type(exc).__name__}); try again shortly"))
 
@@ -149,8 +163,8 @@ class BodyLimit:
     gateway.core.jsondepth: the recursion limit web3's dependencies set lets json.loads overflow
     the C stack). The body, at most ``limit`` bytes, is buffered and replayed to the app."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = 30.0) -> None:
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
@@ -163,7 +177,12 @@ class BodyLimit:
             return
         chunks, seen, more = [], 0, True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:  # a client that stops sending must not hold a worker
+                await _refuse(send, 408, "body_timeout", f"no part of the request body for "
+                              f"{self.timeout:g} s")
+                return
             if message["type"] != "http.request":
                 break
             chunk = message.get("body", b"")

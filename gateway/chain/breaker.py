@@ -28,6 +28,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+        self.failures_total = 0
+        """Every transport failure since start (a metrics counter)."""
         self.last_error: str | None = None
         """Type name of the last transport failure (never its text: it may hold a URL)."""
 
@@ -66,6 +68,7 @@ class CircuitBreaker:
     def failure(self, exc: BaseException | None = None, *, timed_out: bool = False) -> None:
         with self._lock:
             self._failures += 1
+            self.failures_total += 1
             if exc is not None:
                 self.last_error = type(exc).__name__
             if timed_out or self._probing or self._failures >= self.threshold:

@@ -57,7 +57,10 @@ def serve(
     d = services.deployment
     typer.echo(f"claimx gateway on http://{host}:{port} (chain {d.chain_id}, registry "
                f"{d.registry}, evidence log {d.log})")
-    uvicorn.run(create_app(services, run_worker=worker), host=host, port=port)
+    from gateway.api.server import uvicorn_options
+
+    uvicorn.run(create_app(services, run_worker=worker), host=host, port=port,
+                **uvicorn_options(services.settings))
 
 
 def worker(
@@ -66,9 +69,11 @@ def worker(
                                               help="the gateways' database")],
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
 ) -> None:
-    """Run only the anchor worker (gateways then run `serve --no-worker`).
+    """Run the background jobs without the HTTP API (gateways then run `serve --no-worker`):
+    anchoring, webhook delivery and the evidence-request clock sweep.
 
-    Several may run: the one holding the database lease works, the others stand by.
+    Several may run: the one holding the anchor lease anchors, the others stand by; webhook
+    deliveries are claimed row by row, so every worker sends, none twice.
 
     \b
     Example:
@@ -81,8 +86,13 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     services = build_services(Settings(rpc_url=rpc_url, database_url=database_url,
                                        deployment_file=deployment))
-    typer.echo(f"anchor worker for evidence log {services.deployment.log}", err=True)
-    services.worker.run()
+    typer.echo(f"worker for evidence log {services.deployment.log}: anchoring, webhooks, "
+               "request clocks", err=True)
+    services.push.start()  # webhook delivery and the request-clock sweep, in a thread
+    try:
+        services.worker.run()
+    finally:
+        services.push.stop()
 
 
 def demo(

@@ -106,6 +106,10 @@ class Publisher:
         self.on_stored = on_stored
         """Called inside the storing transaction with the new digests (claim matching)."""
         self._public: dict[tuple[int, bytes], PublicKey] = {}
+        self.accepted_total = 0
+        """New records stored by this process (duplicates not counted): a metrics counter."""
+        self.rejected_total = 0
+        """Envelopes refused by this process (each failing envelope of a batch counts)."""
 
     def check(self, raw: bytes | str | dict[str, Any], publisher: bytes | None = None) -> Checked:
         """Validate one envelope fully: shape, canonical packet, signature by a valid key.
@@ -155,6 +159,7 @@ class Publisher:
             except ClaimxError as exc:
                 errors.append((i, exc))
         if errors:
+            self.rejected_total += len(errors)
             if len(items) == 1:
                 raise errors[0][1]
             raise InputError(f"{len(errors)} of {len(items)} envelopes rejected; nothing stored",
@@ -164,6 +169,7 @@ class Publisher:
             results = self._store(checked)
         except IntegrityError:  # a concurrent request stored one of the digests first
             results = self._store(checked)
+        self.accepted_total += sum(not r.duplicate for r in results)
         if self.on_urgent and any(r.urgent and not r.duplicate for r in results):
             self.on_urgent()
         return results
