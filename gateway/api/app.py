@@ -25,8 +25,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import __version__
 from gateway.api.claims import router as claims_router
 from gateway.api.members import router as members_router
+from gateway.api.pages import router as pages_router
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
+from gateway.api.share import router as share_router
 from gateway.core.envelope import MAX_DEPTH
 from gateway.core.errors import ClaimxError, DatabaseUnavailableError, UnavailableError
 from gateway.core.jsondepth import json_depth
@@ -69,6 +71,8 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(claims_router)
     app.include_router(push_router, tags=["push"])
     app.include_router(members_router)
+    app.include_router(pages_router)
+    app.include_router(share_router)
 
     @app.get("/healthz", tags=["ops"])
     async def health() -> dict[str, Any]:
