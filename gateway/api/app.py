@@ -29,6 +29,7 @@ from gateway.api.pages import router as pages_router
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
 from gateway.api.share import router as share_router
+from gateway.api.status import router as status_router
 from gateway.core.envelope import MAX_DEPTH
 from gateway.core.errors import ClaimxError, DatabaseUnavailableError, UnavailableError
 from gateway.core.jsondepth import json_depth
@@ -73,6 +74,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(members_router)
     app.include_router(pages_router)
     app.include_router(share_router)
+    app.include_router(status_router)
 
     @app.get("/healthz", tags=["ops"])
     async def health() -> dict[str, Any]:

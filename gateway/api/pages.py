@@ -55,3 +55,15 @@ def _html(name: str) -> HTMLResponse:
 def verify_page() -> HTMLResponse:
     """The auditor's in-browser verifier; it calls the chain node only, never the gateway."""
     return _html("verify")
+
+
+@router.get("/progress", response_class=HTMLResponse, include_in_schema=False)
+def progress_page() -> HTMLResponse:
+    """The claimant's progress board; the share token stays in the URL fragment."""
+    return _html("progress")
+
+
+@router.get("/status", response_class=HTMLResponse, include_in_schema=False)
+def status_page() -> HTMLResponse:
+    """The operator's status view; its data (/v1/status) needs an operator credential."""
+    return _html("status")

@@ -62,7 +62,8 @@ def progress(s: Session, claim: Claim, name_of: NameOf,
                                            Event.type.in_(STEPS)).order_by(Event.id)):
         steps.append(_step(e, kinds, name_of))
     steps.sort(key=lambda st: datetime.fromisoformat(st["at"]))
-    current = "closed" if claim.status == "closed" else steps[-1]["step"]
+    current = ("closed" if claim.status == "closed" else
+               "ready" if any(st["step"] == "ready" for st in steps) else steps[-1]["step"])
     return {"status": current, "kind": claim.kind, "opened_at": _iso(claim.created_at),
             "steps": steps, "typical": typical_time_to_ready(s, claim)}
 

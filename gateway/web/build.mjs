@@ -11,7 +11,7 @@ import { build } from "vite";
 import { viteSingleFile } from "vite-plugin-singlefile";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PAGES = ["verify"];
+const PAGES = ["verify", "progress", "status"];
 const sha256 = (text) => createHash("sha256").update(text, "utf8").digest("hex");
 const dist = process.argv[2] ?? join(here, "dist");
 const sums = [];
