@@ -43,6 +43,8 @@ class Settings(BaseSettings):
         default_factory=list, description="comma-separated host names or IP literals that "
         "webhooks may reach over http and at any address (local receivers in development); "
         "every other webhook must be https to a public address")
+    share_link_days: int = Field(30, gt=0, le=366, description="default life of a claimant's "
+                                 "progress link (POST /v1/claims/{id}/share)")
     green_channel_minutes: int = Field(30, gt=0, description="response clock of urgent "
                                        "evidence requests")
     anchor_interval_seconds: float = Field(5.0, gt=0, description="routine batch interval")

@@ -3,7 +3,8 @@
 # long it took: the Debian packages the attachment adapter uses (Tesseract with Simplified
 # Chinese for OCR, a CJK font the tests draw Chinese text with), a project virtual
 # environment in .venv with the Python packages (editable), and the pinned npm toolchain
-# (solc, OpenZeppelin contracts, anvil). A virtual environment because Debian's own python3
+# (solc, OpenZeppelin contracts, anvil; vite, viem, canonicalize, axe-core for the pages);
+# Debian's chromium drives the pages' browser tests. A virtual environment because Debian's own python3
 # refuses `pip install` outside one (PEP 668). PYTHON picks the interpreter (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 
-APT_PACKAGES="tesseract-ocr tesseract-ocr-chi-sim fonts-wqy-zenhei"
+APT_PACKAGES="tesseract-ocr tesseract-ocr-chi-sim fonts-wqy-zenhei chromium"
 if ! dpkg -s $APT_PACKAGES >/dev/null 2>&1; then
     step "Debian packages ($APT_PACKAGES)" apt_install $APT_PACKAGES
 fi
@@ -43,7 +44,7 @@ fi
 step "Python packages into $VENV (pip install -e .[dev]; about a minute the first time)" \
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 
-step "npm toolchain (solc, OpenZeppelin contracts, anvil)" \
+step "npm toolchain (solc, OpenZeppelin contracts, anvil; vite, viem, canonicalize, axe-core for the pages)" \
     npm ci --no-audit --no-fund --loglevel=error
 
 echo "==> set-up complete in $((SECONDS - T0)) s; commands are in $VENV/bin (claimx, pytest)"

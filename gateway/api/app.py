@@ -26,9 +26,12 @@ from gateway import __version__
 from gateway.api.claims import router as claims_router
 from gateway.api.members import router as members_router
 from gateway.api.metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from gateway.api.pages import router as pages_router
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
 from gateway.api.schemas import Health
+from gateway.api.share import router as share_router
+from gateway.api.status import router as status_router
 from gateway.core.envelope import MAX_DEPTH
 from gateway.core.errors import ClaimxError, DatabaseUnavailableError, UnavailableError
 from gateway.core.jsondepth import json_depth
@@ -74,6 +77,9 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(claims_router)
     app.include_router(push_router, tags=["push"])
     app.include_router(members_router)
+    app.include_router(pages_router)
+    app.include_router(share_router)
+    app.include_router(status_router)
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def health() -> Health:

@@ -23,6 +23,7 @@ DEV_MEMBERS = [
     ("police.dev", Role.POLICE, "Dev Traffic Police", KeyAlgorithm.ECDSA_P256),
     ("insurer.dev", Role.INSURER, "Dev Insurer", None),
     ("auditor.dev", Role.AUDITOR, "Dev Auditor", None),
+    ("operator.dev", Role.OPERATOR, "Dev Operator", None),  # reads /status
 ]
 
 

@@ -290,3 +290,22 @@ class PushCursor(Base):
     __tablename__ = "push_cursor"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- pages people look at (issue 15) ------------------------------------------------------
+
+
+class ShareLink(Base):
+    """A claimant's link to one claim's progress board; only the token's SHA-256 is stored.
+
+    The token is a capability for that claim's progress and nothing else, until it expires
+    or the insurer revokes it."""
+
+    __tablename__ = "share_links"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    insurer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

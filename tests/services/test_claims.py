@@ -560,6 +560,11 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/v1/claims/{claim}/events", {"insurer"}),
     ("GET", "/v1/members", ALL),
     ("GET", "/v1/members/{member}", ALL),
+    ("POST", "/v1/claims/{claim}/share", {"insurer"}),
+    ("GET", "/v1/claims/{claim}/share", {"insurer"}),
+    ("DELETE", "/v1/claims/{claim}/share/{share}", {"insurer"}),
+    ("GET", "/v1/progress", set()),  # a share link's token, never a member credential
+    ("GET", "/v1/status", set()),  # the consortium operator only (no operator in this world)
 ]
 
 
@@ -593,8 +598,12 @@ def test_authorisation_matrix(world: Any) -> None:
                               ).json()["id"]
             endpoint, delivery = (_parked_delivery(sv, m["insurer"]) if "webhooks/" in template
                                   else ("", 0))
+            share = (client.post(f"/v1/claims/{claim['id']}/share",
+                                 headers=m["insurer"].headers).json()["id"]
+                     if "share/" in template else "")
             path = template.format(digest=digest, claim=claim["id"], request=req,
-                                   endpoint=endpoint, delivery=delivery, member=h.hex)
+                                   endpoint=endpoint, delivery=delivery, member=h.hex,
+                                   share=share)
             body = _body(template, m, who)
             headers = who.headers if who else {}
             r = client.request(method, path, json=body, headers=headers)
