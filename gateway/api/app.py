@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__
 from gateway.api.claims import router as claims_router
+from gateway.api.consents import router as consents_router
 from gateway.api.members import router as members_router
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
@@ -68,6 +69,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
     app.include_router(records_router)
     app.include_router(claims_router)
+    app.include_router(consents_router)
     app.include_router(push_router, tags=["push"])
     app.include_router(members_router)
 
