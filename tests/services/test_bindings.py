@@ -23,7 +23,9 @@ from tests.services.test_claims import (
     bind,
     claim_body,
     publish,
-    world,  # noqa: F401  (fixture)
+)
+from tests.services.test_claims import (
+    world as _world,  # noqa: F401  (the fixture `world`)
 )
 
 
