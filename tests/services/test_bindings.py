@@ -17,6 +17,7 @@ from gateway.core.canonical import canonical_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
+from tests.services import test_claims
 from tests.services.test_claims import (
     CLAIMANT,
     M,
@@ -24,9 +25,8 @@ from tests.services.test_claims import (
     claim_body,
     publish,
 )
-from tests.services.test_claims import (
-    world as _world,  # noqa: F401  (the fixture `world`)
-)
+
+world = test_claims.world  # the fixture
 
 
 def refused(r: Any, status: int, code: str) -> None:
