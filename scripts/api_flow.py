@@ -26,6 +26,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gateway.core.binding import BINDING_KIND, binding_body
 from gateway.core.canonical import canonical_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
@@ -48,7 +49,11 @@ def main() -> int:
         return {"Authorization": f"Bearer {members[slug]['token']}"}
 
     insurer, hospital, police = "insurer.dev", "hospital.dev", "police.dev"
-    claim = _ok(http.post("/v1/claims", headers=as_(insurer), json=_claim(members)))
+    claimant = ed25519.Ed25519PrivateKey.generate()  # the claimant's own key, in their app
+    binding = _ok(http.post("/v1/records", headers=as_(hospital),
+                            json=_binding(members, hospital, claimant)))
+    say(f"{hospital}: bound the claimant's key to the subject, binding {binding['digest'][:16]}…")
+    claim = _ok(http.post("/v1/claims", headers=as_(insurer), json=_claim(members, claimant)))
     say(f"insurer: opened claim {claim['reference']} ({claim['kind']}), consent digest "
         f"{claim['consent']['digest'][:16]}…")
     for who, kinds in [(hospital, ["hospital.discharge_summary", "hospital.invoice"]),
@@ -82,14 +87,27 @@ def main() -> int:
     return 0
 
 
-def _claim(members: dict[str, Any]) -> dict[str, Any]:
+def _binding(members: dict[str, Any], who: str,
+             claimant: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
+    """The hospital, which knows the claimant, binds the claimant's key to the subject: an
+    ``identity.binding`` record signed by the hospital's registered key."""
+    raw = claimant.public_key().public_bytes(serialization.Encoding.Raw,
+                                             serialization.PublicFormat.Raw)
+    body = binding_body(CLAIMANT, raw, datetime.now(UTC))
+    key = SigningKey.load(Path(members[who]["key_file"]))
+    packet = new_packet(kind=BINDING_KIND, issuer=members[who]["member_id"], subject=CLAIMANT,
+                        body=body)
+    return sign_packet(packet, key).to_json()
+
+
+def _claim(members: dict[str, Any], claimant: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
     """A claim with a consent the claimant signed (RFC 8785 bytes of the scope, Ed25519)."""
     scope = {"subject": CLAIMANT, "insurer": members["insurer.dev"]["member_id"],
              "institutions": [members["hospital.dev"]["member_id"],
                               members["police.dev"]["member_id"]],
              "kinds": [], "date_from": "2026-01-01", "date_to": "2026-12-31",
-             "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
-    claimant = ed25519.Ed25519PrivateKey.generate()
+             "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+             "signed_at": datetime.now(UTC).isoformat()}
     pub = claimant.public_key().public_bytes(serialization.Encoding.Raw,
                                              serialization.PublicFormat.Raw)
     signature = claimant.sign(canonical_bytes(scope))  # RFC 8785 bytes of the scope as sent

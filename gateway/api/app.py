@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__
 from gateway.api.claims import router as claims_router
+from gateway.api.consents import router as consents_router
 from gateway.api.members import router as members_router
 from gateway.api.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 from gateway.api.pages import router as pages_router
@@ -75,6 +76,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(records_router)
     app.include_router(claims_router)
+    app.include_router(consents_router)
     app.include_router(push_router, tags=["push"])
     app.include_router(members_router)
     app.include_router(pages_router)

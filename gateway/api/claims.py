@@ -17,6 +17,7 @@ from gateway.api.schemas import ClaimSummary, ClaimView, RequestOut, RequestStat
 from gateway.core.types import Role
 from gateway.services import claims_view, requests
 from gateway.services.auth import PUBLISHERS, require_role
+from gateway.services.bindings import Attesters
 from gateway.services.claims import ClaimIn, close_claim, get_claim, open_claim, withdraw_consent
 from gateway.store.tables import Claim
 
@@ -38,7 +39,8 @@ def create_claim(s: SessionDep, sv: ServicesDep, caller: CallerDep,
     """Open a claim with the claimant's signed consent. Records already published in the
     consent's scope attach at once; later ones attach as they arrive."""
     require_role(caller, Role.INSURER, action="open claims")
-    claim = open_claim(s, sv.ledger, caller, body)
+    claim = open_claim(s, sv.ledger, caller, body,
+                       attesters=Attesters(sv.members.registry, sv.chain.now))
     return _view(s, claim)
 
 

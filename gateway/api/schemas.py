@@ -67,7 +67,8 @@ class RecordAnchor(BaseModel):
 class RecordOut(BaseModel):
     digest: str
     status: RecordStatus = Field(description="accepted (stored), logged (has a leaf index), "
-                                 "anchored (a tree head on chain covers it)")
+                                 "anchored (a tree head on chain covers it), rejected (its key "
+                                 "was no longer valid when it was to be logged: never appended)")
     kind: str
     issuer: str = Field(description="0x member id")
     issued_at: str = Field(description="as the packet states it")
@@ -76,6 +77,8 @@ class RecordOut(BaseModel):
     leaf_index: int | None
     erased: bool
     anchored_in: RecordAnchor | None
+    reject_code: str | None = Field(default=None, description="why a rejected record was "
+                                    "rejected: key_revoked, member_suspended, …")
 
 
 class ProofOut(Inclusion):
@@ -168,9 +171,10 @@ class ClaimRecordOut(BaseModel):
     kind: str
     issuer: str
     issued_at: str
-    verified: bool
+    verified: bool = Field(description="false once the record is rejected at logging time")
     urgent: bool
     status: RecordStatus
+    reject_code: str | None = None
     duplicate_of: str | None = Field(description="the first copy of the same source document")
     duplicates: list[str] = Field(description="later copies of this record's source document")
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gateway.core.canonical import canonical_bytes
 from gateway.core.errors import ForbiddenError, InputError
-from gateway.core.packet import EXCHANGE_KINDS, KINDS
+from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS, KINDS
 from gateway.core.types import parse_hex32
 
 SUBJECT_PATTERN = r"^[0-9a-f]{64}$"
@@ -43,6 +43,9 @@ class ConsentScope(BaseModel):
     date_from: date
     date_to: date
     expires_at: datetime
+    signed_at: datetime | None = Field(default=None, description="when the claimant signed; "
+                                       "a consent signed before the claimant's latest "
+                                       "withdrawal to this insurer is refused")
 
     @field_validator("institutions")
     @classmethod
@@ -54,7 +57,7 @@ class ConsentScope(BaseModel):
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, v: list[str]) -> list[str]:
-        unknown = [k for k in v if k not in KINDS or k in EXCHANGE_KINDS]
+        unknown = [k for k in v if k not in KINDS or k in EXCHANGE_KINDS | IDENTITY_KINDS]
         if unknown:
             raise ValueError(f"unknown evidence kinds: {', '.join(unknown[:5])}")
         return v

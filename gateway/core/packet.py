@@ -37,6 +37,9 @@ KINDS: dict[str, str] = {
     "police.incident_report": "incident report: case number, time, place, summary",
     "civil.death_certificate": "death certificate: date, place and cause of death",
     "attachment": "photographed or scanned document, classified by type",
+    "identity.binding": "an attester's statement that a claimant key belongs to a subject: "
+    "subject, claimant_key (base64 raw Ed25519), attested_at, expires_at",
+    "identity.binding_revoked": "the attester's revocation of a binding: binding (digest)",
     "insurer.consent": "a claimant's consent for an insurer to read evidence (appended by the "
     "exchange)",
     "exchange.access": "a payload read: member, record, claim, consent (appended by the "
@@ -46,6 +49,9 @@ KINDS: dict[str, str] = {
 
 EXCHANGE_KINDS = frozenset({"insurer.consent", "exchange.access"})
 """Kinds the exchange itself appends (gateway.services.ledger); never evidence of a claim."""
+
+IDENTITY_KINDS = frozenset({"identity.binding", "identity.binding_revoked"})
+"""Kinds that bind claimants' keys (gateway.core.binding); never evidence of a claim."""
 
 URGENT_KINDS = frozenset({"police.accident_determination"})
 """Kinds that always take the green channel, whatever the packet's own flag says."""

@@ -31,6 +31,7 @@ from rich.table import Table
 from gateway.api.app import create_app
 from gateway.chain.client import Chain
 from gateway.config import Settings
+from gateway.core.binding import BINDING_KIND, binding_body
 from gateway.core.consent import ConsentScope, scope_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.errors import ClaimxError
@@ -149,6 +150,13 @@ def _open_claim(client: TestClient, insurer: Member, hospital: Member, police: M
         expires_at=datetime.now(UTC) + timedelta(days=90))
     raw_pub = claimant_key.public_key().public_bytes(serialization.Encoding.Raw,
                                                      serialization.PublicFormat.Raw)
+    assert hospital.key is not None
+    binding = new_packet(kind=BINDING_KIND, issuer=hex32(hospital.id), subject=CLAIMANT,
+                         body=binding_body(CLAIMANT, raw_pub, datetime.now(UTC)))
+    client.post("/v1/records", json=sign_packet(binding, hospital.key).to_json(),
+                headers=hospital.auth).raise_for_status()
+    console.print("[bold]hospital[/] bound the claimant's key to the claimant's pseudonym "
+                  "(identity.binding, signed and logged): only that key's consent counts")
     body = {"reference": "PAC-2026-0042", "subject": CLAIMANT, "policy": "ACC-778120",
             "incident_date": "2026-11-01", "kind": "accident",
             "consent": {"scope": scope.model_dump(mode="json"), "claimant_signature": {

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.core.errors import ForbiddenError, NotFoundError
+from gateway.core.errors import ConflictError, ForbiddenError, NotFoundError
 from gateway.core.packet import EXCHANGE_KINDS
 from gateway.core.types import Role, hex32
 from gateway.services.auth import Caller
 from gateway.services.consent import live_consent
 from gateway.services.ledger import Ledger
-from gateway.store.tables import AccessLog, Claim, ClaimRecord, Consent, Record
+from gateway.store.tables import AccessLog, Claim, ClaimRecord, Consent, IdentityBinding, Record
 from gateway.store.vault import Vault, envelope_json
 
 
@@ -41,16 +41,28 @@ def authorise_payload(s: Session, caller: Caller, rec: Record,
     if caller.role != Role.INSURER:
         raise ForbiddenError(f"{caller.role.name.lower()} members read metadata and proofs, "
                              "not payloads", code="payload_forbidden")
+    if rec.rejected_at is not None:
+        raise ConflictError("record was rejected when it was to be logged (its key was no "
+                            "longer valid): it is no evidence", code="record_rejected",
+                            reject_code=rec.reject_code)
     query = (select(Claim.id).join(ClaimRecord, ClaimRecord.claim_id == Claim.id)
              .where(ClaimRecord.record_id == rec.id, Claim.insurer == caller.member_id))
     if claim_id is not None:
         query = query.where(Claim.id == claim_id)
     for cid in s.scalars(query):
         consent = live_consent(s, cid)
-        if consent is not None:
+        if consent is not None and not _binding_revoked(s, consent):
             return cid, consent
     raise ForbiddenError("no live consent of yours covers this record (none given, expired or "
                          "withdrawn)", code="no_consent")
+
+
+def _binding_revoked(s: Session, consent: Consent) -> bool:
+    """A consent whose claimant key binding was revoked (or rejected) no longer counts."""
+    if consent.binding_digest is None:
+        return False
+    b = s.get(IdentityBinding, consent.binding_digest)
+    return b is None or b.revoked_at is not None
 
 
 def read_payload(s: Session, vault: Vault, ledger: Ledger, caller: Caller, rec: Record,

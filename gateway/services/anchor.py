@@ -32,6 +32,8 @@ from gateway.chain.models import AnchorResult, TreeHead
 from gateway.config import Settings
 from gateway.core.errors import ChainError, ClaimxError
 from gateway.core.types import as_utc
+from gateway.services.logcheck import check_pending, mark_rejected
+from gateway.services.publish import KeyDirectory
 from gateway.store.db import Database
 from gateway.store.log import EvidenceLogDB, NodeCache
 from gateway.store.tables import Anchor, Lease, Record
@@ -65,8 +67,13 @@ class AnchorWorker:
     def __init__(self, db: Database, chain: AnchorChain, settings: Settings, *,
                  sender: str | None = None, cache: NodeCache | None = None,
                  fault: Fault | None = None,
-                 on_anchored: Callable[[Session, int, int], None] | None = None) -> None:
+                 on_anchored: Callable[[Session, int, int], None] | None = None,
+                 keys: KeyDirectory | None = None, chain_time: Callable[[], int] | None = None,
+                 on_rejected: Callable[[Session, Record], None] | None = None) -> None:
         self.db, self.chain, self.settings, self.sender = db, chain, settings, sender
+        self.keys, self.chain_time, self.on_rejected = keys, chain_time, on_rejected
+        """With ``keys``, each batch's keys are re-checked at ``chain_time()`` before it is
+        appended (gateway.services.logcheck); without, records are appended as accepted."""
         self.cache = cache or NodeCache()
         self.fault = fault or (lambda _point: None)
         self.on_anchored = on_anchored
@@ -81,8 +88,16 @@ class AnchorWorker:
     def cycle(self, *, limit: int | None = None) -> CycleResult:
         """Sequence pending records and anchor the log head if the chain is behind."""
         self.recover()
+        batch = limit or self.settings.anchor_batch_max
+        screened = None
+        if self.keys is not None:
+            now = self.chain_time() if self.chain_time else int(time.time())
+            screened = check_pending(self.db, self.keys, now, batch)
         with self.db.session() as s:
-            seq = EvidenceLogDB(s, self.cache).sequence(limit or self.settings.anchor_batch_max)
+            if screened is not None:
+                mark_rejected(s, screened.rejected, self.on_rejected)
+            seq = EvidenceLogDB(s, self.cache).sequence(
+                batch, None if screened is None else screened.valid_ids)
             self.fault("before_sequence_commit")
         self.fault("after_sequence")
         with self.db.session() as s:
@@ -134,10 +149,11 @@ class AnchorWorker:
     def due(self) -> bool:
         """Whether a cycle should run now (urgent, full batch, or routine interval)."""
         with self.db.session() as s:
+            waiting = (Record.leaf_index.is_(None), Record.rejected_at.is_(None))
             pending = s.scalar(select(func.count()).select_from(Record)
-                               .where(Record.leaf_index.is_(None))) or 0
+                               .where(*waiting)) or 0
             urgent = s.scalar(select(func.count()).select_from(Record)
-                              .where(Record.leaf_index.is_(None), Record.urgent)) or 0
+                              .where(*waiting, Record.urgent)) or 0
             unanchored = EvidenceLogDB(s, self.cache).size() > _anchored_size(s)
         if urgent or pending >= self.settings.anchor_batch_max:
             return True

@@ -19,15 +19,18 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.core.binding import claimant_key_bytes
 from gateway.core.consent import SUBJECT_PATTERN, ConsentArtifact, verify_consent
 from gateway.core.errors import ConflictError, NotFoundError
-from gateway.core.packet import EXCHANGE_KINDS
+from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS
 from gateway.core.types import as_utc, hex32, parse_hex32
 from gateway.services.auth import Caller
+from gateway.services.bindings import Attesters, require_binding
 from gateway.services.consent import consent_live as consent_live  # re-exported
 from gateway.services.consent import live_consent
 from gateway.services.ledger import Ledger
 from gateway.services.requests import cancel_open, fulfil
+from gateway.services.withdrawals import refuse_if_withdrawn, withdraw_subject
 from gateway.store.events import emit
 from gateway.store.tables import Claim, ClaimRecord, Consent, Record, utcnow
 
@@ -56,7 +59,7 @@ class Scope:
                    frozenset(json.loads(c.kinds)), c.date_from, c.date_to)
 
     def covers(self, rec: Record) -> bool:
-        if rec.kind in EXCHANGE_KINDS:
+        if rec.kind in EXCHANGE_KINDS or rec.kind in IDENTITY_KINDS:
             return False
         if self.institutions and rec.issuer not in self.institutions:
             return False
@@ -65,9 +68,17 @@ class Scope:
         return self.date_from <= rec.issued_at[:10] <= self.date_to
 
 
-def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) -> Claim:
-    """Create the claim and its consent, log the consent, attach existing in-scope records."""
+def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn, *,
+               attesters: Attesters) -> Claim:
+    """Create the claim and its consent, log the consent, attach existing in-scope records.
+
+    The consent counts only if its claimant key is bound to the subject by someone else
+    (gateway.services.bindings) and it was signed after the claimant's latest withdrawal to
+    this insurer (so neither an old artifact nor a second key sidesteps a withdrawal)."""
     verify_consent(claim_in.consent, insurer=caller.hex, subject=claim_in.subject)
+    claimant_key = claimant_key_bytes(claim_in.consent.claimant_signature.public_key)
+    binding = require_binding(s, attesters, claim_in.subject, claimant_key, caller.member_id)
+    refuse_if_withdrawn(s, claim_in.subject, caller.member_id, claim_in.consent.parsed)
     if s.scalar(select(Claim).where(Claim.insurer == caller.member_id,
                                     Claim.reference == claim_in.reference)) is not None:
         raise ConflictError(f"claim reference {claim_in.reference!r} already exists",
@@ -79,12 +90,13 @@ def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) ->
     s.add(claim)
     artifact = claim_in.consent.model_dump(mode="json")
     digest = ledger.append(s, "insurer.consent", claim_in.subject,
-                           {"claim": claim.id, "artifact": artifact})
+                           {"claim": claim.id, "artifact": artifact,
+                            "binding": binding.digest.hex()})
     consent = Consent(id=str(uuid.uuid4()), claim_id=claim.id, subject=claim.subject,
                       insurer=caller.member_id, institutions=json.dumps(scope.institutions),
                       kinds=json.dumps(scope.kinds), date_from=scope.date_from.isoformat(),
                       date_to=scope.date_to.isoformat(), expires_at=scope.expires_at,
-                      digest=digest)
+                      digest=digest, claimant_key=claimant_key, binding_digest=binding.digest)
     s.add(consent)
     s.flush()
     emit(s, caller.member_id, "claim.opened", {"reference": claim.reference, "kind": claim.kind,
@@ -95,13 +107,13 @@ def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) ->
 
 
 def withdraw_consent(s: Session, ledger: Ledger, caller: Caller, claim: Claim) -> Consent:
+    """The insurer records its claimant's withdrawal: it names the claimant, so it stops
+    reads under every consent of that claimant to this insurer, not only this claim's."""
     c = s.scalar(select(Consent).where(Consent.claim_id == claim.id))
     if c is None or c.withdrawn_at is not None:
         raise ConflictError("consent already withdrawn", code="consent_withdrawn")
-    c.withdrawn_at = utcnow()
-    ledger.append(s, "insurer.consent", claim.subject,
-                  {"claim": claim.id, "withdrawn": c.digest.hex()})
-    emit(s, caller.member_id, "consent.withdrawn", {"consent_digest": c.digest.hex()}, claim.id)
+    withdraw_subject(s, ledger, claim.subject, caller.member_id,
+                     {"claim": claim.id, "withdrawn": c.digest.hex()})
     return c
 
 
@@ -142,7 +154,7 @@ def _attach(s: Session, claim: Claim, consent: Consent, record_ids: list[int]) -
     by_source = {src: cr.record_id for cr, src in rows if src and cr.duplicate_of is None}
     for rec in s.scalars(select(Record).where(Record.id.in_(record_ids))
                          .order_by(Record.id)).all():
-        if rec.id in attached or not scope.covers(rec):
+        if rec.id in attached or rec.rejected_at is not None or not scope.covers(rec):
             continue
         dup = by_source.get(rec.source_sha256) if rec.source_sha256 else None
         attached[rec.id] = ClaimRecord(claim_id=claim.id, record_id=rec.id, duplicate_of=dup)

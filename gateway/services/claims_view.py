@@ -64,8 +64,9 @@ def _records(s: Session, claim: Claim) -> list[dict[str, Any]]:
     digests = {rec.id: rec.digest.hex() for _, rec in rows}
     return [{
         "digest": rec.digest.hex(), "kind": rec.kind, "issuer": hex32(rec.issuer),
-        "issued_at": rec.issued_at, "verified": True, "urgent": rec.urgent,
-        "status": record_status(rec.leaf_index, anchored),
+        "issued_at": rec.issued_at, "verified": rec.rejected_at is None,
+        "urgent": rec.urgent, "reject_code": rec.reject_code,
+        "status": record_status(rec.leaf_index, anchored, rec.rejected_at is not None),
         "duplicate_of": digests.get(cr.duplicate_of) if cr.duplicate_of else None,
         "duplicates": [digests[o.record_id] for o, _ in rows if o.duplicate_of == rec.id],
     } for cr, rec in rows]

@@ -3,7 +3,8 @@
 A batch is all-or-nothing: every envelope is checked first, and one bad envelope rejects
 the batch with every failing index listed, so nothing is stored from a batch the caller
 must fix. The same digest published again is idempotent: it returns the stored record and
-never becomes a second leaf.
+never becomes a second leaf, unless the stored one was rejected at logging time (its key
+was revoked before it was appended): then the new signature replaces it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.chain.models import KeyState
+from gateway.core.binding import parse_identity_body
 from gateway.core.envelope import Envelope
 from gateway.core.errors import (
     ChainUnavailableError,
@@ -28,10 +30,11 @@ from gateway.core.errors import (
     VerificationError,
 )
 from gateway.core.keys import PublicKey
-from gateway.core.packet import EXCHANGE_KINDS, Packet
+from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS, Packet
 from gateway.core.types import Digest, parse_hex32
+from gateway.services.bindings import index_identity
 from gateway.store.db import Database
-from gateway.store.tables import DataKey, Record
+from gateway.store.tables import DataKey, Record, utcnow
 from gateway.store.vault import Vault
 
 
@@ -125,6 +128,8 @@ class Publisher:
         if packet.kind in EXCHANGE_KINDS:  # consents and reads are the exchange's own entries
             raise ForbiddenError(f"kind {packet.kind} is appended by the exchange itself, never "
                                  "published", code="reserved_kind")
+        if packet.kind in IDENTITY_KINDS:
+            parse_identity_body(packet)  # a 422 now, not a half-indexed binding later
         for sig in env.signatures:
             state, fresh = self.keys.lookup(issuer, sig.keyid)
             if not state.valid:
@@ -182,6 +187,20 @@ class Publisher:
         return results
 
 
+def _revive(s: Session, vault: Vault, rec: Record, c: Checked) -> None:
+    """A rejected digest is not a duplicate: the same packet signed again by a valid key
+    takes the rejected row's place (same digest, same sealed payload, new signature and key),
+    so it is sequenced at the next cycle and stays attached to the claims it matched."""
+    rec.key_id = c.key_id
+    rec.envelope_meta = json.dumps(c.envelope.meta_json(), separators=(",", ":"))
+    rec.accepted_at = utcnow()
+    rec.rejected_at = rec.reject_code = None
+    if rec.payload_ct is None:  # erased while rejected: the new publish brings it back
+        sealed = vault.seal(c.envelope.payload, c.digest)
+        rec.payload_ct, rec.erased_at = sealed.ciphertext, None
+        s.merge(DataKey(digest=c.digest, wrapped=sealed.wrapped_key))
+
+
 Stored = list[tuple[bytes, str]]
 """(digest, subject) of newly inserted records."""
 
@@ -193,12 +212,16 @@ def store_checked(s: Session, vault: Vault,
     Returns one result per envelope and (digest, subject) of the records actually inserted.
     """
     digests = [c.digest for c in checked]
-    existing = set(s.scalars(select(Record.digest).where(Record.digest.in_(digests))))
+    rejected = {r.digest: r for r in s.scalars(select(Record).where(
+        Record.digest.in_(digests), Record.rejected_at.is_not(None)))}
+    existing = set(s.scalars(select(Record.digest).where(Record.digest.in_(digests),
+                                                         Record.rejected_at.is_(None))))
     rows: list[dict[str, Any]] = []
     keys: list[bytes] = []
     results: list[Accepted] = []
     new_digests: list[bytes] = []
     stored: Stored = []
+    identity: list[Checked] = []
     for c in checked:
         duplicate = c.digest in existing
         results.append(Accepted(c.digest, duplicate, c.packet.is_urgent, c.packet.kind,
@@ -206,6 +229,12 @@ def store_checked(s: Session, vault: Vault,
         if duplicate:
             continue
         existing.add(c.digest)
+        if c.packet.kind in IDENTITY_KINDS:
+            identity.append(c)
+        if c.digest in rejected:
+            _revive(s, vault, rejected[c.digest], c)
+            stored.append((c.digest, c.packet.subject))
+            continue
         sealed = vault.seal(c.envelope.payload, c.digest)
         meta = c.envelope.meta_json()
         rows.append({
@@ -219,10 +248,11 @@ def store_checked(s: Session, vault: Vault,
         keys.append(sealed.wrapped_key)
         new_digests.append(c.digest)
         stored.append((c.digest, c.packet.subject))
-    if not rows:
-        return results, []
-    # Core executemany on the tables: ORM bulk inserts cost a third of the publish time
-    s.execute(insert(cast(Table, Record.__table__)), rows)
-    s.execute(insert(cast(Table, DataKey.__table__)),
-              [{"digest": d, "wrapped": k} for d, k in zip(new_digests, keys, strict=True)])
+    if rows:
+        # Core executemany on the tables: ORM bulk inserts cost a third of the publish time
+        s.execute(insert(cast(Table, Record.__table__)), rows)
+        s.execute(insert(cast(Table, DataKey.__table__)),
+                  [{"digest": d, "wrapped": k} for d, k in zip(new_digests, keys, strict=True)])
+    for c in identity:
+        index_identity(s, c.packet, c.digest, c.key_id)
     return results, stored

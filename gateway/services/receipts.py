@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.core.errors import NotFoundError
+from gateway.core.errors import ConflictError, NotFoundError
 from gateway.core.receipt import ChainRef, Inclusion, Receipt
 from gateway.services.records import anchor_ref, first_anchor, latest_anchor
 from gateway.store.log import EvidenceLogDB, NodeCache
@@ -17,6 +17,10 @@ from gateway.store.tables import Record
 
 def inclusion(s: Session, rec: Record, cache: NodeCache | None = None) -> Inclusion:
     """Inclusion proof against the latest anchored head; 404 until the record is anchored."""
+    if rec.rejected_at is not None:
+        raise ConflictError("record was rejected when it was to be logged: its key was no "
+                            "longer valid; it has no proof and never will",
+                            code="record_rejected", reject_code=rec.reject_code)
     if rec.leaf_index is None:
         raise NotFoundError("record accepted but not yet in the log; retry shortly",
                             code="not_yet_logged")

@@ -1,8 +1,9 @@
 """Records and the log as members read them: metadata and status, tree heads, consistency
 proofs, erasure and the access log, with who may erase and who may read the access log.
 
-A record is ``accepted`` when stored, ``logged`` once it has a leaf in the Merkle log and
-``anchored`` once a tree head anchored on chain covers that leaf (:func:`record_status`,
+A record is ``accepted`` when stored, ``logged`` once it has a leaf in the Merkle log,
+``anchored`` once a tree head anchored on chain covers that leaf, and ``rejected`` when its
+key was no longer valid at logging time (:func:`record_status`,
 the one place that rule is written).
 """
 
@@ -22,14 +23,16 @@ from gateway.store.log import EvidenceLogDB, NodeCache
 from gateway.store.tables import Anchor, Record
 from gateway.store.vault import erase
 
-RecordStatus = Literal["accepted", "logged", "anchored"]
+RecordStatus = Literal["accepted", "logged", "anchored", "rejected"]
 
 
-def record_status(leaf_index: int | None, anchored_size: int) -> RecordStatus:
+def record_status(leaf_index: int | None, anchored_size: int,
+                  rejected: bool = False) -> RecordStatus:
     """``anchored_size`` is the size of the latest tree head anchored on chain (0 if none):
-    a head of size n covers leaves 0 … n-1."""
+    a head of size n covers leaves 0 … n-1. ``rejected``: the key was found no longer valid
+    when the record was to be logged, so it never will be (gateway.services.logcheck)."""
     if leaf_index is None:
-        return "accepted"
+        return "rejected" if rejected else "accepted"
     return "anchored" if leaf_index < anchored_size else "logged"
 
 
@@ -56,7 +59,7 @@ def first_anchor(s: Session, leaf_index: int) -> Anchor | None:
 
 def metadata(s: Session, rec: Record) -> dict[str, Any]:
     """A record's metadata and status, and the head that first anchored it; no payload."""
-    status = record_status(rec.leaf_index, anchored_size(s))
+    status = record_status(rec.leaf_index, anchored_size(s), rec.rejected_at is not None)
     anchor = first_anchor(s, rec.leaf_index) \
         if status == "anchored" and rec.leaf_index is not None else None
     return {
@@ -64,6 +67,7 @@ def metadata(s: Session, rec: Record) -> dict[str, Any]:
         "issuer": hex32(rec.issuer), "issued_at": rec.issued_at,
         "accepted_at": rec.accepted_at.isoformat(), "urgent": rec.urgent,
         "leaf_index": rec.leaf_index, "erased": rec.erased_at is not None,
+        "reject_code": rec.reject_code,
         "anchored_in": None if anchor is None else {
             "head_index": anchor.head_index, "size": anchor.size,
             "tx_hash": anchor.tx_hash.hex(), "block_number": anchor.block_number},

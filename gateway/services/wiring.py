@@ -21,6 +21,7 @@ from gateway.core.receipt import ChainRef
 from gateway.core.types import Role, member_id
 from gateway.services.anchor import AnchorWorker
 from gateway.services.auth import MemberDirectory
+from gateway.services.bindings import binding_rejected
 from gateway.services.claims import match_new_records, notify_anchored
 from gateway.services.ledger import OPERATOR_SLUG, Ledger
 from gateway.services.publish import KeyCache, Publisher
@@ -66,9 +67,10 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
         db = Database(_database_url(settings), master_key=settings.master_key_bytes())
     cache = NodeCache()
     log_client = chain.evidence_log(deployment.log)
-    worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
-                          on_anchored=notify_anchored)
     registry = chain.registry(deployment.registry)
+    worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
+                          on_anchored=notify_anchored, keys=registry, chain_time=chain.now,
+                          on_rejected=binding_rejected)
     keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain.now,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())

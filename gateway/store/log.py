@@ -9,6 +9,7 @@ which makes them safe to cache in process.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -83,18 +84,20 @@ class EvidenceLogDB:
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         return merkle.consistency_proof(self.read, size1, size2)
 
-    def sequence(self, limit: int) -> Sequenced:
-        """Append up to ``limit`` accepted records (oldest first) as leaves.
+    def sequence(self, limit: int, ids: Sequence[int] | None = None) -> Sequenced:
+        """Append up to ``limit`` accepted records (oldest first) as leaves; with ``ids``,
+        only those (the ones whose keys were just re-checked). Rejected records never are.
 
         Runs inside the caller's transaction: the caller commits, and a crash before the
         commit leaves no trace, so the same records are sequenced again on restart.
         """
         state = self._lock_state()
         old = state.size
-        rows = self.s.execute(
-            select(Record.id, Record.digest, Record.urgent).where(Record.leaf_index.is_(None))
-            .order_by(Record.id).limit(limit)
-        ).all()
+        query = select(Record.id, Record.digest, Record.urgent).where(
+            Record.leaf_index.is_(None), Record.rejected_at.is_(None))
+        if ids is not None:
+            query = query.where(Record.id.in_(ids))
+        rows = self.s.execute(query.order_by(Record.id).limit(limit)).all()
         if not rows:
             return Sequenced(old, old, 0)
         fresh: dict[tuple[int, int], bytes] = {}

@@ -85,6 +85,11 @@ class Record(Base):
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     accepted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    rejected_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """Set when the anchor worker found the signing key no longer valid at logging time:
+    the record is never appended (gateway.services.logcheck)."""
+    reject_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Why: ``key_revoked``, ``member_suspended``, … (the registry's status)."""
 
     __table_args__ = (Index("ix_records_pending", "leaf_index", "urgent"),)
 
@@ -188,6 +193,42 @@ class Consent(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     """Digest of the consent record in the evidence log."""
+    claimant_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    """Raw Ed25519 key that signed the consent (None for consents older than bindings)."""
+    binding_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    """The identity.binding entry that tied ``claimant_key`` to the subject."""
+
+
+class IdentityBinding(Base):
+    """An attester's signed statement that a claimant key belongs to a subject: an
+    ``identity.binding`` record of the evidence log, indexed here (gateway.services.bindings)."""
+
+    __tablename__ = "identity_bindings"
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    """Digest of the binding's record in the evidence log."""
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    claimant_key: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    attester: Mapped[bytes] = mapped_column(LargeBinary(32))
+    attester_key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    attested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_by: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    """Digest of the ``identity.binding_revoked`` record."""
+
+
+class ClaimantWithdrawal(Base):
+    """A claimant's withdrawal of every consent to one insurer (by subject, not by claim)."""
+
+    __tablename__ = "claimant_withdrawals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    insurer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    claimant_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    """The bound key that signed it; None when the insurer recorded it."""
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """Digest of the withdrawal entry in the evidence log."""
 
 
 class EvidenceRequest(Base):

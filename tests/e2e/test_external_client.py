@@ -338,6 +338,15 @@ def test_insurer_hospital_and_police_from_the_document_alone(gateway: Gateway,
     claim_in = {"reference": f"EXT-{secrets.token_hex(4)}", "subject": subject,
                 "policy": "AUTO-1", "incident_date": "2026-11-20", "kind": "accident",
                 "consent": consent(scope, claimant)}
+    # issue 9: the hospital, which knows the claimant, binds the claimant's key first
+    raw = claimant.public_key().public_bytes(serialization.Encoding.Raw,
+                                             serialization.PublicFormat.Raw)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    binding = new_packet("identity.binding", ids[hos], subject,
+                         {"subject": subject, "claimant_key": b64(raw), "attested_at": now},
+                         issued_at=now)
+    ok(http.post("/v1/records", headers=gateway.token(hos),
+                 json=envelope(binding, gateway.key(hos))), 201)
     forged = json.loads(json.dumps(claim_in))
     forged["consent"]["scope"]["date_to"] = "2027-12-31"  # signed scope changed afterwards
     refused(http.post("/v1/claims", headers=gateway.token(ins), json=forged), 422,

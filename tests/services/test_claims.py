@@ -21,6 +21,7 @@ from gateway.api.app import create_app
 from gateway.chain.client import Chain
 from gateway.config import Settings
 from gateway.core import merkle
+from gateway.core.binding import BINDING_KIND, binding_body
 from gateway.core.consent import ConsentScope, scope_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
@@ -90,7 +91,11 @@ def world(embedded_chain: Chain, database_url: str,
             token = issue_credential(s, mid, "test")
         members[slug] = M(slug, role, key, {"Authorization": f"Bearer {token}"})
     with TestClient(create_app(sv, run_worker=False)) as client:
-        yield sv, client, members
+        BINDERS.append((client, members["hospital"]))
+        try:
+            yield sv, client, members
+        finally:
+            BINDERS.clear()
 
 
 def publish(client: TestClient, m: M, kind: str = "hospital.invoice", subject: str = CLAIMANT,
@@ -104,11 +109,32 @@ def publish(client: TestClient, m: M, kind: str = "hospital.invoice", subject: s
     return str(r.json()["digest"])
 
 
+def bind(client: TestClient, attester: M, subject: str,
+         key: ed25519.Ed25519PrivateKey) -> str:
+    """The attester (an institution that knows the claimant) binds the claimant's key."""
+    assert attester.key is not None
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    packet = new_packet(kind=BINDING_KIND, issuer=attester.hex, subject=subject,
+                        body=binding_body(subject, raw, datetime.now(UTC)))
+    r = client.post("/v1/records", json=sign_packet(packet, attester.key).to_json(),
+                    headers=attester.headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["digest"])
+
+
+BINDERS: list[tuple[TestClient, M]] = []
+"""The world's hospital, which binds every claimant key claim_body makes (set by ``world``)."""
+
+
 def claim_body(insurer: M, institutions: list[M] | None = None, kinds: list[str] | None = None,
                kind: str = "accident", expires: timedelta = timedelta(days=30),
                subject: str = CLAIMANT, forge: bool = False,
-               reference: str = "C-1") -> dict[str, Any]:
-    key = ed25519.Ed25519PrivateKey.generate()
+               reference: str = "C-1", key: ed25519.Ed25519PrivateKey | None = None,
+               bound: bool = True) -> dict[str, Any]:
+    key = key or ed25519.Ed25519PrivateKey.generate()
+    if bound and BINDERS:
+        bind(*BINDERS[-1], subject, key)
     scope = ConsentScope(subject=subject, insurer=insurer.hex,
                          institutions=[i.hex for i in institutions or []], kinds=kinds or [],
                          date_from=datetime(2026, 11, 1).date(),
