@@ -79,8 +79,8 @@ def _recv_all(sock: socket.socket, limit: float) -> bytes:
     try:
         while chunk := sock.recv(4096):
             data += chunk
-    except TimeoutError:
-        raise AssertionError(f"connection still open after {limit} s; got {data[:200]!r}")
+    except TimeoutError as exc:
+        raise AssertionError(f"connection still open after {limit} s; got {data[:200]!r}") from exc
     return data
 
 
