@@ -122,9 +122,15 @@ def test_migration_0008_applies_and_reverts(database_url: str) -> None:
     database = Database(database_url)
     try:
         assert "share_links" in inspect(database.engine).get_table_names()
-        downgrade(database.engine, "0006")
+        downgrade(database.engine, "0007")
         assert "share_links" not in inspect(database.engine).get_table_names()
         upgrade(database.engine)
         assert "share_links" in inspect(database.engine).get_table_names()
+        downgrade(database.engine, "0006")  # and 0007 below it: bindings and rejections
+        names = inspect(database.engine).get_table_names()
+        assert "identity_bindings" not in names and "share_links" not in names
+        upgrade(database.engine)
+        assert {"identity_bindings", "claimant_withdrawals"} <= set(
+            inspect(database.engine).get_table_names())
     finally:
         database.engine.dispose()
