@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.support import CLAIMX, ROOT, Served, serve_gateway
 
@@ -68,10 +69,16 @@ def exchange_on_anvil(anvil_url: str, tmp_path: Path,
 
 
 def open_claim(ex: Exchange, kind: str = "accident") -> dict[str, Any]:
-    body = flow._claim(ex.served.members)
+    """The insurer opens a claim under a consent whose key the hospital bound first."""
+    claimant = ed25519.Ed25519PrivateKey.generate()
+    members = ex.served.members
+    body = flow._claim(members, claimant)
     body["kind"] = kind
     body["reference"] = f"PAGES-{time.monotonic_ns()}"
     with ex.http() as http:
+        bound = http.post("/v1/records", headers=ex.as_("hospital.dev"),
+                          json=flow._binding(members, "hospital.dev", claimant))
+        assert bound.status_code == 201, bound.text
         r = http.post("/v1/claims", headers=ex.as_("insurer.dev"), json=body)
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.e2e.pages_support import (
     axe_violations,
@@ -33,9 +34,15 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, 
 def _claim(served: Served, kind: str = "accident") -> tuple[dict[str, Any], str, str]:
     """A claim asking the hospital for a discharge summary, and a share link for it."""
     members = served.members
-    body = flow._claim(members) | {"kind": kind}
+    claimant = ed25519.Ed25519PrivateKey.generate()
+    body = flow._claim(members, claimant) | {"kind": kind}
     with httpx.Client(base_url=served.url, timeout=30) as http:
-        claim = http.post("/v1/claims", json=body, headers=served.auth("insurer.dev")).json()
+        bound = http.post("/v1/records", headers=served.auth("hospital.dev"),
+                          json=flow._binding(members, "hospital.dev", claimant))
+        assert bound.status_code == 201, bound.text  # the hospital binds the claimant's key
+        r = http.post("/v1/claims", json=body, headers=served.auth("insurer.dev"))
+        assert r.status_code == 201, r.text
+        claim = r.json()
         r = http.post(f"/v1/claims/{claim['id']}/requests", headers=served.auth("insurer.dev"),
                       json={"institution": members["hospital.dev"]["member_id"],
                             "kinds": ["hospital.discharge_summary"]})

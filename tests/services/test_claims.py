@@ -131,7 +131,7 @@ def claim_body(insurer: M, institutions: list[M] | None = None, kinds: list[str]
                kind: str = "accident", expires: timedelta = timedelta(days=30),
                subject: str = CLAIMANT, forge: bool = False,
                reference: str = "C-1", key: ed25519.Ed25519PrivateKey | None = None,
-               bound: bool = True) -> dict[str, Any]:
+               bound: bool = True, signed_at: datetime | None = None) -> dict[str, Any]:
     key = key or ed25519.Ed25519PrivateKey.generate()
     if bound and BINDERS:
         bind(*BINDERS[-1], subject, key)
@@ -139,7 +139,7 @@ def claim_body(insurer: M, institutions: list[M] | None = None, kinds: list[str]
                          institutions=[i.hex for i in institutions or []], kinds=kinds or [],
                          date_from=datetime(2026, 11, 1).date(),
                          date_to=datetime(2026, 11, 30).date(),
-                         expires_at=datetime.now(UTC) + expires)
+                         expires_at=datetime.now(UTC) + expires, signed_at=signed_at)
     signed = scope_bytes(scope) + (b"x" if forge else b"")
     pub = key.public_key().public_bytes(serialization.Encoding.Raw,
                                         serialization.PublicFormat.Raw)
@@ -202,7 +202,11 @@ def test_consent_withdrawal_and_expiry_stop_payload_reads(world: Any) -> None:
     after = publish(client, h)
     view = client.get(f"/v1/claims/{claim['id']}", headers=ins.headers).json()
     assert after not in {r["digest"] for r in view["records"]}
-    second = open_claim(client, ins, reference="C-2")
+    replayed = client.post("/v1/claims", json=claim_body(ins, reference="C-2"),
+                           headers=ins.headers)  # a consent that does not say it came later
+    assert replayed.status_code == 403
+    assert replayed.json()["error"]["code"] == "consent_withdrawn"
+    second = open_claim(client, ins, reference="C-2", signed_at=datetime.now(UTC))
     with sv.db.session() as s:  # the consent runs out
         s.get(Consent, second["consent"]["id"]).expires_at = datetime.now(UTC) - timedelta(1)
     r = client.get(f"/v1/records/{after}/envelope", headers=ins.headers)
@@ -220,6 +224,7 @@ def test_consent_expiry_given_with_an_offset_is_the_instant_the_claimant_signed(
     scope = {**body["consent"]["scope"],
              "expires_at": expires.astimezone(timezone(timedelta(hours=8))).isoformat()}
     key = ed25519.Ed25519PrivateKey.generate()
+    bind(*BINDERS[-1], body["subject"], key)
     body["consent"] = {"scope": scope, "claimant_signature": {
         "algorithm": "ed25519", "public_key": base64.b64encode(key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode(),
@@ -556,6 +561,10 @@ def test_nobody_publishes_the_exchanges_own_entries(world: Any, kind: str) -> No
 
 
 ALL = {"hospital", "police", "insurer", "insurer2", "auditor"}
+UNLISTED = {
+    "/healthz", "/readyz", "/metrics",  # the unauthenticated ops routes
+    "/v1/consents/withdraw",  # no credential: the claimant's bound-key signature (test_bindings)
+}
 ROUTES: list[tuple[str, str, set[str]]] = [
     # method, path template, roles allowed (others must get 401/403/404, never 2xx or 5xx)
     ("POST", "/v1/records", {"hospital", "police"}),
@@ -599,7 +608,7 @@ def test_authorisation_matrix_covers_every_route(world: Any) -> None:
     _sv, client, _m = world
     served = {(method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
               for path, ops in client.app.openapi()["paths"].items() for method in ops
-              if path not in ("/healthz", "/readyz")}  # the unauthenticated ops routes
+              if path not in UNLISTED}
     listed = {(method, re.sub(r"\{[^}]+\}", "{}", template.split("?")[0]))
               for method, template, _ in ROUTES}
     assert served == listed
