@@ -11,6 +11,7 @@ import typer
 from adapters.cli import adapt, pseudonym
 from gateway.cli import serve, verify
 from gateway.cli.common import ClaimxGroup
+from gateway.cli.connect import connect_app
 from gateway.cli.credentials import credentials_app
 from gateway.cli.deploy import deploy
 from gateway.cli.keys import keys_app, sign
@@ -37,6 +38,7 @@ app.add_typer(members_app, name="members")
 app.add_typer(credentials_app, name="credentials")
 app.command("verify")(verify.verify)
 app.command("audit")(verify.audit)
+app.add_typer(connect_app, name="connect")
 
 
 def main() -> None:
