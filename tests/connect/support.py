@@ -63,6 +63,7 @@ def run_agent(tmp_path: Path, served: Served, *, watch: Path | None = None,
     """`claimx connect` with MLLP and FHIR on free ports (or ``ports``), stopped afterwards."""
     mllp, fhir = ports or (free_port(), free_port())
     outbox = tmp_path / "outbox.db"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / f"{name}.log"
     env = serve_env(tmp_path, {"CLAIMX_TOKEN": served.members["hospital.dev"]["token"]})
     with log.open("ab") as out:
