@@ -18,7 +18,8 @@ from tests.connect.support import run_agent, wait_for
 from tests.support import ROOT, Served, serve_gateway
 
 pytestmark = pytest.mark.slow
-RECORDER = "import sys\nwith open(sys.argv[1], 'ab') as f:\n    f.write(sys.stdin.buffer.read() + b'\\n')\n"
+RECORDER = ("import sys\nwith open(sys.argv[1], 'ab') as f:\n"
+            "    f.write(sys.stdin.buffer.read() + b'\\n')\n")
 
 
 def _api_flow() -> Any:
