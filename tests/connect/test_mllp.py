@@ -113,3 +113,26 @@ def test_several_connections_at_once_each_acknowledged(agent: Connected,
     for key, ack in results.items():
         msa = segments(ack)["MSA"][0]
         assert msa[1:3] == ["AA", f"PAR{key // 10}X{key % 10}"]
+
+
+def test_every_public_sample_gets_an_ack_and_every_refusal_a_located_err(
+        agent: Connected) -> None:
+    answers = {}
+    for path in sorted((HL7 / "public").glob("*.hl7")):
+        ack = segments(agent.send(_message(f"public/{path.name}")))
+        status = ack["MSA"][0][1]
+        answers[path.name] = status
+        assert status in ("AA", "AE", "AR"), path.name
+        if status == "AA":
+            assert ack.get("ZCX"), path.name
+        else:
+            err = ack["ERR"][0]
+            assert err[2] and err[3] and err[5], (path.name, err)
+    assert "AA" in answers.values() and "AR" in answers.values()
+
+
+def test_a_block_that_is_not_hl7_gets_ar_and_the_connection_goes_on(agent: Connected) -> None:
+    ack = segments(agent.send(b"hello, this is not HL7\r"))
+    assert ack["MSA"][0][1] == "AR"
+    assert ack["ERR"][0][5].startswith("not_hl7^")
+    assert segments(agent.send(_message("cn_adt_a01_v251.hl7")))["MSA"][0][1] == "AA"
