@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from gateway.connect.intake import Intake, source_key
 from gateway.connect.outbox import Stored
 from gateway.core.errors import AdapterError
 
+log = logging.getLogger("claimx.connect.fhir")
 FHIR_JSON = "application/fhir+json"
 BUNDLE_TYPES = frozenset({"transaction", "collection", "batch", "document", "searchset"})
 
@@ -87,6 +89,11 @@ def create_app(intake: Intake, on_stored: Callable[[], None], max_body: int) -> 
                                               code="too_large"), 413)
         except AdapterError as exc:
             return error_outcome(exc)
+        except Exception:  # noqa: BLE001 - the outbox could not store it: try again later
+            log.exception("FHIR body not stored")
+            return outcome(503, [{"severity": "error", "code": "transient",
+                                  "diagnostics": "the agent could not store the records; "
+                                  "send again later"}])
         if not stored.replayed:
             on_stored()
         return accepted_outcome(stored)

@@ -80,7 +80,12 @@ class MllpListener:
                     ack = reject_ack(AdapterError("message exceeds the size limit",
                                                   code="too_large", loc=("MSH",)))
                 else:
-                    ack = await asyncio.to_thread(self.handle, block)
+                    try:
+                        ack = await asyncio.to_thread(self.handle, block)
+                    except Exception:  # noqa: BLE001 - e.g. the outbox's disk is full
+                        log.exception("message not stored; connection closed without an ACK "
+                                      "so that the engine sends it again")
+                        return
                 writer.writeblock(ack)
                 await writer.drain()
         except (ConnectionError, OSError):

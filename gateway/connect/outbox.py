@@ -155,7 +155,7 @@ class Outbox:
         at = time.time() + delay
         with self._tx() as db:
             db.executemany("UPDATE items SET next_at = ?, error = ?, attempts = attempts + 1"
-                           " WHERE id = ?", [(at, error, i) for i in ids])
+                           " WHERE id = ? AND state = ?", [(at, error, i, QUEUED) for i in ids])
 
     def states(self, digests: Sequence[str]) -> dict[str, str]:
         with self._lock:

@@ -48,6 +48,8 @@ class Publisher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.failures = 0
+        """Consecutive passes the gateway could not take: the exponent of the backoff."""
+        self._resume_at = 0.0
 
     def wake(self) -> None:
         """New items are in the outbox: publish now rather than at the next poll."""
@@ -80,13 +82,14 @@ class Publisher:
         try:
             self._publish(items)
         except Retry as exc:
-            attempts = max(i.attempts for i in items)
-            delay = backoff(attempts)
+            delay = backoff(self.failures)
             self.failures += 1
+            self._resume_at = time.time() + delay
             log.warning("gateway unavailable (%s); %d item(s) retried in %.1f s", exc,
                         len(items), delay)
             self.outbox.retry_later([i.id for i in items], delay, str(exc))
             return 0
+        self.failures = 0
         return len(items)
 
     def _publish(self, items: list[Item]) -> None:
