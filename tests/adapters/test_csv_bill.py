@@ -209,3 +209,33 @@ def test_oversized_input_refused(ctx: AdapterContext) -> None:
     with pytest.raises(AdapterError) as info:
         csv_bill.adapt(b"a" * (21 << 20), ctx)
     assert info.value.code == "too_large"
+
+
+def test_four_place_amounts_are_kept_exact_and_checked_at_that_precision(
+        ctx: AdapterContext) -> None:
+    body = csv_bill.adapt(asset("csv", "bill_zh_four_places.csv"), ctx)[0].to_obj()["body"]
+    first = body["items"][0]
+    assert (first["quantity"], first["unit_price"], first["amount"]) == ("0.3333", "2.56",
+                                                                         "0.8532")
+    assert (first["self_pay"], first["insurer_paid"]) == ("0.256", "0.5972")
+    assert body["totals"] == {"amount": "1203.6032", "self_pay": "360.256",
+                              "insurer_paid": "843.3472"}
+
+
+@pytest.mark.parametrize("row,code", [
+    ("阿莫西林胶囊,西药费,0.3333,2.5600,0.8534,0.2560,0.5974\n", "amount_mismatch"),
+    ("阿莫西林胶囊,西药费,0.3333,2.5600,0.8532,0.2560,0.5974\n", "split_mismatch"),
+    ("阿莫西林胶囊,西药费,0.3333,2.5600,0.85321,0.2560,0.59721\n", "bad_decimal"),
+])
+def test_four_place_rows_are_checked_to_the_last_place(ctx: AdapterContext, row: str,
+                                                       code: str) -> None:
+    text = f"身份证号：{PID}\n项目名称,类别,数量,单价,金额,自付,医保支付\n{row}"
+    assert error_of(text, ctx).code == code
+
+
+def test_a_totals_row_in_fen_under_four_place_items_is_checked_to_the_fen(
+        ctx: AdapterContext) -> None:
+    items = (f"身份证号：{PID}\n项目名称,类别,数量,单价,金额\n"
+             "阿莫西林胶囊,西药费,0.3333,2.5600,0.8532\n床位费,床位费,1,10.00,10.00\n")
+    assert adapt_text(items + "合计,,,,10.85\n", ctx)["body"]["total"] == "10.8532"
+    assert error_of(items + "合计,,,,10.87\n", ctx).code == "total_mismatch"
