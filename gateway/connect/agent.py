@@ -53,7 +53,8 @@ class Agent:
         if c.watch is not None:
             from gateway.connect.watch import Watcher
 
-            watcher = Watcher(c.watch, self.intake, self.publisher.wake, settle=c.settle_seconds)
+            watcher = Watcher(c.watch, self.intake, self.publisher.wake, settle=c.settle_seconds,
+                              max_bytes=c.max_body)
             self._thread("watch", watcher.run, watcher.stop)
         if c.follow_events:
             from gateway.connect.requests import RequestFollower

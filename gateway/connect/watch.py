@@ -29,7 +29,8 @@ class Watcher:
     """Polls DIR every ``interval`` seconds in a thread of its own until :meth:`stop`."""
 
     def __init__(self, folder: Path, intake: Intake, on_stored: Callable[[], None], *,
-                 settle: float = 1.0, interval: float = 0.25) -> None:
+                 settle: float = 1.0, interval: float = 0.25, max_bytes: int = 10 << 20,
+                 ) -> None:
         self.folder = folder
         self.done = folder / "done"
         self.failed = folder / "failed"
@@ -37,6 +38,7 @@ class Watcher:
         self.on_stored = on_stored
         self.settle = settle
         self.interval = interval
+        self.max_bytes = max_bytes
         self._seen: dict[str, tuple[int, int, int]] = {}
         """name -> (size, mtime_ns, polls it has been unchanged)."""
         self._stop = threading.Event()
@@ -60,7 +62,13 @@ class Watcher:
         stable_polls = max(1, round(self.settle / self.interval))
         present = set()
         for path in sorted(self.folder.iterdir()):
-            if not path.is_file() or _ignored(path.name):
+            if _ignored(path.name):
+                continue
+            if path.is_symlink():  # would publish whatever it points at that the agent can read
+                self._fail(path, AdapterError("symbolic links are not followed: copy or move "
+                                              "the file in", code="symlink"))
+                continue
+            if not path.is_file():
                 continue
             present.add(path.name)
             st = path.stat()
@@ -75,22 +83,31 @@ class Watcher:
             del self._seen[gone]
 
     def _take(self, path: Path) -> None:
+        if path.stat().st_size > self.max_bytes:
+            self._fail(path, AdapterError(f"file exceeds {self.max_bytes} bytes",
+                                          code="too_large", file=path.name))
+            return
         raw = path.read_bytes()
         try:
             stored = self.intake.take(raw, key=source_key("file", raw), channel="watch",
                                       file=path.name)
         except AdapterError as exc:
-            self.counts["failed"] += 1
-            log.info("watched file refused: %s", exc.code)
-            target = _free_name(self.failed, path.name)
-            (self.failed / (target.name + ".error.txt")).write_text(
-                f"{exc}\n{json.dumps(exc.to_dict(), ensure_ascii=False)}\n", encoding="utf-8")
-            path.replace(target)
+            self._fail(path, exc)
             return
         self.counts["done"] += 1
         if not stored.replayed:
             self.on_stored()
         path.replace(_free_name(self.done, path.name))
+
+
+    def _fail(self, path: Path, exc: AdapterError) -> None:
+        """Move ``path`` to failed/ beside NAME.error.txt with the located error."""
+        self.counts["failed"] += 1
+        log.info("watched file refused: %s", exc.code)
+        target = _free_name(self.failed, path.name)
+        (self.failed / (target.name + ".error.txt")).write_text(
+            f"{exc}\n{json.dumps(exc.to_dict(), ensure_ascii=False)}\n", encoding="utf-8")
+        path.replace(target)
 
 
 def _ignored(name: str) -> bool:

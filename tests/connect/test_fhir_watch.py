@@ -166,3 +166,18 @@ def test_a_file_renamed_into_place_is_taken_and_its_temporary_name_is_not(
     part.write_bytes((ASSETS / "death" / "death_zh.json").read_bytes())
     part.rename(folder / "death.json")
     _wait_moved(folder, "death.json", "done")
+
+
+def test_a_symlink_is_not_followed(agent: Connected, folder: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere.json"
+    secret.write_bytes((ASSETS / "police" / "accident_zh.json").read_bytes())
+    (folder / "link.json").symlink_to(secret)
+    _wait_moved(folder, "link.json", "failed")
+    assert "symlink" in (folder / "failed" / "link.json.error.txt").read_text()
+    assert secret.exists()
+
+
+def test_a_file_past_the_size_limit_is_failed_unread(agent: Connected, folder: Path) -> None:
+    (folder / "huge.csv").write_bytes(b"x" * (11 << 20))
+    _wait_moved(folder, "huge.csv", "failed")
+    assert "too_large" in (folder / "failed" / "huge.csv.error.txt").read_text()
