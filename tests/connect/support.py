@@ -46,10 +46,10 @@ class Connected:
 
 
 def agent_cmd(served: Served, outbox: Path, mllp: int, fhir: int, watch: Path | None,
-              extra: Sequence[str]) -> list[str]:
+              extra: Sequence[str], key: Path | None = None) -> list[str]:
     member = served.members["hospital.dev"]
     cmd = [*CLAIMX, "connect", "--gateway", served.url, "--issuer", "hospital.dev",
-           "--key", member["key_file"], "--outbox", str(outbox),
+           "--key", str(key or member["key_file"]), "--outbox", str(outbox),
            "--mllp", f"127.0.0.1:{mllp}", "--fhir", f"127.0.0.1:{fhir}", *extra]
     if watch is not None:
         cmd += ["--watch", str(watch), "--settle", "0.5"]
@@ -59,7 +59,7 @@ def agent_cmd(served: Served, outbox: Path, mllp: int, fhir: int, watch: Path | 
 @contextmanager
 def run_agent(tmp_path: Path, served: Served, *, watch: Path | None = None,
               extra: Sequence[str] = (), ports: tuple[int, int] | None = None,
-              name: str = "connect") -> Iterator[Connected]:
+              name: str = "connect", key: Path | None = None) -> Iterator[Connected]:
     """`claimx connect` with MLLP and FHIR on free ports (or ``ports``), stopped afterwards."""
     mllp, fhir = ports or (free_port(), free_port())
     outbox = tmp_path / "outbox.db"
@@ -67,7 +67,7 @@ def run_agent(tmp_path: Path, served: Served, *, watch: Path | None = None,
     log = tmp_path / f"{name}.log"
     env = serve_env(tmp_path, {"CLAIMX_TOKEN": served.members["hospital.dev"]["token"]})
     with log.open("ab") as out:
-        proc = subprocess.Popen(agent_cmd(served, outbox, mllp, fhir, watch, extra), env=env,
+        proc = subprocess.Popen(agent_cmd(served, outbox, mllp, fhir, watch, extra, key), env=env,
                                 cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     agent = Connected(proc, mllp, fhir, outbox, log)
     try:

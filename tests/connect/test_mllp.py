@@ -136,3 +136,18 @@ def test_a_block_that_is_not_hl7_gets_ar_and_the_connection_goes_on(agent: Conne
     assert ack["MSA"][0][1] == "AR"
     assert ack["ERR"][0][5].startswith("not_hl7^")
     assert segments(agent.send(_message("cn_adt_a01_v251.hl7")))["MSA"][0][1] == "AA"
+
+
+def test_a_record_the_gateway_refuses_is_failed_with_its_error_kept(
+        tmp_path: Path, gateway: Served) -> None:
+    from gateway.core.keys import SigningKey
+
+    stranger = tmp_path / "unregistered.pem"  # a key the registry does not know
+    stranger.write_bytes(SigningKey.generate().to_pem())
+    before = log_size(gateway)
+    with run_agent(tmp_path / "stranger", gateway, key=stranger) as agent:
+        assert segments(agent.send(_message("cn_adt_a01_v251.hl7")))["MSA"][0][1] == "AA"
+        wait_for(lambda: agent.status()["failed"] == 1, 30, "the gateway's refusal")
+        failure = agent.status()["recent_failures"][0]["error"]  # type: ignore[index]
+        assert failure["status"] in (401, 403, 422) and failure["code"]
+    assert log_size(gateway) == before
