@@ -36,6 +36,8 @@ TOLERANCE = Decimal("0.01")
 """Rounding slack for row and total cross-checks of amounts written in fen (two places)."""
 AMOUNT_PLACES = 4
 """Hospital information systems write some amounts to four places (``0.8532``): kept exact."""
+PRICE_PLACES = 6
+"""Unit prices: the medical-insurance interfaces carry six places (2301 ``pric`` is 16,6)."""
 MAX_ROWS = 100_000
 
 Row = tuple[int, list[str]]
@@ -51,6 +53,7 @@ class _Bill:
     self_pay: Decimal = Decimal(0)
     insurer_paid: Decimal = Decimal(0)
     split: bool = False
+    policy: dict[str, Decimal] = field(default_factory=dict)
 
 
 def decode(raw: bytes) -> str:
@@ -183,19 +186,24 @@ def _add_item(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -
                              max_places=places, allow_negative=negative)
 
     name = clean_text(_cell(cells, header, "name"))
-    if not name:
-        raise AdapterError("item name is empty", code="missing_value", loc=loc("name"),
+    codes = {k: clean_text(_cell(cells, header, k)) for k in ("code", "institution_code",
+                                                             "line_id")}
+    if not name and not codes["code"]:
+        where = "name" if "name" in header.columns else "code"
+        raise AdapterError("item name is empty", code="missing_value", loc=loc(where),
                            line=line)
     amount = number("amount", AMOUNT_PLACES)
     if amount is None:
         raise AdapterError("amount is empty", code="missing_value", loc=loc("amount"),
                            line=line)
-    item: dict[str, str] = {"description": name}  # the field name HL7 and FHIR bills use too
+    item: dict[str, str] = {"description": name} if name else {}  # as HL7 and FHIR bills
+    item |= {k: v for k, v in codes.items() if v}
     category = clean_text(_cell(cells, header, "category"))
     if category:
         item["category"] = category
     quantity = number("quantity", 4) if "quantity" in header.columns else None
-    unit_price = number("unit_price", 4, False) if "unit_price" in header.columns else None
+    unit_price = (number("unit_price", PRICE_PLACES, False) if "unit_price" in header.columns
+                  else None)
     if quantity is not None:
         item["quantity"] = decimal_str(quantity)
     if unit_price is not None:
@@ -212,6 +220,15 @@ def _add_item(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -
         bill.self_pay += self_pay
         bill.insurer_paid += insurer
         bill.split = True
+    for key in layout.POLICY_FIELDS:
+        part = number(key, AMOUNT_PLACES) if key in header.columns else None
+        if part is None:
+            continue
+        if abs(part) > abs(amount) + precision(amount, part):
+            raise AdapterError(f"{header.names[key]} exceeds the item's amount",
+                               code="policy_amount_exceeds", loc=loc(key), line=line)
+        item[key] = amount_str(part)
+        bill.policy[key] = bill.policy.get(key, Decimal(0)) + part
     bill.amount += amount
     bill.items.append(item)
 
@@ -255,7 +272,8 @@ def amount_str(value: Decimal) -> str:
 
 
 def _check_totals(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -> None:
-    sums = {"amount": bill.amount, "self_pay": bill.self_pay, "insurer_paid": bill.insurer_paid}
+    sums = {"amount": bill.amount, "self_pay": bill.self_pay, "insurer_paid": bill.insurer_paid,
+            **bill.policy}
     for key, total in sums.items():
         text = _cell(cells, header, key)
         if not text:
@@ -295,6 +313,7 @@ def _body(bill: _Bill, header: layout.Header) -> dict[str, object]:
     if bill.split:
         totals["self_pay"] = amount_str(bill.self_pay)
         totals["insurer_paid"] = amount_str(bill.insurer_paid)
+    totals |= {k: amount_str(v) for k, v in bill.policy.items()}
     body: dict[str, object] = {"currency": "CNY", "items": bill.items,
                                "total": totals["amount"], "totals": totals}
     currency = bill.meta.get("currency")
