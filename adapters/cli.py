@@ -4,6 +4,10 @@ A batch runs every file and reports every failure, one line each on stderr in th
 ``FILE:line N:loc: code: message`` (no traceback, no patient data); stdout carries one JSON
 document, a list of ``{file, format, packets}`` or ``{file, error}``. Exit status: 0 all
 adapted, 1 some file failed, 2 usage error.
+
+Without ``--issuer`` the run is a preview: packets carry :data:`PLACEHOLDER_ISSUER` (the
+packet schema has no room for a mark, so the last stderr line says so) and ``claimx sign``
+refuses them; the old silent default, ``demo.hospital``, was signable for police files too.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from gateway.core.errors import AdapterError, ClaimxError
 from gateway.core.types import hex32, member_id, parse_hex32
 
 USAGE_ERROR = 2
+PLACEHOLDER_ISSUER = "0x" + "00" * 32
+"""The issuer of packets adapted without --issuer: no member has it, `claimx sign` refuses it."""
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 
@@ -87,8 +93,10 @@ def adapt(
         "--format", "-f", help="format name from --list, or auto to detect from content")
     ] = "auto",
     list_: Annotated[bool, typer.Option("--list", help="list formats and packet kinds")] = False,
-    issuer: Annotated[str, typer.Option(
-        help="publishing member: slug (hospital.ruijin) or 0x member id")] = "demo.hospital",
+    issuer: Annotated[str | None, typer.Option(
+        help="publishing member: slug (hospital.ruijin, police.shanghai) or 0x member id; "
+        "required to sign the packets (omitted: a placeholder issuer, for a preview)",
+        show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         help="also write each file's packets to OUT/<file name>.packets.json")] = None,
     subject: Annotated[str | None, typer.Option(
@@ -96,7 +104,17 @@ def adapt(
         "the subject of attachments whose text names nobody; a document naming someone "
         "else is refused")] = None,
 ) -> None:
-    """Turn institutional exports into claim packets and print them as JSON."""
+    """Turn institutional exports into claim packets and print them as JSON.
+
+    Exit status: 0 every file adapted, 1 some file failed (one stderr line each), 2 usage.
+
+    \b
+    Examples:
+      claimx adapt --list
+      claimx adapt --issuer hospital.ruijin export.hl7 bill.csv > packets.json
+      claimx adapt --issuer police.shanghai --format police report.xml
+      claimx adapt export.hl7        # preview: placeholder issuer, not signable
+    """
     if list_:
         _list_formats()
         return
@@ -105,7 +123,7 @@ def adapt(
     if format != "auto" and format not in adapters():
         raise _usage(f"unknown format {format!r}; known: auto, {', '.join(adapters())}")
     try:
-        issuer_hex = issuer_id(issuer)
+        issuer_hex = issuer_id(issuer) if issuer is not None else PLACEHOLDER_ISSUER
     except ValueError as exc:
         raise _usage(str(exc)) from None
     if subject is not None and not _PSEUDONYM.match(subject):
@@ -120,6 +138,10 @@ def adapt(
     if out is not None:
         _write(out, results)
     typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    if issuer is None:
+        typer.echo(f"note: no --issuer: the packets carry the placeholder issuer "
+                   f"{PLACEHOLDER_ISSUER[:10]}…, fine for a preview; `claimx sign` refuses "
+                   "them, so pass --issuer SLUG (e.g. hospital.ruijin) to publish", err=True)
     if failed:
         raise typer.Exit(code=1)
 

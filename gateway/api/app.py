@@ -1,7 +1,7 @@
 """The HTTP gateway (FastAPI): publish envelopes, fetch records, proofs, receipts and tree heads.
 
-Routes live in records_api and claims_api and are thin: they parse, authorise, call the
-domain modules and shape JSON.
+Routes live in gateway.api.records, .claims, .members and .push and are thin: they parse,
+authorise, call the services and return the response models of gateway.api.schemas.
 Every domain error becomes its HTTP status with a machine-readable body
 ``{"error": {"code": ..., "message": ..., ...}}`` in one handler; bodies over the size limit
 are refused before they are read whole.
@@ -27,6 +27,7 @@ from gateway.api.claims import router as claims_router
 from gateway.api.members import router as members_router
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
+from gateway.api.schemas import Health
 from gateway.core.envelope import MAX_DEPTH
 from gateway.core.errors import ClaimxError, DatabaseUnavailableError, UnavailableError
 from gateway.core.jsondepth import json_depth
@@ -70,11 +71,11 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(push_router, tags=["push"])
     app.include_router(members_router)
 
-    @app.get("/healthz", tags=["ops"])
-    async def health() -> dict[str, Any]:
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    async def health() -> Health:
         """Liveness: the process answers (on the event loop, whatever the thread pool holds).
         No authentication; it asks no dependency, so it says nothing about them: see /readyz."""
-        return {"status": "ok", "version": __version__, "chain_id": services.deployment.chain_id}
+        return Health(status="ok", version=__version__, chain_id=services.deployment.chain_id)
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
     async def ready() -> JSONResponse:

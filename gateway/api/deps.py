@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from gateway.services.auth import Caller, authenticate
+from gateway.services.wiring import Services
 
 
-def _services(request: Request) -> Any:
-    return request.app.state.services
+def _services(request: Request) -> Services:
+    return cast(Services, request.app.state.services)
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -26,7 +27,7 @@ def _caller(request: Request, authorization: Annotated[str | None, Header()] = N
         return authenticate(s, sv.members, authorization)
 
 
-ServicesDep = Annotated[Any, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(_services)]
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 """Committed when the route function returns and *before* the response is sent: a client
 that got its 2xx reads its own write at once, and a failing commit is the client's error

@@ -14,27 +14,30 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from gateway.api.deps import CallerDep, ServicesDep, SessionDep
-from gateway.core.errors import ForbiddenError, InputError
-from gateway.core.types import Role
-from gateway.services.access import access_entries, find_record, read_payload
+from gateway.api.schemas import (
+    AccessLogOut,
+    ConsistencyOut,
+    EnvelopeOut,
+    Erased,
+    LogHead,
+    ProofOut,
+    Published,
+    RecordOut,
+    SignatureModel,
+)
+from gateway.core.errors import InputError
+from gateway.core.receipt import Receipt
+from gateway.services import records
+from gateway.services.access import find_record, read_payload
 from gateway.services.auth import PUBLISHERS, require_role
 from gateway.services.publish import Accepted
 from gateway.services.receipts import build_receipt, inclusion
-from gateway.store.log import EvidenceLogDB
-from gateway.store.tables import Anchor
-from gateway.store.vault import erase
 
 router = APIRouter()
 DIGEST = Path(pattern=r"^(0x)?[0-9a-fA-F]{64}$", description="record digest, 64 hex digits")
 DigestPath = Annotated[str, DIGEST]
-
-
-class SignatureModel(BaseModel):
-    keyid: str = Field(description="0x-hex SHA-256 of the signing key's SubjectPublicKeyInfo")
-    sig: str = Field(description="base64 signature over the DSSE PAE")
 
 
 class EnvelopeModel(BaseModel):
@@ -48,15 +51,6 @@ class EnvelopeModel(BaseModel):
 class BatchModel(BaseModel):
     envelopes: list[EnvelopeModel] = Field(description="all are checked; one bad one rejects "
                                            "the batch and nothing is stored")
-
-
-class Published(BaseModel):
-    digest: str
-    duplicate: bool = Field(description="already stored: not a second leaf")
-    urgent: bool
-    kind: str
-    key_status: str = Field("fresh", description='"stale": the chain was down and the '
-                            "signing key was checked against the registry's last answer")
 
 
 def _published(a: Accepted) -> Published:
@@ -93,101 +87,66 @@ async def publish_batch(request: Request, sv: ServicesDep, caller: CallerDep) ->
     return [_published(a) for a in accepted]
 
 
-@router.get("/v1/records/{digest}", tags=["records"])
-def get_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
+@router.get("/v1/records/{digest}", response_model=RecordOut, tags=["records"])
+def get_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> RecordOut:
     """A record's metadata and status (accepted, logged, anchored); no payload."""
-    rec = find_record(s, _hex(digest))
-    anchor = None if rec.leaf_index is None else s.scalar(
-        select(Anchor).where(Anchor.size > rec.leaf_index).order_by(Anchor.size).limit(1))
-    status = "accepted" if rec.leaf_index is None else "anchored" if anchor else "logged"
-    return {
-        "digest": rec.digest.hex(), "status": status, "kind": rec.kind,
-        "issuer": "0x" + rec.issuer.hex(), "issued_at": rec.issued_at,
-        "accepted_at": rec.accepted_at.isoformat(), "urgent": rec.urgent,
-        "leaf_index": rec.leaf_index, "erased": rec.erased_at is not None,
-        "anchored_in": None if anchor is None else {
-            "head_index": anchor.head_index, "size": anchor.size,
-            "tx_hash": anchor.tx_hash.hex(), "block_number": anchor.block_number},
-    }
+    return RecordOut.model_validate(records.metadata(s, find_record(s, _hex(digest))))
 
 
-@router.get("/v1/records/{digest}/envelope", tags=["records"])
+@router.get("/v1/records/{digest}/envelope", response_model=EnvelopeOut, tags=["records"])
 def get_envelope(s: SessionDep, sv: ServicesDep, caller: CallerDep, digest: DigestPath,
                  claim: Annotated[str | None, Query(description="claim to read under")] = None,
-                 ) -> dict[str, Any]:
+                 ) -> EnvelopeOut:
     """The signed envelope with its payload: for its issuer, or an insurer whose claim holds
     it under a live consent. Every read is logged on the evidence log."""
     rec = find_record(s, _hex(digest))
-    return read_payload(s, sv.vault, sv.ledger, caller, rec, claim)
+    return EnvelopeOut.model_validate(read_payload(s, sv.vault, sv.ledger, caller, rec, claim))
 
 
-@router.get("/v1/records/{digest}/receipt", tags=["proofs"])
+@router.get("/v1/records/{digest}/receipt", response_model=Receipt, tags=["proofs"])
 def get_receipt(s: SessionDep, sv: ServicesDep, caller: CallerDep, digest: DigestPath,
                 claim: Annotated[str | None, Query(description="claim to read under")] = None,
-                ) -> dict[str, Any]:
+                ) -> Receipt:
     """Portable receipt (envelope, inclusion proof against the latest anchored head, anchoring
     transactions): a payload read, so the same rules and logging as /envelope."""
     rec = find_record(s, _hex(digest))
     envelope = read_payload(s, sv.vault, sv.ledger, caller, rec, claim)
-    return build_receipt(s, rec.digest, sv.chain_ref, envelope, sv.cache).model_dump(mode="json")
+    return build_receipt(s, rec.digest, sv.chain_ref, envelope, sv.cache)
 
 
-@router.get("/v1/records/{digest}/proof", tags=["proofs"])
+@router.get("/v1/records/{digest}/proof", response_model=ProofOut, tags=["proofs"])
 def get_proof(s: SessionDep, sv: ServicesDep, caller: CallerDep,
-              digest: DigestPath) -> dict[str, Any]:
+              digest: DigestPath) -> ProofOut:
     """Inclusion proof and anchoring heads without the payload (what auditors read)."""
     rec = find_record(s, _hex(digest))
-    chain = {"chain": sv.chain_ref.model_dump()}
-    return inclusion(s, rec, sv.cache).model_dump(mode="json") | chain
+    return ProofOut(**inclusion(s, rec, sv.cache).model_dump(), chain=sv.chain_ref)
 
 
-@router.post("/v1/records/{digest}/erase", tags=["records"])
-def erase_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
+@router.post("/v1/records/{digest}/erase", response_model=Erased, tags=["records"])
+def erase_record(s: SessionDep, caller: CallerDep, digest: DigestPath) -> Erased:
     """Destroy the payload's key (by its issuer or the operator): the digest stays provable."""
-    rec = find_record(s, _hex(digest))
-    if caller.member_id != rec.issuer and caller.role != Role.OPERATOR:
-        raise ForbiddenError("only the record's issuer or the exchange operator may erase it",
-                             code="erase_forbidden")
-    erase(s, rec)
-    return {"digest": rec.digest.hex(), "erased": True}
+    return Erased.model_validate(records.erase_record(s, caller, find_record(s, _hex(digest))))
 
 
-@router.get("/v1/records/{digest}/access-log", tags=["audit"])
-def get_access_log(s: SessionDep, caller: CallerDep, digest: DigestPath) -> dict[str, Any]:
+@router.get("/v1/records/{digest}/access-log", response_model=AccessLogOut, tags=["audit"])
+def get_access_log(s: SessionDep, caller: CallerDep, digest: DigestPath) -> AccessLogOut:
     """Every payload read of a record: auditors, the operator, and the record's issuer."""
     rec = find_record(s, _hex(digest))
-    if caller.role not in (Role.AUDITOR, Role.OPERATOR) and caller.member_id != rec.issuer:
-        raise ForbiddenError("access logs are for auditors, the operator and the issuer",
-                             code="role_forbidden")
-    return {"digest": rec.digest.hex(), "reads": access_entries(s, rec.digest)}
+    return AccessLogOut.model_validate(records.access_log(s, caller, rec))
 
 
-@router.get("/v1/log/head", tags=["proofs"])
-def get_head(s: SessionDep, sv: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+@router.get("/v1/log/head", response_model=LogHead, tags=["proofs"])
+def get_head(s: SessionDep, sv: ServicesDep, caller: CallerDep) -> LogHead:
     """The latest tree head anchored on chain, and the local log size."""
-    latest = s.scalar(select(Anchor).order_by(Anchor.size.desc()).limit(1))
-    return {
-        "log_size": EvidenceLogDB(s, sv.cache).size(),
-        "anchored": None if latest is None else {
-            "head_index": latest.head_index, "size": latest.size, "root": latest.root.hex(),
-            "tx_hash": latest.tx_hash.hex(), "block_number": latest.block_number,
-            "block_time": latest.block_time},
-        "chain": sv.chain_ref.model_dump(),
-    }
+    return LogHead.model_validate(records.log_head(s, sv.cache, sv.chain_ref))
 
 
-@router.get("/v1/log/consistency", tags=["proofs"])
+@router.get("/v1/log/consistency", response_model=ConsistencyOut, tags=["proofs"])
 def get_consistency(s: SessionDep, sv: ServicesDep, caller: CallerDep,
                     first: Annotated[int, Query(ge=0)],
-                    second: Annotated[int, Query(ge=1)]) -> dict[str, Any]:
+                    second: Annotated[int, Query(ge=1)]) -> ConsistencyOut:
     """RFC 9162 consistency proof between two sizes of the log."""
-    logdb = EvidenceLogDB(s, sv.cache)
-    if not first <= second <= logdb.size():
-        raise InputError(f"need 0 <= first <= second <= log size {logdb.size()}",
-                         code="bad_sizes")
-    return {"first": first, "second": second,
-            "root1": logdb.root(first).hex(), "root2": logdb.root(second).hex(),
-            "proof": [p.hex() for p in logdb.consistency_proof(first, second)]}
+    return ConsistencyOut.model_validate(records.consistency(s, sv.cache, first, second))
 
 
 def _batch_items(body: bytes, limit: int) -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.chain.contracts import Registry
+from gateway.core.keys import algorithm_name
 from gateway.core.types import hex32
 
 
@@ -18,7 +19,7 @@ def describe(reg: Registry, member: bytes, when: int) -> dict[str, Any]:
     keys = []
     for key_id in reg.keys_of(member):
         state = reg.key_status_at(member, key_id, when)
-        keys.append({"key_id": hex32(key_id), "algorithm": state.algorithm.name.lower(),
+        keys.append({"key_id": hex32(key_id), "algorithm": algorithm_name(state.algorithm),
                      "status": state.status, "public_key": "0x" + state.public_key.hex()})
     return {"id": hex32(member), "name": m.name, "role": m.role.name.lower(),
             "admitted_at": m.admitted_at, "suspended_at": m.suspended_at or None, "at": when,

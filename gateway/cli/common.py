@@ -24,6 +24,8 @@ RpcOpt = Annotated[str, typer.Option("--rpc-url", envvar="CLAIMX_RPC_URL",
 KeyEnvOpt = Annotated[str | None, typer.Option(
     help="environment variable holding the admin's private key (for nodes without unlocked "
     "accounts, e.g. Besu); the key itself never goes on the command line")]
+MemberArg = Annotated[str, typer.Argument(
+    help="member slug (hospital.ruijin) or its 0x bytes32 id", show_default=False)]
 DEFAULT_DEPLOYMENT = Path(".claimx/deployment.json")
 DeploymentOpt = Annotated[Path, typer.Option("--deployment", envvar="CLAIMX_DEPLOYMENT_FILE",
                                              help="file written by `claimx deploy`")]

@@ -13,7 +13,7 @@ import typer
 from gateway.core.envelope import MAX_DEPTH, sign_packet
 from gateway.core.errors import ClaimxError, InputError
 from gateway.core.jsondepth import json_depth
-from gateway.core.keys import ALGORITHM_NAMES, SigningKey
+from gateway.core.keys import SigningKey, algorithm_name, parse_algorithm
 from gateway.core.packet import Packet
 from gateway.core.types import hex32
 
@@ -32,23 +32,30 @@ def _passphrase(env: str | None) -> bytes | None:
 @keys_app.command("new")
 def keys_new(
     out: Annotated[Path, typer.Option("--out", "-o", help="private key file to write (PEM)")],
-    alg: Annotated[str, typer.Option(help="ed25519 or p256")] = "ed25519",
+    alg: Annotated[str, typer.Option(
+        help="ed25519 or p256 (ECDSA P-256; ecdsa_p256 is accepted too)")] = "ed25519",
     passphrase_env: Annotated[str | None, typer.Option(
         help="encrypt the key with the passphrase in this environment variable")] = None,
 ) -> None:
     """Generate a signing key; print its key id and the public key to register on chain.
 
-    Register it with `claimx members add-key MEMBER --key-id ... --public-key ...`.
+    The admin then registers it (the algorithm is read from the public key):
+
+    \b
+      claimx keys new --out hospital.key --alg p256
+      claimx members add-key hospital.ruijin --key-id 0x... --public-key 0x...
     """
-    if alg not in ALGORITHM_NAMES:
-        raise typer.BadParameter(f"--alg must be one of {', '.join(ALGORITHM_NAMES)}")
+    try:
+        algorithm = parse_algorithm(alg)
+    except InputError as exc:
+        raise typer.BadParameter(exc.msg, param_hint="--alg") from exc
     if out.exists():
         raise typer.BadParameter(f"{out} exists; refusing to overwrite a key")
-    key = SigningKey.generate(ALGORITHM_NAMES[alg])
+    key = SigningKey.generate(algorithm)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(key.to_pem(_passphrase(passphrase_env)))
     out.chmod(0o600)
-    typer.echo(json.dumps({"file": str(out), "algorithm": key.algorithm.name.lower(),
+    typer.echo(json.dumps({"file": str(out), "algorithm": algorithm_name(key.algorithm),
                            "key_id": hex32(key.key_id),
                            "public_key": "0x" + key.public.raw.hex()}, indent=2))
 
@@ -63,7 +70,13 @@ def sign(
     """Canonicalise claim packets (RFC 8785) and wrap each in a signed DSSE envelope.
 
     Prints one envelope, or a JSON list when given several packets; publish them with
-    `POST /v1/records` or `/v1/records/batch`.
+    `POST /v1/records` or `/v1/records/batch`. Packets adapted without --issuer (the
+    placeholder issuer) are refused.
+
+    \b
+    Examples:
+      claimx sign packet.json --key hospital.key --out envelope.json
+      claimx adapt --issuer hospital.ruijin bill.csv | claimx sign - --key hospital.key
     """
     try:
         raw = sys.stdin.buffer.read() if str(packet_file) == "-" else packet_file.read_bytes()
@@ -72,8 +85,9 @@ def sign(
             raise InputError(f"packet file nests deeper than {MAX_DEPTH} levels",
                              code="too_deep")
         obj = json.loads(raw)
-        objs = _packets(obj)
-        envelopes = [sign_packet(Packet.from_obj(o), signer).to_json() for o in objs]
+        packets = [Packet.from_obj(o) for o in _packets(obj)]
+        _refuse_placeholder(packets)
+        envelopes = [sign_packet(p, signer).to_json() for p in packets]
     except json.JSONDecodeError as exc:
         typer.echo(f"error: {packet_file}: not JSON: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -85,6 +99,17 @@ def sign(
         out.write_text(text + "\n")
     else:
         typer.echo(text)
+
+
+def _refuse_placeholder(packets: list[Packet]) -> None:
+    """Packets adapted without --issuer name no member; signing them would publish nothing."""
+    from adapters.cli import PLACEHOLDER_ISSUER
+
+    for n, packet in enumerate(packets, start=1):
+        if packet.issuer == PLACEHOLDER_ISSUER:
+            raise InputError(f"packet {n} has the placeholder issuer `claimx adapt` writes "
+                             "without --issuer; adapt again with --issuer SLUG (the member "
+                             "whose key signs)", code="placeholder_issuer")
 
 
 def _packets(obj: object) -> list[object]:

@@ -11,27 +11,36 @@ from gateway.cli.common import (
     DEFAULT_DEPLOYMENT,
     DeploymentOpt,
     KeyEnvOpt,
+    MemberArg,
     RpcOpt,
     member_arg,
     registry,
 )
+from gateway.core.errors import InputError
+from gateway.core.keys import PublicKey, algorithm_name, detect_algorithm, parse_algorithm
 from gateway.core.types import KeyAlgorithm, Role, hex32, parse_hex32
 
 members_app = typer.Typer(help="Admit, suspend and reinstate members; register and revoke "
                           "their signing keys (consortium admin).", no_args_is_help=True)
 
-_ALGORITHMS = {"ed25519": KeyAlgorithm.ED25519, "p256": KeyAlgorithm.ECDSA_P256}
-
 
 @members_app.command("admit")
-def admit(slug: str, role: Annotated[str, typer.Option(help="hospital, police, insurer, "
-                                                       "auditor, operator or civil")],
+def admit(slug: Annotated[str, typer.Argument(help="the new member's slug, e.g. "
+                                              "hospital.ruijin", show_default=False)],
+          role: Annotated[str, typer.Option(help="hospital, police, insurer, auditor, "
+                                            "operator or civil")],
           name: Annotated[str, typer.Option(help="display name")], rpc_url: RpcOpt,
           deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
           operator: Annotated[list[str] | None, typer.Option(
-              help="operator account (repeatable)")] = None,
+              help="operator account, acting for the member on chain (repeatable)")] = None,
           private_key_env: KeyEnvOpt = None) -> None:
-    """Admit an institution; its id is derived from SLUG (e.g. hospital.ruijin)."""
+    """Admit an institution; its id is derived from SLUG.
+
+    \b
+    Example:
+      claimx members admit hospital.ruijin --role hospital --name "Ruijin Hospital" \\
+          --rpc-url http://127.0.0.1:8545 --operator 0xOPERATOR_ACCOUNT
+    """
     try:
         r = Role[role.upper()]
     except KeyError as exc:
@@ -42,26 +51,61 @@ def admit(slug: str, role: Annotated[str, typer.Option(help="hospital, police, i
 
 
 @members_app.command("add-key")
-def add_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id")],
+def add_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x key id")],
             public_key: Annotated[str, typer.Option(help="0x public key (from keys new)")],
-            rpc_url: RpcOpt, alg: Annotated[str, typer.Option(help="ed25519 or p256")] = "ed25519",
+            rpc_url: RpcOpt, alg: Annotated[str | None, typer.Option(
+                help="ed25519 or p256 (ecdsa_p256 accepted); default: read from the public "
+                "key (32 bytes Ed25519, 33/65-byte SEC1 point P-256)",
+                show_default=False)] = None,
             deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
             private_key_env: KeyEnvOpt = None) -> None:
-    """Register a signing key printed by `claimx keys new`."""
-    if alg not in _ALGORITHMS:
-        raise typer.BadParameter(f"unknown algorithm {alg!r}: use ed25519 or p256")
-    algorithm = _ALGORITHMS[alg]
+    """Register a signing key printed by `claimx keys new` for MEMBER.
+
+    The key id must be the one `keys new` printed for this public key; it is checked here
+    before anything is sent.
+
+    \b
+    Example:
+      claimx members add-key hospital.ruijin --key-id 0x... --public-key 0x... \\
+          --rpc-url http://127.0.0.1:8545
+    """
+    raw, algorithm = _public_key(public_key, alg)
+    kid = _key_id(key_id)
+    actual = PublicKey(algorithm, raw).key_id
+    if actual != kid:
+        raise typer.BadParameter(f"key id {key_id} is not this public key's (it is "
+                                 f"{hex32(actual)}); pass both from the same `keys new` output",
+                                 param_hint="--key-id")
+    registry(rpc_url, deployment, private_key_env).add_key(member_arg(member), kid,
+                                                           algorithm, raw)
+    typer.echo(f"key {key_id} ({algorithm_name(algorithm)}) registered for {member}")
+
+
+def _key_id(text: str) -> bytes:
     try:
-        registry(rpc_url, deployment, private_key_env).add_key(
-            member_arg(member), parse_hex32(key_id, "key id"), algorithm,
-            bytes.fromhex(public_key.removeprefix("0x")))
+        return parse_hex32(text, "key id")
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"key {key_id} registered for {member}")
+        raise typer.BadParameter(str(exc), param_hint="--key-id") from exc
+
+
+def _public_key(text: str, alg: str | None) -> tuple[bytes, KeyAlgorithm]:
+    """The public key's bytes and algorithm: named by --alg, else detected from the bytes."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError as exc:
+        raise typer.BadParameter("not hex: give the 0x public_key that `claimx keys new` "
+                                 "printed", param_hint="--public-key") from exc
+    try:
+        algorithm = parse_algorithm(alg) if alg is not None else detect_algorithm(raw)
+        PublicKey.from_chain(algorithm, raw)
+    except InputError as exc:
+        hint = "--alg" if exc.code == "bad_algorithm" else "--public-key"
+        raise typer.BadParameter(exc.msg, param_hint=hint) from exc
+    return raw, algorithm
 
 
 @members_app.command("revoke-key")
-def revoke_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id")],
+def revoke_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x key id")],
                rpc_url: RpcOpt, at: Annotated[int, typer.Option(
                    help="unix time the key stops being valid (0 = now; earlier for a "
                    "compromise)")] = 0,
@@ -74,7 +118,7 @@ def revoke_key(member: str, key_id: Annotated[str, typer.Option(help="0x key id"
 
 
 @members_app.command("suspend")
-def suspend(member: str, rpc_url: RpcOpt,
+def suspend(member: MemberArg, rpc_url: RpcOpt,
             deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
             private_key_env: KeyEnvOpt = None) -> None:
     """Suspend a member: its keys are invalid from now until reinstated."""
@@ -83,7 +127,7 @@ def suspend(member: str, rpc_url: RpcOpt,
 
 
 @members_app.command("reinstate")
-def reinstate(member: str, rpc_url: RpcOpt,
+def reinstate(member: MemberArg, rpc_url: RpcOpt,
               deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
               private_key_env: KeyEnvOpt = None) -> None:
     """Lift a member's suspension."""
@@ -104,7 +148,7 @@ def list_members(rpc_url: RpcOpt, deployment: DeploymentOpt = DEFAULT_DEPLOYMENT
 
 
 @members_app.command("show")
-def show(member: str, rpc_url: RpcOpt, deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
+def show(member: MemberArg, rpc_url: RpcOpt, deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
          at: Annotated[int, typer.Option(help="unix time to ask key validity for (0 = the "
                                          "latest block's time)")] = 0) -> None:
     """One member, with each key's status at a time as the registry answers it, as JSON."""

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from gateway.cli.common import DEFAULT_DEPLOYMENT, DeploymentOpt
+
 
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
@@ -19,14 +21,23 @@ def serve(
         envvar="CLAIMX_DATABASE_URL", help="SQLAlchemy URL, e.g. "
         "postgresql+psycopg://user@127.0.0.1/claimx; default SQLite under .claimx/")] = None,
     deployment: Annotated[Path | None, typer.Option(
-        envvar="CLAIMX_DEPLOYMENT_FILE", help="contract addresses from `claimx deploy`")] = None,
+        envvar="CLAIMX_DEPLOYMENT_FILE", show_default=False,
+        help="file written by `claimx deploy` (default .claimx/deployment.json, under "
+        "CLAIMX_HOME); unused on the in-process EVM")] = None,
     worker: Annotated[bool, typer.Option(help="run the anchor worker in this process")] = True,
     dev_members: Annotated[Path | None, typer.Option(
         help="development only: admit a hospital, police bureau, insurer and auditor and write "
         "their keys and API tokens to DIR/members.json (try them with scripts/api_flow.py)",
     )] = None,
 ) -> None:
-    """Run the HTTP gateway (OpenAPI at /docs and /openapi.json) with its anchor worker."""
+    """Run the HTTP gateway (OpenAPI at /docs and /openapi.json) with its anchor worker.
+
+    \b
+    Examples:
+      claimx serve --dev-members .claimx/dev      # sandbox: in-process EVM and SQLite
+      claimx serve --rpc-url http://127.0.0.1:8545 \\
+          --database-url postgresql+psycopg://claimx@127.0.0.1/claimx
+    """
     import uvicorn
 
     from gateway.api.app import create_app
@@ -53,12 +64,16 @@ def worker(
     rpc_url: Annotated[str, typer.Option(envvar="CLAIMX_RPC_URL", help="JSON-RPC node")],
     database_url: Annotated[str, typer.Option(envvar="CLAIMX_DATABASE_URL",
                                               help="the gateways' database")],
-    deployment: Annotated[Path, typer.Option(envvar="CLAIMX_DEPLOYMENT_FILE",
-                                             help="contract addresses from `claimx deploy`")],
+    deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
 ) -> None:
     """Run only the anchor worker (gateways then run `serve --no-worker`).
 
     Several may run: the one holding the database lease works, the others stand by.
+
+    \b
+    Example:
+      claimx worker --rpc-url http://127.0.0.1:8545 \\
+          --database-url postgresql+psycopg://claimx@127.0.0.1/claimx
     """
     from gateway.config import Settings
     from gateway.services.wiring import build_services

@@ -7,55 +7,114 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.core.errors import ClaimxError
+from gateway.cli.common import DEFAULT_DEPLOYMENT, DeploymentOpt
+from gateway.cli.outcome import (
+    CHAIN_TIMEOUT,
+    INVALID,
+    VALID,
+    LogOpt,
+    TimeoutOpt,
+    Unchecked,
+    give_up,
+    log_address,
+    open_chain,
+    open_log,
+    unanswered,
+    unreadable_receipt,
+)
+from gateway.core.errors import ChainError, ClaimxError
+
+if TYPE_CHECKING:
+    from gateway.core.receipt import Receipt
+    from gateway.verify.audit import ReadAudit
+    from gateway.verify.receipt import Report
 
 
 def verify(
     receipt: Annotated[Path, typer.Argument(help="receipt JSON from GET "
                                             "/v1/records/{digest}/receipt")],
-    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node of the consortium chain")],
-    log: Annotated[str, typer.Option("--log", help="EvidenceLog contract address")],
+    rpc_url: Annotated[str, typer.Option(envvar="CLAIMX_RPC_URL",
+                                         help="JSON-RPC node of the consortium chain")],
+    log: LogOpt = None,
+    deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    timeout: TimeoutOpt = CHAIN_TIMEOUT,
 ) -> None:
-    """Verify a receipt trusting only the chain. Exit 0 when valid, 1 when not.
+    """Verify a receipt trusting only the chain.
 
     Recomputes the digest, checks the inclusion proof against a tree head read from the
     EvidenceLog, the signature with the key the registry says was valid when the record
     was anchored, and that the issuer has not revoked it.
+
+    Exit status: 0 VALID; 1 INVALID (the chain contradicts the receipt: tampering or a
+    forged receipt); 2 UNCHECKED (node unreachable, --log not an EvidenceLog, receipt
+    unreadable: a set-up problem, told on stderr with its fix). --json adds "verdict".
+
+    \b
+    Example:
+      claimx verify receipt.json --rpc-url http://127.0.0.1:8545 --log 0xEVIDENCE_LOG
     """
-    from gateway.chain.client import Chain
     from gateway.core.receipt import Receipt
     from gateway.verify.receipt import verify_receipt
 
+    report: Report | None = None
     try:
-        parsed = Receipt.from_json(receipt.read_bytes())
-        report = verify_receipt(parsed, Chain.connect(rpc_url), log)
-    except (ClaimxError, OSError) as exc:
-        typer.echo(f"error: {receipt}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        try:
+            parsed = Receipt.from_json(receipt.read_bytes())
+        except (OSError, ClaimxError) as exc:
+            raise unreadable_receipt(receipt, exc) from exc
+        address = log_address(log, deployment)
+        chain = open_chain(rpc_url, timeout)
+        open_log(chain, address, parsed.chain.registry)
+        try:
+            report = verify_receipt(parsed, chain, address)
+        except ChainError as exc:
+            raise unanswered(exc, chain) from exc
+        if not report.valid:
+            _elsewhere(parsed, chain.chain_id, address)
+    except Unchecked as exc:
+        give_up(exc, as_json, report.to_dict()["checks"] if report else None)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         for c in report.checks:
             typer.echo(f"[{'PASS' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
-        typer.echo("VALID" if report.valid else "INVALID")
-    raise typer.Exit(0 if report.valid else 1)
+        typer.echo(report.verdict)
+    if not report.valid:
+        failed = next((c.name for c in report.checks if not c.ok), "no check")
+        typer.echo(f"INVALID: the chain contradicts the receipt ({failed} failed); the node and "
+                   "log answered, so this is the receipt or the record, not the set-up", err=True)
+    raise typer.Exit(VALID if report.valid else INVALID)
+
+
+def _elsewhere(receipt: Receipt, chain_id: int, address: str) -> None:
+    """An invalid result against another log or chain than the receipt names is a set-up
+    question first: the receipt cannot be judged against a log it does not claim."""
+    named = receipt.chain
+    if named.chain_id != chain_id or named.evidence_log.lower() != address.lower():
+        raise Unchecked(f"the receipt names evidence log {named.evidence_log} on chain "
+                        f"{named.chain_id}, but it was checked against {address} on chain "
+                        f"{chain_id}", "point --rpc-url and --log at the consortium chain and "
+                        "log the record was published to", "other_log")
 
 
 def audit(
     digests: Annotated[list[str], typer.Argument(help="hex digests of the records to audit")],
     gateway: Annotated[str, typer.Option(envvar="CLAIMX_GATEWAY_URL",
                                          help="the gateway's base URL")],
-    rpc_url: Annotated[str, typer.Option(help="JSON-RPC node of the consortium chain")],
-    log: Annotated[str, typer.Option("--log", help="EvidenceLog contract address")],
+    rpc_url: Annotated[str, typer.Option(envvar="CLAIMX_RPC_URL",
+                                         help="JSON-RPC node of the consortium chain")],
     token: Annotated[str, typer.Option(envvar="CLAIMX_TOKEN", show_default=False,
                                        help="the auditor's API token (cx1_…); from the "
                                        "environment, so it stays out of shell history")],
+    log: LogOpt = None,
+    deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
     as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,
+    timeout: TimeoutOpt = CHAIN_TIMEOUT,
 ) -> None:
     """Prove that every payload read of each record was consented, against the chain.
 
@@ -63,24 +122,21 @@ def audit(
     head on chain, operator signature by a key valid in the registry) and checked against
     each other: the claimant's signature over the consent scope, the reader named as insurer,
     the same claimant, consent logged before the read and live at it, scope covering the
-    record. Exit 0 when every read is proven, 1 otherwise.
+    record.
+
+    Exit status: 0 every read proven; 1 some read unproven; 2 UNCHECKED (gateway or node
+    unreachable, token refused, --log not an EvidenceLog), told on stderr with its fix.
+
+    \b
+    Example:
+      CLAIMX_TOKEN=cx1_... claimx audit DIGEST --gateway http://127.0.0.1:8000 \\
+          --rpc-url http://127.0.0.1:8545 --log 0xEVIDENCE_LOG
     """
-    import httpx
-
-    from gateway.chain.client import Chain
-    from gateway.verify.audit import audit_reads, http_fetch
-
-    chain = Chain.connect(rpc_url)
-    headers = {"Authorization": f"Bearer {token}"}
-    results = {}
     try:
-        with httpx.Client(base_url=gateway, headers=headers, timeout=30) as client:
-            for digest in digests:
-                results[digest] = audit_reads(digest.lower().removeprefix("0x"),
-                                              http_fetch(client), chain, log)
-    except httpx.HTTPError as exc:
-        raise ClaimxError(f"cannot reach the gateway at {gateway}: {type(exc).__name__}; check "
-                          "--gateway (or CLAIMX_GATEWAY_URL)", code="gateway_unreachable") from exc
+        results = _audit(digests, gateway, token, rpc_url, log_address(log, deployment),
+                         timeout)
+    except Unchecked as exc:
+        give_up(exc, as_json)
     proven = all(r.report.valid for reads in results.values() for r in reads)
     if as_json:
         typer.echo(json.dumps({d: [r.to_dict() for r in reads] for d, reads in results.items()},
@@ -93,4 +149,36 @@ def audit(
                 for c in r.report.checks:
                     typer.echo(f"    [{'PASS' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
         typer.echo("EVERY READ CONSENTED" if proven else "UNPROVEN READS")
-    raise typer.Exit(0 if proven else 1)
+    if not proven:
+        typer.echo("INVALID: some read is not proven consented (see the [FAIL] lines)",
+                   err=True)
+    raise typer.Exit(VALID if proven else INVALID)
+
+
+def _audit(digests: list[str], gateway: str, token: str, rpc_url: str, address: str,
+           timeout: float) -> dict[str, list[ReadAudit]]:
+    """Every read of every digest, or :class:`Unchecked` when gateway or chain cannot say."""
+    import httpx
+
+    from gateway.verify.audit import audit_reads, http_fetch
+
+    chain = open_chain(rpc_url, timeout)
+    open_log(chain, address)
+    results = {}
+    try:
+        with httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {token}"},
+                          timeout=30) as client:
+            for digest in digests:
+                results[digest] = audit_reads(digest.lower().removeprefix("0x"),
+                                              http_fetch(client), chain, address)
+    except httpx.HTTPError as exc:
+        raise Unchecked(f"cannot reach the gateway at {gateway} ({type(exc).__name__})",
+                        "check --gateway (or CLAIMX_GATEWAY_URL)",
+                        "gateway_unreachable") from exc
+    except ChainError as exc:
+        raise unanswered(exc, chain) from exc
+    except ClaimxError as exc:
+        raise Unchecked(f"the gateway refused: {exc.code}: {exc.msg}",
+                        "check the auditor's token (CLAIMX_TOKEN) and the digests",
+                        exc.code) from exc
+    return results

@@ -29,8 +29,44 @@ _ECDSA = ec.ECDSA(hashes.SHA256())
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKeyObj = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
+CANONICAL_NAMES = {KeyAlgorithm.ED25519: "ed25519", KeyAlgorithm.ECDSA_P256: "p256"}
+"""The one spelling claimx prints for each algorithm (``keys new``, ``members show``, reports)."""
 ALGORITHM_NAMES = {"ed25519": KeyAlgorithm.ED25519, "p256": KeyAlgorithm.ECDSA_P256,
-                   "ecdsa-p256": KeyAlgorithm.ECDSA_P256}
+                   "ecdsa-p256": KeyAlgorithm.ECDSA_P256, "ecdsa_p256": KeyAlgorithm.ECDSA_P256,
+                   "p-256": KeyAlgorithm.ECDSA_P256}
+"""Names accepted on input: the canonical ones and the aliases older output printed."""
+_SEC1_PREFIXES = {33: (0x02, 0x03), 65: (0x04,)}
+
+
+def algorithm_name(algorithm: KeyAlgorithm | int) -> str:
+    """The canonical name (``ed25519``, ``p256``) of an algorithm."""
+    alg = KeyAlgorithm(algorithm)
+    return CANONICAL_NAMES.get(alg, alg.name.lower())
+
+
+def parse_algorithm(text: str) -> KeyAlgorithm:
+    """An algorithm from its name or an alias, case-insensitively."""
+    try:
+        return ALGORITHM_NAMES[text.strip().lower()]
+    except KeyError:
+        raise InputError(f"unknown algorithm {text!r}: use "
+                         f"{' or '.join(CANONICAL_NAMES.values())}",
+                         code="bad_algorithm") from None
+
+
+def detect_algorithm(raw: bytes) -> KeyAlgorithm:
+    """The algorithm of a public key from its encoding: 32 raw bytes are Ed25519, a 33-byte
+    compressed or 65-byte uncompressed SEC1 point is P-256; the key must also parse."""
+    if len(raw) == 32:
+        alg = KeyAlgorithm.ED25519
+    elif raw[:1] and raw[0] in _SEC1_PREFIXES.get(len(raw), ()):
+        alg = KeyAlgorithm.ECDSA_P256
+    else:
+        raise InputError(f"cannot tell the algorithm of a {len(raw)}-byte public key: expected "
+                         "32 bytes (Ed25519) or a 33/65-byte SEC1 point starting 02, 03 or 04 "
+                         "(P-256); name it with --alg", code="bad_public_key")
+    PublicKey.from_chain(alg, raw)
+    return alg
 
 
 def ecdsa_der(signature: bytes) -> bytes:
@@ -91,7 +127,7 @@ class PublicKey:
             if self.algorithm == KeyAlgorithm.ECDSA_P256:
                 return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.raw)
         except ValueError as exc:
-            raise InputError(f"malformed {self.algorithm.name} public key",
+            raise InputError(f"malformed {algorithm_name(self.algorithm)} public key",
                              code="bad_public_key") from exc
         raise InputError(f"unsupported key algorithm {self.algorithm!r}", code="bad_algorithm")
 

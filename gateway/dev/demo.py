@@ -34,7 +34,7 @@ from gateway.config import Settings
 from gateway.core.consent import ConsentScope, scope_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.errors import ClaimxError
-from gateway.core.keys import SigningKey
+from gateway.core.keys import SigningKey, algorithm_name
 from gateway.core.packet import SourceRef, new_packet
 from gateway.core.receipt import Receipt
 from gateway.core.types import KeyAlgorithm, MemberId, Role, hex32, member_id
@@ -131,8 +131,8 @@ def _admit(sv: Services, console: Console) -> list[Member]:
             registry.add_key(m.id, m.key.key_id, m.key.algorithm, m.key.public.raw)
         with sv.db.session() as s:
             m.token = issue_credential(s, m.id, "demo")
-        table.add_row(m.name, m.role.name.lower(),
-                      f"{m.key.algorithm.name} {m.key.key_id.hex()[:12]}…" if m.key else "-")
+        key = f"{algorithm_name(m.key.algorithm)} {m.key.key_id.hex()[:12]}…" if m.key else "-"
+        table.add_row(m.name, m.role.name.lower(), key)
     console.print(table)
     return members
 

@@ -18,7 +18,7 @@ from gateway.core.errors import ForbiddenError, NotFoundError
 from gateway.core.packet import EXCHANGE_KINDS
 from gateway.core.types import Role, hex32
 from gateway.services.auth import Caller
-from gateway.services.claims import live_consent
+from gateway.services.consent import live_consent
 from gateway.services.ledger import Ledger
 from gateway.store.tables import AccessLog, Claim, ClaimRecord, Consent, Record
 from gateway.store.vault import Vault, envelope_json

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -24,6 +24,8 @@ from gateway.core.errors import ConflictError, NotFoundError
 from gateway.core.packet import EXCHANGE_KINDS
 from gateway.core.types import as_utc, hex32, parse_hex32
 from gateway.services.auth import Caller
+from gateway.services.consent import consent_live as consent_live  # re-exported
+from gateway.services.consent import live_consent
 from gateway.services.ledger import Ledger
 from gateway.services.requests import cancel_open, fulfil
 from gateway.store.events import emit
@@ -63,11 +65,6 @@ class Scope:
         return self.date_from <= rec.issued_at[:10] <= self.date_to
 
 
-def consent_live(c: Consent, now: datetime | None = None) -> bool:
-    now = now or datetime.now(UTC)
-    return c.withdrawn_at is None and as_utc(c.expires_at) > now
-
-
 def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) -> Claim:
     """Create the claim and its consent, log the consent, attach existing in-scope records."""
     verify_consent(claim_in.consent, insurer=caller.hex, subject=claim_in.subject)
@@ -95,11 +92,6 @@ def open_claim(s: Session, ledger: Ledger, caller: Caller, claim_in: ClaimIn) ->
     existing = s.scalars(select(Record.id).where(Record.subject == claim.subject)).all()
     _attach(s, claim, consent, list(existing))
     return claim
-
-
-def live_consent(s: Session, claim_id: str) -> Consent | None:
-    c = s.scalar(select(Consent).where(Consent.claim_id == claim_id))
-    return c if c is not None and consent_live(c) else None
 
 
 def withdraw_consent(s: Session, ledger: Ledger, caller: Caller, claim: Claim) -> Consent:

@@ -9,15 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import NotFoundError
-from gateway.core.receipt import AnchorRef, ChainRef, Inclusion, Receipt
+from gateway.core.receipt import ChainRef, Inclusion, Receipt
+from gateway.services.records import anchor_ref, first_anchor, latest_anchor
 from gateway.store.log import EvidenceLogDB, NodeCache
-from gateway.store.tables import Anchor, Record
-
-
-def _anchor_ref(a: Anchor) -> AnchorRef:
-    return AnchorRef(head_index=a.head_index, size=a.size, root=a.root.hex(),
-                     tx_hash=a.tx_hash.hex(), block_number=a.block_number,
-                     block_time=a.block_time)
+from gateway.store.tables import Record
 
 
 def inclusion(s: Session, rec: Record, cache: NodeCache | None = None) -> Inclusion:
@@ -25,16 +20,14 @@ def inclusion(s: Session, rec: Record, cache: NodeCache | None = None) -> Inclus
     if rec.leaf_index is None:
         raise NotFoundError("record accepted but not yet in the log; retry shortly",
                             code="not_yet_logged")
-    latest = s.scalar(select(Anchor).order_by(Anchor.size.desc()).limit(1))
-    first = s.scalar(select(Anchor).where(Anchor.size > rec.leaf_index)
-                     .order_by(Anchor.size).limit(1))
+    latest, first = latest_anchor(s), first_anchor(s, rec.leaf_index)
     if latest is None or first is None:
         raise NotFoundError("record logged but not yet anchored on chain; retry shortly",
                             code="not_yet_anchored")
     proof = EvidenceLogDB(s, cache).inclusion_proof(rec.leaf_index, latest.size)
     return Inclusion(digest=rec.digest.hex(), leaf_index=rec.leaf_index,
-                     tree_head=_anchor_ref(latest), inclusion_proof=[p.hex() for p in proof],
-                     anchored_in=_anchor_ref(first))
+                     tree_head=anchor_ref(latest), inclusion_proof=[p.hex() for p in proof],
+                     anchored_in=anchor_ref(first))
 
 
 def build_receipt(s: Session, digest: bytes, chain: ChainRef, envelope: dict[str, Any],

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from gateway.core.errors import ConflictError, InputError, NotFoundError
 from gateway.core.packet import KINDS
-from gateway.core.types import as_utc, hex32, parse_hex32
-from gateway.services.auth import Caller
+from gateway.core.types import MemberId, Role, as_utc, hex32, parse_hex32
+from gateway.services.auth import PUBLISHERS, Caller, MemberDirectory, require_role
+from gateway.services.consent import live_consent
 from gateway.store.db import Database
 from gateway.store.events import emit
 from gateway.store.tables import Claim, ClaimRecord, EvidenceRequest, Record, utcnow
@@ -45,8 +46,19 @@ class RequestIn(BaseModel):
         return self.kinds
 
 
-def create(s: Session, claim: Claim, req: RequestIn, green_minutes: int) -> EvidenceRequest:
-    """Open a request; records already attached to the claim may fulfil it at once."""
+def create(s: Session, members: MemberDirectory, claim: Claim, req: RequestIn,
+           green_minutes: int) -> EvidenceRequest:
+    """Open a request on an open claim with a live consent, to an active publishing member;
+    records already attached to the claim may fulfil it at once."""
+    if claim.status == "closed":
+        raise ConflictError("the claim is closed", code="claim_closed")
+    if live_consent(s, claim.id) is None:
+        raise ConflictError("the claim's consent is withdrawn or expired", code="no_consent")
+    asked = members.lookup(MemberId(parse_hex32(req.institution, "institution")))
+    if asked is None or asked.role not in PUBLISHERS:
+        raise InputError("institution is not an active hospital, police or civil-registry "
+                         "member in the registry", code="unknown_institution",
+                         loc=["institution"])
     urgent = claim.kind in GREEN_CHANNEL_KINDS
     now = utcnow()
     due = now + (timedelta(minutes=green_minutes) if urgent else timedelta(days=ROUTINE_DAYS))
@@ -98,6 +110,19 @@ def _maybe_ready(s: Session, claim: Claim) -> None:
             and claim.status == "open":
         claim.status = "ready"
         emit(s, claim.insurer, "claim.ready", {"reference": claim.reference}, claim.id)
+
+
+def list_for(s: Session, caller: Caller, status: str | None = None) -> list[dict[str, Any]]:
+    """Institutions: the requests addressed to them. Insurers: the requests they sent. Oldest
+    first, as :func:`view` shows them, only those whose shown status is ``status`` if given."""
+    if caller.role in PUBLISHERS:
+        q = select(EvidenceRequest).where(EvidenceRequest.institution == caller.member_id)
+    else:
+        require_role(caller, Role.INSURER, *PUBLISHERS, action="read evidence requests")
+        q = select(EvidenceRequest).join(Claim, Claim.id == EvidenceRequest.claim_id).where(
+            Claim.insurer == caller.member_id)
+    views = [view(r) for r in s.scalars(q.order_by(EvidenceRequest.created_at)).all()]
+    return [v for v in views if status is None or v["status"] == status]
 
 
 def decline(s: Session, caller: Caller, request_id: str, reason: str) -> EvidenceRequest:

@@ -29,12 +29,12 @@ from pydantic import ValidationError
 
 from gateway.core.consent import ConsentArtifact, ConsentScope, scope_bytes
 from gateway.core.envelope import MAX_DEPTH, Envelope
-from gateway.core.errors import ClaimxError
+from gateway.core.errors import ChainError, ClaimxError
 from gateway.core.jsondepth import json_depth
 from gateway.core.packet import Packet
 from gateway.core.receipt import Receipt
 from gateway.core.types import Role, parse_hex32
-from gateway.verify.receipt import Check, Report, verify_receipt
+from gateway.verify.receipt import Check, Report, chain_answered, verify_receipt
 
 Fetch = Callable[[str], dict[str, Any]]
 """GET a gateway path as the auditor, returning its JSON (raising ClaimxError on a 4xx)."""
@@ -96,6 +96,10 @@ def audit_reads(digest: str, fetch: Fetch, chain: Any, log_address: str) -> list
         except _Fail as exc:
             name, _, detail = str(exc).partition(": ")
             audit.report.checks.append(Check(name, False, detail))
+        except ChainError as exc:
+            if not chain_answered(exc):
+                raise  # the chain could not be asked: the audit is unchecked, not failed
+            audit.report.checks.append(Check("chain answer", False, f"{exc.code}: {exc.msg}"))
         except ClaimxError as exc:
             audit.report.checks.append(Check("gateway answer", False, f"{exc.code}: {exc.msg}"))
         out.append(audit)
@@ -128,7 +132,11 @@ def _checks(audit: ReadAudit, record: dict[str, Any], fetch: Fetch, chain: Any,
 def _verified_entry(digest: str, kind: str, fetch: Fetch, chain: Any,
                     log_address: str) -> _Entry:
     """Fetch ``digest``'s receipt, verify it against the chain, check kind and issuer."""
-    receipt = Receipt.model_validate(fetch(f"/v1/records/{digest}/receipt"))
+    try:
+        receipt = Receipt.model_validate(fetch(f"/v1/records/{digest}/receipt"))
+    except ValidationError as exc:
+        raise _Fail(f"{kind} entry: the gateway's receipt is malformed "
+                    f"({exc.error_count()} error(s))") from exc
     report = verify_receipt(receipt, chain, log_address)
     if not report.valid:
         failed = next(c for c in report.checks if not c.ok)

@@ -13,8 +13,8 @@ from typing import Any
 
 from gateway.core import merkle
 from gateway.core.envelope import Envelope
-from gateway.core.errors import ClaimxError
-from gateway.core.keys import PublicKey
+from gateway.core.errors import ChainError, ClaimxError
+from gateway.core.keys import PublicKey, algorithm_name
 from gateway.core.receipt import Receipt
 from gateway.core.types import parse_hex32
 
@@ -34,9 +34,20 @@ class Report:
     def valid(self) -> bool:
         return bool(self.checks) and all(c.ok for c in self.checks)
 
+    @property
+    def verdict(self) -> str:
+        """``VALID`` or ``INVALID``; a caller that could not check says ``UNCHECKED`` itself."""
+        return "VALID" if self.valid else "INVALID"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"valid": self.valid,
+        return {"valid": self.valid, "verdict": self.verdict,
                 "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+
+def chain_answered(exc: ChainError) -> bool:
+    """Whether a chain error is the contracts' answer (a decoded revert such as
+    EvidenceLogUnknownHead) rather than a node that could not be reached or asked."""
+    return exc.code == "contract_error"
 
 
 class _Stop(Exception):
@@ -44,7 +55,10 @@ class _Stop(Exception):
 
 
 def verify_receipt(receipt: Receipt, chain: Any, log_address: str) -> Report:
-    """Run every check of ``receipt`` against the chain behind ``chain`` (a chain.client.Chain)."""
+    """Run every check of ``receipt`` against the chain behind ``chain`` (a chain.client.Chain).
+
+    A failed check ends the report (invalid); a chain that does not answer raises its
+    :class:`ChainError` instead, since nothing was learnt about the receipt."""
     report = Report()
     ctx: dict[str, Any] = {"receipt": receipt, "chain": chain,
                            "log": chain.evidence_log(log_address)}
@@ -54,6 +68,11 @@ def verify_receipt(receipt: Receipt, chain: Any, log_address: str) -> Report:
             report.checks.append(Check(name, True, detail))
         except _Stop as exc:
             report.checks.append(Check(name, False, str(exc)))
+            break
+        except ChainError as exc:
+            if not chain_answered(exc):
+                raise  # no answer is not a "no": the caller reports the receipt unchecked
+            report.checks.append(Check(name, False, f"{exc.code}: {exc.msg}"))
             break
         except ClaimxError as exc:
             report.checks.append(Check(name, False, f"{exc.code}: {exc.msg}"))
@@ -124,8 +143,8 @@ def _signature(ctx: dict[str, Any]) -> str:
             reasons.append("registered key does not hash to its key id")
             continue
         env.verify_with(key)
-        return f"signed by key {sig.keyid.hex()[:16]}… ({key.algorithm.name}), valid for the " \
-               f"issuer at anchoring time"
+        return f"signed by key {sig.keyid.hex()[:16]}… ({algorithm_name(key.algorithm)}), " \
+               "valid for the issuer at anchoring time"
     raise _Stop("no valid signature: " + "; ".join(reasons))
 
 

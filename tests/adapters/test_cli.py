@@ -50,7 +50,8 @@ def test_batch_reports_bad_files_and_still_outputs_good_ones(tmp_path: Path) -> 
     assert doc[0]["format"] == "csv_bill" and doc[0]["packets"][0]["kind"] == "hospital.invoice"
     assert doc[2]["packets"][0]["kind"] == "police.accident_determination"
     assert doc[1]["error"]["code"] == "total_mismatch"
-    lines = result.stderr.strip().splitlines()
+    *lines, note = result.stderr.strip().splitlines()
+    assert note.startswith("note: no --issuer: the packets carry the placeholder issuer")
     assert lines == [
         f"{bad_csv}:line 5:row/5/金额: total_mismatch: totals row 金额 differs from the sum "
         "of the items",

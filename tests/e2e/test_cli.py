@@ -52,10 +52,11 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
 
     run("members", "admit", "auditor.e2e", "--role", "auditor", "--name", "E2E Auditor",
         "--rpc-url", anvil_url, "--deployment", str(dep))
+    registry = ("--rpc-url", anvil_url, "--deployment", str(dep))  # members are checked
     token = run("credentials", "issue", "hospital.e2e", "--database-url", pg_url,
-                "--label", "e2e").stdout.strip()
+                "--label", "e2e", *registry).stdout.strip()
     auditor = {"CLAIMX_TOKEN": run("credentials", "issue", "auditor.e2e", "--database-url",
-                                   pg_url, "--label", "e2e").stdout.strip()}
+                                   pg_url, "--label", "e2e", *registry).stdout.strip()}
     auth = {"Authorization": f"Bearer {token}"}
     serve_args = ["--rpc-url", anvil_url, "--database-url", pg_url, "--deployment", str(dep)]
     with serve_gateway(tmp_path, serve_args, dev_members=False,
@@ -78,7 +79,7 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
         assert audit.stdout.rstrip().endswith("EVERY READ CONSENTED")
         refused = run("audit", digest, "--gateway", base, "--rpc-url", anvil_url, "--log",
                       log_address, env={"CLAIMX_TOKEN": "cx1_not-a-token"}, ok=False)
-        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr  # unchecked
         assert "invalid_credentials" in refused.stderr or "credentials" in refused.stderr
     path = tmp_path / "r.json"
     path.write_text(json.dumps(receipt))
@@ -90,7 +91,7 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     assert bad.returncode == 1 and "[FAIL] inclusion proof" in bad.stdout
     missing = run("verify", str(tmp_path / "nope.json"), "--rpc-url", anvil_url, "--log",
                   log_address, ok=False)
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr  # unchecked
 
 
 def _wait_receipt(base: str, digest: str, auth: dict[str, str]) -> dict[str, object]:
