@@ -19,14 +19,27 @@ HEADER_SEARCH_ROWS = 40
 """The header row must be among the first rows; the rest before it is preamble."""
 
 NumberFn = Callable[..., Decimal | None]
+POLICY_FIELDS = ("fully_self_paid", "over_limit", "pre_self_pay", "in_scope")
+"""Medical-insurance policy parts of an item's amount (2301's 全自费, 超限价, 先行自付 and
+符合政策范围金额), kept as the source states them."""
 
 _ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("项目名称", "收费项目", "项目", "名称", "药品/项目名称", "费用名称", "item",
-             "item_name", "description", "service"),
+             "item_name", "description", "service", "医疗目录名称", "医药机构目录名称",
+             "医保目录名称", "med_list_name", "medins_list_name", "hilist_name"),
     "category": ("类别", "费用类别", "项目类别", "收费类别", "分类", "category", "type"),
-    "quantity": ("数量", "quantity", "qty", "count"),
-    "unit_price": ("单价", "单价(元)", "unit_price", "price", "unit_cost"),
-    "amount": ("金额", "金额(元)", "总金额", "费用", "amount", "total_amount", "line_total"),
+    "quantity": ("数量", "quantity", "qty", "count", "cnt"),
+    "unit_price": ("单价", "单价(元)", "unit_price", "price", "unit_cost", "pric"),
+    "amount": ("金额", "金额(元)", "总金额", "费用", "amount", "total_amount", "line_total",
+               "明细项目费用总额", "det_item_fee_sumamt"),
+    # the national medical-insurance fee-detail upload (interface 2301) and its answer
+    "line_id": ("费用明细流水号", "feedetl_sn"),
+    "code": ("医疗目录编码", "med_list_codg"),
+    "institution_code": ("医药机构目录编码", "medins_list_codg"),
+    "fully_self_paid": ("全自费金额", "fulamt_ownpay_amt"),
+    "over_limit": ("超限价金额", "overlmt_amt"),
+    "pre_self_pay": ("先行自付金额", "preselfpay_amt"),
+    "in_scope": ("符合政策范围金额", "inscp_scp_amt"),
     "self_pay": ("自付", "自付金额", "个人自付", "个人支付", "自付(元)", "self_pay",
                  "patient_pay", "patient_paid", "out_of_pocket"),
     "insurer_paid": ("医保支付", "统筹支付", "医保统筹支付", "基金支付", "医保(元)",
@@ -46,7 +59,7 @@ ALIASES: dict[str, str] = {norm_key(a): key for key, names in _ALIASES.items() f
 """Normalised header or preamble key -> canonical field name."""
 
 ITEM_FIELDS = ("name", "category", "quantity", "unit_price", "amount", "self_pay",
-               "insurer_paid")
+               "insurer_paid", "line_id", "code", "institution_code", *POLICY_FIELDS)
 ROW_CONSTANT_FIELDS = ("resident_id", "mrn", "patient_name", "invoice_number",
                        "admission_date", "discharge_date", "currency")
 """Columns that describe the whole bill; repeated on each row by some exports."""
@@ -73,7 +86,8 @@ class Header:
 
 
 def header_of(line: int, cells: list[str]) -> Header | None:
-    """A :class:`Header` if ``cells`` name at least an item name and an amount column."""
+    """A :class:`Header` if ``cells`` name an amount column and an item name or catalogue code
+    (2301 fee details carry codes, not names)."""
     columns: dict[str, int] = {}
     names: dict[str, str] = {}
     for index, cell in enumerate(cells):
@@ -82,7 +96,7 @@ def header_of(line: int, cells: list[str]) -> Header | None:
             continue
         columns[key] = index
         names[key] = cell
-    if "name" not in columns or "amount" not in columns:
+    if not ("name" in columns or "code" in columns) or "amount" not in columns:
         return None
     return Header(line=line, columns=columns, names=names)
 
@@ -115,7 +129,7 @@ def read_meta(cells: list[str], line: int, meta: dict[str, tuple[str, int, str]]
 
 
 def _marker(cells: list[str], header: Header, markers: tuple[str, ...]) -> bool:
-    name_index = header.columns["name"]
+    name_index = header.columns.get("name", header.columns.get("code", 0))
     candidates = [c for c in cells[: name_index + 1] if c][:2]
     for cell in candidates:
         key = norm_key(re.sub(r"[(（].*?[)）]|[:：]", "", cell))

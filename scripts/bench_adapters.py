@@ -6,6 +6,7 @@ core, cycling through its samples. OCR is off unless ``--ocr`` is given: Tessera
 about a second per page and would only measure Tesseract. Prints a table, then one JSON line.
 
     python scripts/bench_adapters.py --seconds 2
+    python scripts/bench_adapters.py --mllp 500   # also MLLP end to end (scripts/_bench_mllp.py)
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="time per format")
     parser.add_argument("--ocr", action="store_true", help="let attachments run Tesseract")
     parser.add_argument("--assets", type=Path, default=ROOT / "tests" / "assets")
+    parser.add_argument("--mllp", type=int, default=0, metavar="N",
+                        help="also send N HL7 messages over MLLP through a real claimx connect "
+                        "and claimx serve, and print messages per second end to end")
     args = parser.parse_args()
     if not args.ocr:
         os.environ["CLAIMX_OCR"] = "off"
@@ -96,6 +100,14 @@ def main() -> None:
     print_table(results)
     print(json.dumps({"bench": "adapters", "seconds_per_format": args.seconds,
                       "ocr": bool(args.ocr), "results": results}, ensure_ascii=False))
+    if args.mllp:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from _bench_mllp import bench_mllp
+
+        mllp = bench_mllp(args.mllp)
+        print(f"MLLP end to end: {mllp['acked_per_s']} messages/s acknowledged, "
+              f"{mllp['published_per_s']} messages/s published")
+        print(json.dumps(mllp))
 
 
 if __name__ == "__main__":

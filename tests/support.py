@@ -72,11 +72,13 @@ def serve_env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, 
 
 @contextmanager
 def serve_gateway(tmp_path: Path, args: Sequence[str] = (), *, dev_members: bool = True,
-                  env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[Served]:
+                  env: dict[str, str] | None = None, timeout: float = 60,
+                  port: int | None = None) -> Iterator[Served]:
     """Start `claimx serve --port P [--dev-members DIR] ARGS...`, wait until /healthz answers
     (failing the test with the server's log if it exits or takes longer than ``timeout``),
-    and stop it afterwards, killing it if it does not stop within 10 s."""
-    port = free_port()
+    and stop it afterwards, killing it if it does not stop within 10 s. ``port`` fixes the port
+    (a gateway restarted where its clients expect it)."""
+    port = port or free_port()
     members = tmp_path / "dev" if dev_members else None
     cmd = [*CLAIMX, "serve", "--port", str(port), *args]
     if members is not None:

@@ -94,6 +94,8 @@ def test_import_contracts_hold_on_the_tree(tree_copy: Path) -> None:
     ("gateway/store/vault.py", "import gateway.chain.client", "store imports only core"),
     ("gateway/services/publish.py", "import gateway.api.deps", "services never import"),
     ("adapters/csv_bill.py", "import gateway.store.tables", "adapters import only"),
+    ("gateway/connect/publisher.py", "import gateway.store.tables", "the connect agent talks"),
+    ("gateway/connect/intake.py", "import gateway.services.publish", "the connect agent talks"),
 ])
 def test_a_forbidden_import_breaks_its_contract(tree_copy: Path, module: str, line: str,
                                                 contract: str) -> None:

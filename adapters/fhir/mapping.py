@@ -210,8 +210,14 @@ def _flags(obs: Node) -> list[str]:
     return flags
 
 
+UNPRICED = "the source gives neither net nor unitPrice"
+"""Note on a Claim item kept without an amount (Synthea's encounter lines): not summed."""
+
+
 def claim_items(claim: Node) -> list[dict[str, Any]]:
-    """Claim.item -> bill lines; net = unitPrice x quantity x factor when net is absent."""
+    """Claim.item -> bill lines; net = unitPrice x quantity x factor when net is absent, and
+    an item with neither is kept without an amount, noted (generated data such as Synthea
+    writes the encounter line so, with the money in Claim.total)."""
     items = []
     for item in claim["item"].items():
         qty, unit, factor = (item["quantity"]["value"].dec(), item["unitPrice"]["value"].dec(),
@@ -219,13 +225,13 @@ def claim_items(claim: Node) -> list[dict[str, Any]]:
         net = item["net"]["value"].dec()
         if net is None and unit is not None:
             net = unit * (qty if qty is not None else 1) * (factor if factor is not None else 1)
-        if net is None:
-            raise item["net"].error("Claim item needs net or unitPrice", "missing_field")
         code = concept(item["productOrService"]) or {}
         currency = item["net"]["currency"].string() or item["unitPrice"]["currency"].string()
-        items.append(_line(item["sequence"].text(), code, qty, unit, net,
-                           period_or_time(item, "serviced"), concept_label(item["category"]),
-                           currency))
+        line = _line(item["sequence"].text(), code, qty, unit, net,
+                     period_or_time(item, "serviced"), concept_label(item["category"]), currency)
+        if net is None:
+            line["note"] = UNPRICED
+        items.append(line)
     return items
 
 
@@ -269,12 +275,14 @@ def charge_item(charge: Node) -> dict[str, Any]:
 
 
 def _line(seq: str, code: dict[str, str], qty: Decimal | None, unit: Decimal | None,
-          net: Decimal, date: str | None, category: str, currency: str) -> dict[str, Any]:
+          net: Decimal | None, date: str | None, category: str, currency: str,
+          ) -> dict[str, Any]:
     return compact({
         "set_id": seq, "date": date, "category": category, "code": code.get("code"),
         "description": code.get("text"), "code_system": code.get("system"),
         "quantity": dec_str(qty) if qty is not None else None,
-        "unit_price": dec_str(unit) if unit is not None else None, "amount": dec_str(net),
+        "unit_price": dec_str(unit) if unit is not None else None,
+        "amount": dec_str(net) if net is not None else None,
     }) | {"_currency": currency.upper()}
 
 
@@ -286,9 +294,11 @@ def bill(items: list[dict[str, Any]], declared: Node, where: Node) -> dict[str, 
         currencies.add(cur.upper())
     if len(currencies) > 1:
         raise where.error("amounts are in more than one currency", "mixed_currency")
-    if not items and value is None:
-        raise where.error("the bill has no line items and no total", "missing_field")
-    return compact({"items": items, "total": sum_amounts(items) if items else None,
+    priced = [item for item in items if "amount" in item]
+    if not priced and value is None:
+        raise where.error("the bill has no priced line items and no total", "missing_field")
+    return compact({"items": items, "total": sum_amounts(priced) if priced else None,
+                    "unpriced_items": len(items) - len(priced) or None,
                     "declared_total": dec_str(value) if value is not None else None,
                     "currency": currencies.pop() if currencies else None})
 

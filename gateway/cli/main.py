@@ -11,6 +11,7 @@ import typer
 from adapters.cli import adapt, pseudonym
 from gateway.cli import serve, verify
 from gateway.cli.common import ClaimxGroup
+from gateway.cli.connect import connect_app
 from gateway.cli.credentials import credentials_app
 from gateway.cli.deploy import deploy
 from gateway.cli.keys import keys_app, sign
@@ -49,6 +50,8 @@ app.add_typer(credentials_app, name="credentials",
               short_help="issue and revoke members' API tokens (operator)")
 app.command("verify", short_help="verify a receipt against the chain alone")(verify.verify)
 app.command("audit", short_help="prove every read of records was consented")(verify.audit)
+app.add_typer(connect_app, name="connect",
+              short_help="the institution's agent: MLLP, FHIR, watch folder -> gateway")
 
 
 def main() -> None:

@@ -209,3 +209,71 @@ def test_oversized_input_refused(ctx: AdapterContext) -> None:
     with pytest.raises(AdapterError) as info:
         csv_bill.adapt(b"a" * (21 << 20), ctx)
     assert info.value.code == "too_large"
+
+
+def test_four_place_amounts_are_kept_exact_and_checked_at_that_precision(
+        ctx: AdapterContext) -> None:
+    body = csv_bill.adapt(asset("csv", "bill_zh_four_places.csv"), ctx)[0].to_obj()["body"]
+    first = body["items"][0]
+    assert (first["quantity"], first["unit_price"], first["amount"]) == ("0.3333", "2.56",
+                                                                         "0.8532")
+    assert (first["self_pay"], first["insurer_paid"]) == ("0.256", "0.5972")
+    assert body["totals"] == {"amount": "1203.6032", "self_pay": "360.256",
+                              "insurer_paid": "843.3472"}
+
+
+@pytest.mark.parametrize("row,code", [
+    ("阿莫西林胶囊,西药费,0.3333,2.5600,0.8534,0.2560,0.5974\n", "amount_mismatch"),
+    ("阿莫西林胶囊,西药费,0.3333,2.5600,0.8532,0.2560,0.5974\n", "split_mismatch"),
+    ("阿莫西林胶囊,西药费,0.3333,2.5600,0.85321,0.2560,0.59721\n", "bad_decimal"),
+])
+def test_four_place_rows_are_checked_to_the_last_place(ctx: AdapterContext, row: str,
+                                                       code: str) -> None:
+    text = f"身份证号：{PID}\n项目名称,类别,数量,单价,金额,自付,医保支付\n{row}"
+    assert error_of(text, ctx).code == code
+
+
+def test_a_totals_row_in_fen_under_four_place_items_is_checked_to_the_fen(
+        ctx: AdapterContext) -> None:
+    items = (f"身份证号：{PID}\n项目名称,类别,数量,单价,金额\n"
+             "阿莫西林胶囊,西药费,0.3333,2.5600,0.8532\n床位费,床位费,1,10.00,10.00\n")
+    assert adapt_text(items + "合计,,,,10.85\n", ctx)["body"]["total"] == "10.8532"
+    assert error_of(items + "合计,,,,10.87\n", ctx).code == "total_mismatch"
+
+
+NHSA_HEADER = ("费用明细流水号,医疗目录编码,医药机构目录编码,数量,单价,明细项目费用总额,"
+               "全自费金额,超限价金额,先行自付金额,符合政策范围金额\n")
+
+
+def test_nhsa_2301_fee_details_keep_codes_and_policy_parts(ctx: AdapterContext) -> None:
+    """The national medical-insurance fee-detail upload (2301) as a CSV bill: catalogue codes
+    stand in for names, six-place unit prices, policy parts kept and summed."""
+    body = csv_bill.adapt(asset("csv", "bill_nhsa_2301.csv"), ctx)[0].to_obj()["body"]
+    first, _, third = body["items"]
+    assert (first["line_id"], first["code"], first["institution_code"]) == (
+        "FD202404010001", "XJ01CAA040A001010100446", "YP0001233")
+    assert (first["unit_price"], first["pre_self_pay"], first["in_scope"]) == (
+        "12.56", "2.51", "22.61")
+    assert "description" not in third and third["fully_self_paid"] == "380.00"
+    assert body["totals"] == {"amount": "555.12", "fully_self_paid": "380.00",
+                              "over_limit": "10.00", "pre_self_pay": "2.51",
+                              "in_scope": "162.61"}
+
+
+@pytest.mark.parametrize("row,code,column", [
+    ("FD1,X1,Y1,1.0000,10.000000,10.00,12.00,0.00,0.00,0.00\n", "policy_amount_exceeds",
+     "全自费金额"),
+    ("FD1,X1,Y1,1.0000,10.0000001,10.00,0.00,0.00,0.00,10.00\n", "bad_decimal", "单价"),
+    ("FD1,,Y1,1.0000,10.000000,10.00,0.00,0.00,0.00,10.00\n", "missing_value", "医疗目录编码"),
+])
+def test_nhsa_2301_rows_are_checked(ctx: AdapterContext, row: str, code: str,
+                                    column: str) -> None:
+    exc = error_of(f"身份证号：{PID}\n{NHSA_HEADER}{row}", ctx)
+    assert (exc.code, exc.loc[2]) == (code, column)
+
+
+def test_nhsa_2301_totals_row_is_checked_on_the_policy_columns(ctx: AdapterContext) -> None:
+    rows = "FD1,X1,Y1,1.0000,10.000000,10.00,0.00,0.00,1.00,9.00\n"
+    exc = error_of(f"身份证号：{PID}\n{NHSA_HEADER}{rows}合计,,,,,10.00,0.00,0.00,1.00,8.00\n",
+                   ctx)
+    assert (exc.code, exc.loc[2]) == ("total_mismatch", "符合政策范围金额")

@@ -100,6 +100,31 @@ def test_claim_amounts_exact() -> None:
     assert "float" not in repr(packet)
 
 
+def test_a_claim_item_without_net_or_unit_price_is_kept_and_noted() -> None:
+    """Synthea writes the encounter line of a Claim so: kept without an amount, noted, not
+    summed; the Claim's total is carried as the declared total (issue 13, item 7)."""
+    [packet] = adapt(edit("cn_claim_searchset.json", "entry/0/resource/item/1/unitPrice",
+                          DELETE))
+    body = packet["body"]
+    assert "amount" not in body["items"][1]
+    assert body["items"][1]["note"] == "the source gives neither net nor unitPrice"
+    assert body["items"][1]["quantity"] == "30"
+    assert (body["total"], body["declared_total"], body["unpriced_items"]) == (
+        "4370.00", "4386.50", 1)
+
+
+def test_a_claim_with_only_unpriced_items_carries_its_total() -> None:
+    obj = load("cn_claim_searchset.json")
+    for item in obj["entry"][0]["resource"]["item"]:
+        item.pop("net", None)
+        item.pop("unitPrice", None)
+    [packet] = adapt(dumps(obj))
+    assert "total" not in packet["body"] and packet["body"]["declared_total"] == "4386.50"
+    assert packet["body"]["unpriced_items"] == 3
+    del obj["entry"][0]["resource"]["total"]
+    assert error(dumps(obj)).code == "missing_field"
+
+
 def test_loose_charge_items_form_one_bill() -> None:
     [packet] = adapt(asset("cn_chargeitems_collection.json"))
     assert packet["body"]["total"] == "43.10"
@@ -144,7 +169,6 @@ def test_spec_examples_that_are_not_evidence(name: str, code: str, pointer: str)
 
 
 @pytest.mark.parametrize(("path", "value", "code", "pointer"), [
-    ("entry/0/resource/item/1/unitPrice", DELETE, "missing_field", "/entry/0/resource/item/1/net"),
     ("entry/0/resource/item/0/net/value", "50", "bad_type", "/entry/0/resource/item/0/net/value"),
     ("entry/0/resource/patient/reference", "Patient/zz", "unresolved_reference",
      "/entry/0/resource/patient/reference"),

@@ -87,8 +87,6 @@ PATIENT = "f:entry[2]/f:resource/f:Patient"
 
 
 @pytest.mark.parametrize(("path", "attr", "value", "code", "where"), [
-    (f"{CLAIM}/f:item[2]/f:unitPrice", None, None, "missing_field",
-     "/Bundle/entry[1]/resource/Claim/item[2]/net"),
     (f"{CLAIM}/f:item[1]/f:net/f:value", "value", "5O.00", "bad_number",
      "/Bundle/entry[1]/resource/Claim/item[1]/net/value"),
     (f"{CLAIM}/f:item[1]/f:net/f:value", "value", "1e999", "bad_number",
