@@ -88,7 +88,7 @@ class Deployment:
             dep = cls(int(obj["chain_id"]), str(obj["registry"]), str(obj["log"]),
                       str(obj["admin"]), None if council is None else str(council),
                       bool(obj.get("development_council", False)))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"not a claimx deployment file ({type(exc).__name__}: {exc})",
                              code="bad_deployment") from exc
         for field in ("registry", "log", "admin", "council"):
@@ -195,6 +195,16 @@ class Chain:
         acct: LocalAccount = Account.create()
         self._local[acct.address] = acct
         self.send_value(acct.address, FUNDING_WEI)
+        return str(acct.address)
+
+    def private_key_of(self, address: str) -> str:
+        """The 0x private key of a local account made here (to hand a dev member its operator)."""
+        return "0x" + bytes(self._local[address].key).hex()
+
+    def add_local(self, private_key: str) -> str:
+        """Sign for the account of ``private_key`` here too (an institution's operator)."""
+        acct: LocalAccount = Account.from_key(private_key)
+        self._local[acct.address] = acct
         return str(acct.address)
 
     def send_value(self, to: str, wei: int) -> None:

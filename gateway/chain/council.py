@@ -9,7 +9,9 @@ owners have signed, with the signatures sorted by owner address as Safe requires
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -248,3 +250,29 @@ def attach_council(chain: Chain, deployment: Deployment,
     signer = CouncilSigner(Council(chain, deployment.council), keys)
     chain.councils[Web3.to_checksum_address(deployment.registry)] = signer
     return signer
+
+
+def dev_keys_path(deployment_file: Path) -> Path:
+    """Where ``claimx deploy`` writes a development council's owner keys: next to the file."""
+    return deployment_file.with_name(deployment_file.stem + ".council-keys.json")
+
+
+def write_dev_keys(path: Path, council: str, threshold: int, keys: list[LocalAccount]) -> None:
+    """Write development owner keys (mode 0600): they are the whole council's power."""
+    body = {"development": True, "council": council, "threshold": threshold,
+            "owners": [{"address": k.address, "private_key": "0x" + bytes(k.key).hex()}
+                       for k in keys]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps(body, indent=2) + "\n")
+
+
+def load_dev_keys(path: Path) -> list[LocalAccount]:
+    """The owner keys of a development council, as written by :func:`write_dev_keys`."""
+    try:
+        body = json.loads(path.read_text())
+        return [Account.from_key(o["private_key"]) for o in body["owners"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot read development council keys {path}: {exc}",
+                         code="bad_council_keys") from exc
