@@ -222,10 +222,10 @@ def deploy_council(chain: Chain, owners: list[str], threshold: int) -> Council:
 
 
 def deploy_with_council(chain: Chain, owners: list[str], threshold: int, *,
-                        development: bool = False) -> Deployment:
+                        development: bool = False, anchorer: str | None = None) -> Deployment:
     """Deploy a council Safe, then the registry and log governed by it alone."""
     council = deploy_council(chain, owners, threshold)
-    return chain.deploy(council=council.address, development_council=development)
+    return chain.deploy(anchorer, council=council.address, development_council=development)
 
 
 def dev_council(chain: Chain, size: int = 3, threshold: int = 2
