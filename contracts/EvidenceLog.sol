@@ -22,10 +22,13 @@ contract EvidenceLog is IEvidenceLog, AccessControl {
     TreeHead[] private _heads;
     mapping(bytes32 => Revocation) private _revocations;
 
-    constructor(IMemberRegistry memberRegistry, address admin) {
+    /// @param admin the governing account (the council's Safe), which may grant ANCHOR_ROLE
+    /// @param anchorer the exchange operator's account: anchoring cannot rewrite the log, the
+    /// chain checks every new head's consistency proof
+    constructor(IMemberRegistry memberRegistry, address admin, address anchorer) {
         _registry = memberRegistry;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(ANCHOR_ROLE, admin);
+        _grantRole(ANCHOR_ROLE, anchorer);
     }
 
     /// @inheritdoc IEvidenceLog

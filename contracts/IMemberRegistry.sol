@@ -20,6 +20,8 @@ interface IMemberRegistry {
     error MemberRegistryNotOperator(address account, bytes32 memberId);
     error MemberRegistryAlreadySuspended(bytes32 memberId);
     error MemberRegistryNotSuspended(bytes32 memberId);
+    error MemberRegistryMissingProof(bytes32 keyId);
+    error MemberRegistryValidFromInPast(bytes32 keyId, uint64 validFrom, uint64 now_);
 
     event MemberAdmitted(bytes32 indexed memberId, Role role, string name);
     event MemberSuspended(bytes32 indexed memberId, uint64 at);
@@ -28,6 +30,12 @@ interface IMemberRegistry {
     event OperatorRemoved(bytes32 indexed memberId, address indexed account);
     event KeyAdded(bytes32 indexed memberId, bytes32 indexed keyId, KeyAlgorithm algorithm, uint64 validFrom);
     event KeyRevoked(bytes32 indexed memberId, bytes32 indexed keyId, uint64 revokedAt);
+    /// @notice Who registered a key and its proof of possession (checked off chain).
+    event KeyProofOfPossession(
+        bytes32 indexed memberId, bytes32 indexed keyId, address indexed registeredBy, bytes publicKey, bytes proof
+    );
+    /// @notice Who revoked a key: one of the member's operators or the council.
+    event KeyRevokedBy(bytes32 indexed memberId, bytes32 indexed keyId, address indexed revokedBy);
 
     /// @notice Admit an institution with its operator accounts.
     function admitMember(bytes32 memberId, Role role, string calldata name, address[] calldata operators) external;
@@ -40,23 +48,44 @@ interface IMemberRegistry {
     /// key with a backdated time instead.
     function reinstateMember(bytes32 memberId) external;
 
-    /// @notice Add an operator account (one that may revoke the member's records).
+    /// @notice Add an operator account (one that manages the member's keys and revokes its
+    /// records). By one of the member's active operators, or by the council to recover a member.
     function addOperator(bytes32 memberId, address account) external;
 
-    /// @notice Remove an operator account.
+    /// @notice Remove an operator account; by one of the member's operators or the council.
     function removeOperator(bytes32 memberId, address account) external;
 
-    /// @notice Register a signing key; validFrom 0 means the current block time.
-    function addKey(bytes32 memberId, bytes32 keyId, KeyAlgorithm algorithm, bytes calldata publicKey, uint64 validFrom)
-        external;
+    /// @notice Register a signing key, by one of the member's own active operators only;
+    /// validFrom 0 means the current block time and may not lie in the past. `proof` is the new
+    /// key's signature over (member id, key id, chain id, registry address), stored and emitted
+    /// for off-chain checking (the EVM cannot verify Ed25519).
+    function addKey(
+        bytes32 memberId,
+        bytes32 keyId,
+        KeyAlgorithm algorithm,
+        bytes calldata publicKey,
+        uint64 validFrom,
+        bytes calldata proof
+    ) external;
 
     /// @notice Revoke a key from revokedAt on (0 = now); may be backdated to any time not before
-    /// validFrom, for a key known to be compromised since then.
+    /// validFrom, for a key known to be compromised since then. Only the member's own operators
+    /// or the council may revoke, so only they can name a compromise date.
     function revokeKey(bytes32 memberId, bytes32 keyId, uint64 revokedAt) external;
 
-    /// @notice Add a new key valid now and revoke the old one now, in one transaction.
-    function rotateKey(bytes32 memberId, bytes32 oldKeyId, bytes32 newKeyId, KeyAlgorithm algorithm, bytes calldata publicKey)
-        external;
+    /// @notice Add a new key valid now and revoke the old one now, in one transaction; by the
+    /// member's own active operators, with the new key's proof of possession.
+    function rotateKey(
+        bytes32 memberId,
+        bytes32 oldKeyId,
+        bytes32 newKeyId,
+        KeyAlgorithm algorithm,
+        bytes calldata publicKey,
+        bytes calldata proof
+    ) external;
+
+    /// @notice The proof of possession stored with a key; reverts for unknown keys.
+    function proofOf(bytes32 keyId) external view returns (bytes memory);
 
     /// @notice The one validity question: was key `keyId` of member `memberId` valid at time `at`?
     /// Covers unknown member or key, key of another member, member suspension, valid-from and

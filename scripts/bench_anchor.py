@@ -69,8 +69,9 @@ def claimx(chain: Chain, n: int, batch: int, console: Console) -> dict[str, floa
     key = SigningKey.generate()
     hospital = member_id("hospital.bench")
     registry = chain.registry(deployment.registry)
-    registry.admit_member(hospital, Role.HOSPITAL, "Bench Hospital", [])
-    registry.add_key(hospital, key.key_id, key.algorithm, key.public.raw)
+    operator = chain.new_funded_account()
+    registry.admit_member(hospital, Role.HOSPITAL, "Bench Hospital", [operator])
+    registry.register_key(hospital, key, sender=operator)
 
     t0 = time.perf_counter()
     envelopes = [sign_packet(new_packet(

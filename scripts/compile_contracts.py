@@ -22,6 +22,13 @@ BUILD = CONTRACTS / "build"
 SHIM = ROOT / "scripts" / "solc-shim"
 EVM_VERSION = "paris"
 DEPLOYABLE = ("MemberRegistry", "EvidenceLog", "NaiveDigestStore")
+SAFE_PACKAGE = ROOT / "node_modules" / "@safe-global" / "safe-contracts"
+SAFE_ARTIFACTS = {  # the council's multisig: Safe's own audited build (solc 0.7.6, no PUSH0)
+    "SafeL2": "SafeL2.sol/SafeL2.json",
+    "SafeProxyFactory": "proxies/SafeProxyFactory.sol/SafeProxyFactory.json",
+    "CompatibilityFallbackHandler":
+        "handler/CompatibilityFallbackHandler.sol/CompatibilityFallbackHandler.json",
+}
 
 
 def compile_all() -> dict[str, dict[str, Any]]:
@@ -57,6 +64,18 @@ def compile_all() -> dict[str, dict[str, Any]]:
     return artifacts
 
 
+def safe_artifacts() -> dict[str, dict[str, Any]]:
+    """Copy Safe's published artifacts (ABI and bytecode, not recompiled) into contracts/build."""
+    version = json.loads((SAFE_PACKAGE / "package.json").read_text())["version"]
+    out = {}
+    for name, rel in SAFE_ARTIFACTS.items():
+        art = json.loads((SAFE_PACKAGE / "build" / "artifacts" / "contracts" / rel).read_text())
+        out[name] = {"contractName": name, "sourceName": art["sourceName"],
+                     "package": f"@safe-global/safe-contracts@{version}", "abi": art["abi"],
+                     "bytecode": art["bytecode"], "deployedBytecode": art["deployedBytecode"]}
+    return out
+
+
 def _shim_version() -> str:
     import subprocess
 
@@ -77,7 +96,7 @@ def main() -> int:
     if not (ROOT / "node_modules" / "solc").exists():
         print("node_modules/solc missing: run `npm ci` first", file=sys.stderr)
         return 2
-    artifacts = compile_all()
+    artifacts = {**compile_all(), **safe_artifacts()}
     differing = []
     BUILD.mkdir(exist_ok=True)
     for name, artifact in artifacts.items():

@@ -149,7 +149,7 @@ def admit(chain: Chain, deployment: Deployment, slug: str, role: Role | None = N
     registry = chain.registry(deployment.registry)
     inst = Institution(slug, key, operator)
     registry.admit_member(inst.id, role, slug, [operator])
-    registry.add_key(inst.id, key.key_id, key.algorithm, key.public.raw)
+    registry.register_key(inst.id, key, sender=operator)  # the member's own operator
     return inst
 
 

@@ -27,7 +27,7 @@ from web3.providers.rpc import HTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from gateway.chain.breaker import CircuitBreaker
-from gateway.chain.contracts import EvidenceLogClient, Registry
+from gateway.chain.contracts import EvidenceLogClient, Governor, Registry
 from gateway.chain.errors import ErrorDecoder, as_chain_error
 from gateway.chain.models import (
     KEY_STATUS,
@@ -68,6 +68,13 @@ class Deployment:
     registry: str
     log: str
     admin: str
+    """The deployer's account: it anchors (EvidenceLog's ANCHOR_ROLE). With a ``council`` it
+    holds no other power; without one (test deployments) it also governs the registry."""
+    council: str | None = None
+    """The Safe multisig that governs the registry and the log, when there is one."""
+    development_council: bool = False
+    """The council's owner keys were made by ``claimx deploy`` for development: refused in
+    production."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -77,13 +84,16 @@ class Deployment:
         """Parse a deployment file, refusing anything but its four fields' shapes."""
         try:
             obj = json.loads(text)
+            council = obj.get("council")
             dep = cls(int(obj["chain_id"]), str(obj["registry"]), str(obj["log"]),
-                      str(obj["admin"]))
-        except (ValueError, KeyError, TypeError) as exc:
+                      str(obj["admin"]), None if council is None else str(council),
+                      bool(obj.get("development_council", False)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"not a claimx deployment file ({type(exc).__name__}: {exc})",
                              code="bad_deployment") from exc
-        for field in ("registry", "log", "admin"):
-            if not Web3.is_address(getattr(dep, field)):
+        for field in ("registry", "log", "admin", "council"):
+            value = getattr(dep, field)
+            if value is not None and not Web3.is_address(value):
                 raise InputError(f"deployment field {field!r} is not an Ethereum address",
                                  code="bad_deployment")
         return dep
@@ -124,6 +134,9 @@ class Chain:
         self.breaker = breaker or CircuitBreaker()
         """Open while the node is down (the embedded EVM's never opens); read by /readyz."""
         self._local: dict[str, LocalAccount] = {}
+        self.councils: dict[str, Governor] = {}
+        """Council signers this process holds (development councils only), by registry
+        address: :meth:`registry` attaches them, so dev flows admit members through the Safe."""
         self._primary = local.address if local is not None else None
         if local is not None:
             self._local[local.address] = local
@@ -184,20 +197,46 @@ class Chain:
         self.send_value(acct.address, FUNDING_WEI)
         return str(acct.address)
 
+    def private_key_of(self, address: str) -> str:
+        """The 0x private key of a local account made here (to hand a dev member its operator)."""
+        return "0x" + bytes(self._local[address].key).hex()
+
+    def add_local(self, private_key: str) -> str:
+        """Sign for the account of ``private_key`` here too (an institution's operator)."""
+        acct: LocalAccount = Account.from_key(private_key)
+        self._local[acct.address] = acct
+        return str(acct.address)
+
     def send_value(self, to: str, wei: int) -> None:
         tx = {"from": self.default_sender, "to": to, "value": wei}
         self._wait(self._send_tx(tx))
 
-    def deploy(self, admin: str | None = None) -> Deployment:
-        """Deploy MemberRegistry and EvidenceLog; ``admin`` (default: the sender) runs both."""
+    def deploy(self, admin: str | None = None, *, council: str | None = None,
+               development_council: bool = False) -> Deployment:
+        """Deploy MemberRegistry and EvidenceLog.
+
+        ``admin`` (default: the sender) anchors. ``council`` (a Safe) governs both contracts
+        and the deployer keeps no other role; without it ``admin`` governs too, which only
+        tests and benchmarks should want (``claimx deploy`` always makes a council).
+        """
         sender = self.default_sender
         admin = admin or sender
-        registry = self._deploy("MemberRegistry", sender, admin)
-        log = self._deploy("EvidenceLog", sender, registry, admin)
-        return Deployment(self.chain_id, registry, log, admin)
+        governor = council or admin
+        registry = self._deploy("MemberRegistry", sender, governor)
+        log = self._deploy("EvidenceLog", sender, registry, governor, admin)
+        return Deployment(self.chain_id, registry, log, admin, council, development_council)
 
     def registry(self, address: str) -> Registry:
-        return Registry(self, self._contract("MemberRegistry", address))
+        contract = self._contract("MemberRegistry", address)
+        return Registry(self, contract, self.councils.get(str(contract.address)))
+
+    def contract_at(self, name: str, address: str) -> Contract:
+        """A web3 contract for a committed artifact (``SafeL2``, ...) at ``address``."""
+        return self._contract(name, address)
+
+    def deploy_artifact(self, name: str, *args: Any) -> str:
+        """Deploy a committed artifact from the default sender; returns its address."""
+        return self._deploy(name, self.default_sender, *args)
 
     def evidence_log(self, address: str) -> EvidenceLogClient:
         return EvidenceLogClient(self, self._contract("EvidenceLog", address))

@@ -8,7 +8,7 @@ append-only anchoring, record revocations).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from web3.contract import Contract
 from web3.logs import DISCARD
@@ -23,6 +23,8 @@ from gateway.chain.models import (
     TreeHead,
 )
 from gateway.core.errors import ChainError
+from gateway.core.keys import SigningKey
+from gateway.core.possession import prove_possession
 from gateway.core.types import KeyAlgorithm, MemberId, Role
 
 if TYPE_CHECKING:
@@ -30,46 +32,94 @@ if TYPE_CHECKING:
 
 
 
-class Registry:
-    """Typed wrapper of MemberRegistry; admin calls are sent from ``sender`` (default admin)."""
+class Governor(Protocol):
+    """Something that can make the council send a registry call (a k-of-n Safe's signers)."""
 
-    def __init__(self, chain: Chain, contract: Contract) -> None:
+    def execute(self, call: Any) -> Any:
+        """Have the council send ``call``; returns the transaction receipt."""
+
+
+class Registry:
+    """Typed wrapper of MemberRegistry.
+
+    Council calls (admit, suspend, reinstate, emergency revocation, operator recovery) without
+    an explicit ``sender`` go through ``council`` when one is attached (a development council
+    whose keys this process holds), else from the chain's default sender (test deployments
+    governed by one account). Key registration is sent by the member's own operator account.
+    """
+
+    def __init__(self, chain: Chain, contract: Contract, council: Governor | None = None) -> None:
         self.chain, self.c = chain, contract
         self.address = str(contract.address)
+        self.council = council
+
+    def _govern(self, call: Any, sender: str | None) -> Any:
+        if sender is None and self.council is not None:
+            return self.council.execute(call)
+        return self.chain.transact(call, sender)
 
     def admit_member(self, member_id: bytes, role: Role, name: str, operators: list[str],
                      *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.admitMember(member_id, int(role), name,
-                                                          operators), sender)
+        self._govern(self.c.functions.admitMember(member_id, int(role), name, operators),
+                     sender)
 
     def suspend_member(self, member_id: bytes, *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.suspendMember(member_id), sender)
+        self._govern(self.c.functions.suspendMember(member_id), sender)
 
     def reinstate_member(self, member_id: bytes, *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.reinstateMember(member_id), sender)
+        self._govern(self.c.functions.reinstateMember(member_id), sender)
 
     def add_operator(self, member_id: bytes, account: str, *, sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.addOperator(member_id, account), sender)
+        """By one of the member's operators (``sender``), or the council to recover it."""
+        self._govern(self.c.functions.addOperator(member_id, account), sender)
 
     def remove_operator(self, member_id: bytes, account: str, *,
                         sender: str | None = None) -> None:
-        self.chain.transact(self.c.functions.removeOperator(member_id, account), sender)
+        self._govern(self.c.functions.removeOperator(member_id, account), sender)
 
     def add_key(self, member_id: bytes, key_id: bytes, algorithm: KeyAlgorithm,
-                public_key: bytes, valid_from: int = 0, *, sender: str | None = None) -> None:
+                public_key: bytes, valid_from: int = 0, *, proof: bytes = b"",
+                sender: str | None = None) -> None:
+        """Register a key from the member's operator ``sender`` with its possession ``proof``."""
         self.chain.transact(self.c.functions.addKey(member_id, key_id, int(algorithm),
-                                                     public_key, valid_from), sender)
+                                                     public_key, valid_from, proof), sender)
+
+    def register_key(self, member_id: bytes, key: SigningKey, *, sender: str,
+                     valid_from: int = 0) -> None:
+        """Register ``key`` for ``member_id`` with a proof of possession made by ``key`` itself."""
+        proof = prove_possession(key, member_id, self.chain.chain_id, self.address)
+        self.add_key(member_id, key.key_id, key.algorithm, key.public.raw, valid_from,
+                     proof=proof, sender=sender)
 
     def revoke_key(self, member_id: bytes, key_id: bytes, at: int = 0, *,
                    sender: str | None = None) -> None:
-        """Revoke from ``at`` on (0 = now); backdate it to when a compromise began."""
-        self.chain.transact(self.c.functions.revokeKey(member_id, key_id, at), sender)
+        """Revoke from ``at`` on (0 = now); backdate it to when a compromise began.
+
+        Only the member's operator (``sender``) or the council (no ``sender``) may.
+        """
+        self._govern(self.c.functions.revokeKey(member_id, key_id, at), sender)
 
     def rotate_key(self, member_id: bytes, old_key_id: bytes, new_key_id: bytes,
-                   algorithm: KeyAlgorithm, public_key: bytes, *,
+                   algorithm: KeyAlgorithm, public_key: bytes, *, proof: bytes = b"",
                    sender: str | None = None) -> None:
         self.chain.transact(self.c.functions.rotateKey(member_id, old_key_id, new_key_id,
-                                                        int(algorithm), public_key), sender)
+                                                        int(algorithm), public_key, proof),
+                            sender)
+
+    def rotate_to(self, member_id: bytes, old_key_id: bytes, key: SigningKey, *,
+                  sender: str) -> None:
+        """Rotate to ``key``, proving possession of it."""
+        proof = prove_possession(key, member_id, self.chain.chain_id, self.address)
+        self.rotate_key(member_id, old_key_id, key.key_id, key.algorithm, key.public.raw,
+                        proof=proof, sender=sender)
+
+    def proof_of(self, key_id: bytes) -> bytes:
+        """The proof of possession stored with a key (reverts for unknown keys)."""
+        return bytes(self.chain.call(self.c.functions.proofOf(key_id)))
+
+    def is_council(self, account: str) -> bool:
+        """Whether ``account`` holds the governing role (DEFAULT_ADMIN_ROLE)."""
+        return bool(self.chain.call(self.c.functions.hasRole(b"\x00" * 32, account)))
 
     def key_status_at(self, member_id: bytes, key_id: bytes, at: int) -> KeyState:
         status, alg, pub = self.chain.call(self.c.functions.keyStatusAt(member_id, key_id, at))

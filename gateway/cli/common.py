@@ -70,4 +70,11 @@ def registry(rpc_url: str, deployment: Path, key_env: str | None) -> Registry:
         d = Deployment.from_json(deployment.read_text())
     except (OSError, InputError) as exc:
         raise typer.BadParameter(f"cannot read deployment file {deployment}: {exc}") from exc
-    return connect(rpc_url, key_env).registry(d.registry)
+    chain = connect(rpc_url, key_env)
+    if d.development_council and os.environ.get("CLAIMX_ENVIRONMENT") != "production":
+        from gateway.chain.council import attach_council, dev_keys_path, load_dev_keys
+
+        keys = dev_keys_path(deployment)
+        if keys.exists():  # council calls go through the development council's Safe
+            attach_council(chain, d, load_dev_keys(keys))
+    return chain.registry(d.registry)

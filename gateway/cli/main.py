@@ -12,6 +12,7 @@ from adapters.cli import adapt, pseudonym
 from gateway.cli import serve, verify
 from gateway.cli.common import ClaimxGroup
 from gateway.cli.connect import connect_app
+from gateway.cli.council import council_app
 from gateway.cli.credentials import credentials_app
 from gateway.cli.deploy import deploy
 from gateway.cli.keys import keys_app, sign
@@ -44,6 +45,8 @@ app.command("sign", short_help="sign claim packets into DSSE envelopes")(sign)
 app.command("adapt", short_help="institutional exports to claim packets")(adapt)
 app.command("pseudonym", short_help="subject pseudonyms of identifiers on stdin")(pseudonym)
 app.command("deploy", short_help="put the contracts on a chain, write the deployment")(deploy)
+app.add_typer(council_app, name="council",
+              short_help="k-of-n council actions: propose, sign, execute, show")
 app.add_typer(members_app, name="members",
               short_help="admit members, register their keys (admin)")
 app.add_typer(credentials_app, name="credentials",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -58,8 +59,18 @@ def add_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x key 
                 "key (32 bytes Ed25519, 33/65-byte SEC1 point P-256)",
                 show_default=False)] = None,
             deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
-            private_key_env: KeyEnvOpt = None) -> None:
+            private_key_env: KeyEnvOpt = None,
+            key: Annotated[Path | None, typer.Option(
+                help="the new key's PEM file: it signs its own registration (proof of "
+                "possession)")] = None,
+            proof: Annotated[str | None, typer.Option(
+                help="0x proof of possession made elsewhere (instead of --key)")] = None,
+            ) -> None:
     """Register a signing key printed by `claimx keys new` for MEMBER.
+
+    Sent by one of MEMBER's own operator accounts (--private-key-env, or the node's first
+    account), with the key's proof of possession: its signature over member id, key id,
+    chain id and registry address.
 
     The key id must be the one `keys new` printed for this public key; it is checked here
     before anything is sent.
@@ -76,8 +87,21 @@ def add_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x key 
         raise typer.BadParameter(f"key id {key_id} is not this public key's (it is "
                                  f"{hex32(actual)}); pass both from the same `keys new` output",
                                  param_hint="--key-id")
-    registry(rpc_url, deployment, private_key_env).add_key(member_arg(member), kid,
-                                                           algorithm, raw)
+    reg = registry(rpc_url, deployment, private_key_env)
+    if key is not None:
+        from gateway.core.keys import SigningKey
+        from gateway.core.possession import prove_possession
+
+        signing = SigningKey.load(key)
+        if signing.key_id != kid:
+            raise typer.BadParameter("--key is not the key named by --key-id", param_hint="--key")
+        made = prove_possession(signing, member_arg(member), reg.chain.chain_id, reg.address)
+    elif proof is not None:
+        made = bytes.fromhex(proof.removeprefix("0x"))
+    else:
+        raise typer.BadParameter("give --key PEM (or --proof 0x...): a key is registered only "
+                                 "with its proof of possession", param_hint="--key")
+    reg.add_key(member_arg(member), kid, algorithm, raw, proof=made)
     typer.echo(f"key {key_id} ({algorithm_name(algorithm)}) registered for {member}")
 
 

@@ -30,6 +30,7 @@ from rich.table import Table
 
 from gateway.api.app import create_app
 from gateway.chain.client import Chain
+from gateway.chain.council import dev_council
 from gateway.config import Settings
 from gateway.core.binding import BINDING_KIND, binding_body
 from gateway.core.consent import ConsentScope, scope_bytes
@@ -73,7 +74,7 @@ def run_demo(out_dir: Path, console: Console) -> bool:
                         webhook_allow_hosts=["127.0.0.1"])  # the insurer's local receiver
     console.rule("[bold]claimx demo[/]: embedded EVM + SQLite, nothing to start by hand")
     chain = Chain.embedded()
-    deployment = chain.deploy()
+    deployment, _ = dev_council(chain)  # a 2-of-3 development council admits the members
     console.print(f"deployed MemberRegistry [cyan]{deployment.registry}[/] and EvidenceLog "
                   f"[cyan]{deployment.log}[/] on chain {deployment.chain_id}")
     sv = build_services(settings, chain=chain, deployment=deployment)
@@ -127,9 +128,10 @@ def _admit(sv: Services, console: Console) -> list[Member]:
     ]
     table = Table("member", "role", "signing key", title="consortium members admitted on chain")
     for m in members:
-        registry.admit_member(m.id, m.role, m.name, [sv.chain.new_funded_account()])
-        if m.key is not None:
-            registry.add_key(m.id, m.key.key_id, m.key.algorithm, m.key.public.raw)
+        operator = sv.chain.new_funded_account()
+        registry.admit_member(m.id, m.role, m.name, [operator])
+        if m.key is not None:  # the member's own operator registers its key, proving possession
+            registry.register_key(m.id, m.key, sender=operator)
         with sv.db.session() as s:
             m.token = issue_credential(s, m.id, "demo")
         key = f"{algorithm_name(m.key.algorithm)} {m.key.key_id.hex()[:12]}…" if m.key else "-"

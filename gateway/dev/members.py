@@ -36,11 +36,19 @@ def seed_dev_members(sv: Services, folder: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for slug, role, name, alg in DEV_MEMBERS:
         mid = member_id(slug)
-        registry.admit_member(mid, role, name, [])
-        entry: dict[str, Any] = {"member_id": hex32(mid), "role": role.name.lower()}
+        # the council admits (the development council's keys, held by this process); the
+        # member's own operator account then registers its key with a proof of possession
+        operator = sv.chain.new_funded_account()
+        registry.admit_member(mid, role, name, [operator])
+        entry: dict[str, Any] = {"member_id": hex32(mid), "role": role.name.lower(),
+                                 "operator": operator}
+        operator_file = folder / f"{slug}.operator"
+        operator_file.touch(mode=0o600)
+        operator_file.write_text(sv.chain.private_key_of(operator) + "\n")
+        entry["operator_key_file"] = str(operator_file.resolve())
         if alg is not None:
             key = SigningKey.generate(alg)
-            registry.add_key(mid, key.key_id, key.algorithm, key.public.raw)
+            registry.register_key(mid, key, sender=operator)
             key_file = folder / f"{slug}.key"
             key_file.write_bytes(key.to_pem())
             key_file.chmod(0o600)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.chain.client import Chain, Deployment, Registry
+from gateway.chain.council import attach_council, dev_council, dev_keys_path, load_dev_keys
 from gateway.config import Settings
 from gateway.core.errors import ClaimxError
 from gateway.core.keys import SigningKey
@@ -63,6 +64,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
             if settings.rpc_url else Chain.embedded()
     if deployment is None:
         deployment = _deployment(settings, chain)
+    _refuse_dev_council(settings, deployment)
     if db is None:
         db = Database(_database_url(settings), master_key=settings.master_key_bytes())
     cache = NodeCache()
@@ -91,7 +93,7 @@ def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple
     add-key exchange.operator``); otherwise a fresh key is registered now, which needs the
     consortium admin account (embedded mode, dev nodes).
     """
-    operator = member_id(OPERATOR_SLUG)
+    operator, account = member_id(OPERATOR_SLUG), chain.default_sender
     if settings.operator_key_file is not None:
         key = SigningKey.load(settings.operator_key_file)
         state = registry.key_status_at(operator, key.key_id, chain.now())
@@ -104,9 +106,19 @@ def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple
     try:
         registry.member(operator)
     except ClaimxError:
-        registry.admit_member(operator, Role.OPERATOR, "claimx exchange operator", [])
-    registry.add_key(operator, key.key_id, key.algorithm, key.public.raw)
+        # admitted by the council (a development council in these modes); the exchange's own
+        # account is its operator and registers its key, with a proof of possession
+        registry.admit_member(operator, Role.OPERATOR, "claimx exchange operator", [account])
+    registry.register_key(operator, key, sender=account)
     return key, operator
+
+
+def _refuse_dev_council(settings: Settings, deployment: Deployment) -> None:
+    """Production runs only under a real council: development owner keys sit in a file."""
+    if settings.environment == "production" and deployment.development_council:
+        raise ClaimxError("this deployment's council is a development council (its owner keys "
+                          "were written by `claimx deploy`); production needs `claimx deploy "
+                          "--council ADDR,... --threshold K`", code="development_council")
 
 
 def _database_url(settings: Settings) -> str:
@@ -121,7 +133,7 @@ def _database_url(settings: Settings) -> str:
 
 def _deployment(settings: Settings, chain: Chain) -> Deployment:
     if not settings.rpc_url:
-        deployment = chain.deploy()
+        deployment, _ = dev_council(chain)  # a 2-of-3 development council, keys in memory
         log.info("embedded chain: deployed registry %s and evidence log %s",
                  deployment.registry, deployment.log)
         return deployment
@@ -139,4 +151,7 @@ def _deployment(settings: Settings, chain: Chain) -> Deployment:
         raise ClaimxError(f"deployment file {path} is for chain {deployment.chain_id}, the node "
                           f"at {settings.rpc_url} is chain {chain.chain_id}",
                           code="wrong_chain")
+    keys = dev_keys_path(path)
+    if deployment.development_council and keys.exists() and settings.environment != "production":
+        attach_council(chain, deployment, load_dev_keys(keys))  # dev members admit through it
     return deployment

@@ -43,13 +43,13 @@ def test_rotation_and_backdated_revocation(chain: Chain, deployment: Deployment)
     t_before = chain.now()
     advance_time(chain, 10)
     new = SigningKey.generate()
-    reg.rotate_key(h.id, h.key.key_id, new.key_id, new.algorithm, new.public.raw)
+    reg.rotate_to(h.id, h.key.key_id, new, sender=h.operator)
     t_after = chain.now() + 1
     assert reg.key_status_at(h.id, h.key.key_id, t_before).status == "valid"
     assert reg.key_status_at(h.id, h.key.key_id, t_after).status == "revoked"
     assert reg.key_status_at(h.id, new.key_id, t_after).status == "valid"
     # compromise discovered: revoke the new key back to its first second
-    reg.revoke_key(h.id, new.key_id, at=reg.key_valid_from(new.key_id))
+    reg.revoke_key(h.id, new.key_id, at=reg.key_valid_from(new.key_id), sender=h.operator)
     assert reg.key_status_at(h.id, new.key_id, t_after).status == "revoked"
     assert reg.keys_of(h.id) == [h.key.key_id, new.key_id]
 
@@ -59,10 +59,16 @@ def test_rotation_and_backdated_revocation(chain: Chain, deployment: Deployment)
     [
         (lambda r, h, a: r.admit_member(h.id, Role.HOSPITAL, "again", []),
          "MemberRegistryMemberExists"),
-        (lambda r, h, a: r.add_key(h.id, h.key.key_id, KeyAlgorithm.ED25519, h.key.public.raw),
-         "MemberRegistryKeyExists"),
-        (lambda r, h, a: r.add_key(h.id, b"\x09" * 32, KeyAlgorithm.ED25519, b"\x01" * 31),
-         "MemberRegistryBadPublicKey"),
+        (lambda r, h, a: r.add_key(h.id, h.key.key_id, KeyAlgorithm.ED25519, h.key.public.raw,
+                                   proof=b"p", sender=a), "MemberRegistryKeyExists"),
+        (lambda r, h, a: r.add_key(h.id, b"\x09" * 32, KeyAlgorithm.ED25519, b"\x01" * 31,
+                                   proof=b"p", sender=a), "MemberRegistryBadPublicKey"),
+        (lambda r, h, a: r.add_key(h.id, b"\x09" * 32, KeyAlgorithm.ED25519, b"\x01" * 32,
+                                   sender=a), "MemberRegistryMissingProof"),
+        (lambda r, h, a: r.add_key(h.id, b"\x09" * 32, KeyAlgorithm.ED25519, b"\x01" * 32, 1,
+                                   proof=b"p", sender=a), "MemberRegistryValidFromInPast"),
+        (lambda r, h, a: r.add_key(h.id, b"\x09" * 32, KeyAlgorithm.ED25519, b"\x01" * 32,
+                                   proof=b"p"), "MemberRegistryNotOperator"),
         (lambda r, h, a: r.revoke_key(h.id, h.key.key_id, at=1), "MemberRegistryRevocationBefore"),
         (lambda r, h, a: r.suspend_member(member_id("ghost")), "MemberRegistryUnknownMember"),
         (lambda r, h, a: r.suspend_member(h.id, sender=a), "AccessControlUnauthorizedAccount"),
@@ -114,19 +120,31 @@ def test_backdated_revocation_invalidates_from_the_compromise_on(chain: Chain,
 
 
 def test_admin_only_calls_name_the_refused_account(chain: Chain, deployment: Deployment) -> None:
+    """Council calls refuse a member's operator; key calls refuse anyone but the member's own."""
     reg = chain.registry(deployment.registry)
     h = admit(chain, deployment, "hospital.acl")
+    other = admit(chain, deployment, "hospital.acl2")
     key = SigningKey.generate()
-    attempts: list[Callable[[], None]] = [
-        lambda: reg.add_key(h.id, key.key_id, key.algorithm, key.public.raw, sender=h.operator),
+    council_calls: list[Callable[[], None]] = [
         lambda: reg.admit_member(member_id("rogue"), Role.INSURER, "rogue", [], sender=h.operator),
-        lambda: reg.add_operator(h.id, h.operator, sender=h.operator),
+        lambda: reg.suspend_member(other.id, sender=h.operator),
     ]
-    for attempt in attempts:
+    for attempt in council_calls:
         with pytest.raises(ChainError) as err:
             attempt()
         assert err.value.name == "AccessControlUnauthorizedAccount"
         assert h.operator.lower() in str(err.value).lower()
+    member_calls: list[Callable[[], None]] = [  # h's operator acting for another member
+        lambda: reg.register_key(other.id, key, sender=h.operator),
+        lambda: reg.add_operator(other.id, chain.new_funded_account(), sender=h.operator),
+        lambda: reg.revoke_key(other.id, other.key.key_id, sender=h.operator),
+        lambda: reg.remove_operator(other.id, other.operator, sender=h.operator),
+    ]
+    for attempt in member_calls:
+        with pytest.raises(ChainError) as err:
+            attempt()
+        assert err.value.name == "MemberRegistryNotOperator"
+    assert reg.keys_of(other.id) == [other.key.key_id]
     assert reg.keys_of(h.id) == [h.key.key_id]
 
 

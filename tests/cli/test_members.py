@@ -24,11 +24,15 @@ def test_members_show_reports_each_key_status(anvil_url: str, tmp_path: Path) ->
     dep = str(tmp_path / "deployment.json")
     _run("deploy", "--rpc-url", anvil_url, "--out", dep)
     common = ("--rpc-url", anvil_url, "--deployment", dep)
-    _run("members", "admit", "police.cli", "--role", "police", "--name", "Police", *common)
+    # the sending account (anvil's first) is the police's own operator: it registers keys
+    _run("members", "admit", "police.cli", "--role", "police", "--name", "Police", *common,
+         "--operator", "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
     old, new = SigningKey.generate(), SigningKey.generate()
-    for key in (old, new):
+    for n, key in enumerate((old, new)):
+        (tmp_path / f"{n}.pem").write_bytes(key.to_pem())
         _run("members", "add-key", "police.cli", "--key-id", "0x" + key.key_id.hex(),
-             "--public-key", "0x" + key.public.raw.hex(), *common)
+             "--public-key", "0x" + key.public.raw.hex(), *common,
+             "--key", str(tmp_path / f"{n}.pem"))
     _run("members", "revoke-key", "police.cli", "--key-id", "0x" + old.key_id.hex(), *common)
     shown = json.loads(_run("members", "show", "police.cli", "--rpc-url", anvil_url,
                             "--deployment", dep))

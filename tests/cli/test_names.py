@@ -69,7 +69,8 @@ def test_add_key_with_and_without_alg_and_members_show_agree(anvil_url: str,
     dep = str(tmp_path / "deployment.json")
     run("deploy", "--rpc-url", anvil_url, "--out", dep)
     common = ("--rpc-url", anvil_url, "--deployment", dep)
-    run("members", "admit", "police.names", "--role", "police", "--name", "P", *common)
+    run("members", "admit", "police.names", "--role", "police", "--name", "P", *common,
+        "--operator", "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")  # the sender: it registers keys
     printed = []
     for n, (alg, given) in enumerate([("p256", None), ("p256", "ecdsa_p256"),
                                       ("ed25519", None), ("p256", "p256")]):
@@ -77,7 +78,7 @@ def test_add_key_with_and_without_alg_and_members_show_agree(anvil_url: str,
         assert key["algorithm"] == alg
         extra = ("--alg", given) if given else ()
         run("members", "add-key", "police.names", "--key-id", key["key_id"], "--public-key",
-            key["public_key"], *extra, *common)
+            key["public_key"], *extra, *common, "--key", str(tmp_path / f"{n}.pem"))
         printed.append((key["key_id"], alg))
     shown = json.loads(run("members", "show", "police.names", *common))
     assert [(k["key_id"], k["algorithm"]) for k in shown["keys"]] == printed

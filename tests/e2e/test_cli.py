@@ -14,6 +14,8 @@ import pytest
 from tests.support import CLAIMX, serve_gateway
 
 pytestmark = pytest.mark.slow  # real processes end to end
+HOSPITAL_OPERATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil's dev account 1
+HOSPITAL_OPERATOR_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
 def run(*args: str, env: dict[str, str] | None = None,
@@ -31,11 +33,15 @@ def test_deploy_admit_sign_serve_verify(anvil_url: str, pg_url: str, tmp_path: P
     dep = tmp_path / "deployment.json"
     run("deploy", "--rpc-url", anvil_url, "--out", str(dep))
     log_address = json.loads(dep.read_text())["log"]
+    # the development council admits; the hospital's own operator account (anvil's second
+    # dev account) then registers its key, the key proving possession of itself
     run("members", "admit", "hospital.e2e", "--role", "hospital", "--name", "E2E Hospital",
-        "--rpc-url", anvil_url, "--deployment", str(dep))
+        "--rpc-url", anvil_url, "--deployment", str(dep), "--operator", HOSPITAL_OPERATOR)
     key = json.loads(run("keys", "new", "--out", str(tmp_path / "h.key"), "--alg", "p256").stdout)
     run("members", "add-key", "hospital.e2e", "--key-id", key["key_id"], "--public-key",
-        key["public_key"], "--alg", "p256", "--rpc-url", anvil_url, "--deployment", str(dep))
+        key["public_key"], "--alg", "p256", "--rpc-url", anvil_url, "--deployment", str(dep),
+        "--key", str(tmp_path / "h.key"), "--private-key-env", "HOSPITAL_OPERATOR_KEY",
+        env={"HOSPITAL_OPERATOR_KEY": HOSPITAL_OPERATOR_KEY})
     listed = json.loads(run("members", "list", "--rpc-url", anvil_url,
                             "--deployment", str(dep)).stdout)
     assert listed[0]["keys"] == [key["key_id"]] and listed[0]["role"] == "hospital"

@@ -95,8 +95,10 @@ def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Pa
             hosp = SigningKey.load(Path(gw.members["hospital.dev"]["key_file"]))
             police = SigningKey.load(Path(gw.members["police.dev"]["key_file"]))
             unseen_key = SigningKey.generate()  # registered, but never used before the outage
-            chain.registry(dep.registry).add_key(member_id("hospital.dev"), unseen_key.key_id,
-                                                 unseen_key.algorithm, unseen_key.public.raw)
+            operator = chain.add_local(Path(gw.members["hospital.dev"]["operator_key_file"])
+                                       .read_text().strip())  # the hospital's own account
+            chain.registry(dep.registry).register_key(member_id("hospital.dev"), unseen_key,
+                                                      sender=operator)
             h, p = gw.auth("hospital.dev"), gw.auth("police.dev")
             first = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10,
                                json=envelope("hospital.dev", "hospital.invoice", hosp, total="1"))

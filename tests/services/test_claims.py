@@ -84,9 +84,10 @@ def world(embedded_chain: Chain, database_url: str,
                               ("auditor", Role.AUDITOR, False)]:
         key = SigningKey.generate() if signs else None
         mid = member_id(slug)
-        registry.admit_member(mid, role, slug, [])
+        operator = embedded_chain.new_funded_account()
+        registry.admit_member(mid, role, slug, [operator])
         if key:
-            registry.add_key(mid, key.key_id, key.algorithm, key.public.raw)
+            registry.register_key(mid, key, sender=operator)
         with sv.db.session() as s:
             token = issue_credential(s, mid, "test")
         members[slug] = M(slug, role, key, {"Authorization": f"Bearer {token}"})
