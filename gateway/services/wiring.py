@@ -1,17 +1,22 @@
 """Wiring: the database, the chain, the contracts and the workers, built once from Settings.
 
-Embedded mode (no ``CLAIMX_RPC_URL``) runs an in-process EVM that lives only as long as the
-process, so it deploys fresh contracts at start and uses a fresh SQLite file beside them:
-a sandbox. With a JSON-RPC node the contracts come from the deployment file written by
-``claimx deploy`` and the database persists.
+Without ``CLAIMX_RPC_URL`` the library default is an in-process EVM that lives only as long
+as the process, so it deploys fresh contracts at start and uses a fresh SQLite file beside
+them: a sandbox (the demo, tests). With a JSON-RPC node the contracts come from the
+deployment file (written by ``claimx deploy``, or by the first start with ``deploy_missing``)
+and the database persists; ``claimx serve`` with no URLs runs such a node itself (anvil,
+gateway/dev/node.py) and passes ``local_node`` so blocks lost to a ``kill -9`` are repaired.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import func, select
 
 from gateway.chain.client import Chain, Deployment, Registry
 from gateway.config import Settings
@@ -28,6 +33,7 @@ from gateway.services.push.worker import PushWorker
 from gateway.services.requests import ClockSweep
 from gateway.store.db import Database
 from gateway.store.log import NodeCache
+from gateway.store.tables import Anchor
 from gateway.store.vault import Vault
 
 log = logging.getLogger("claimx")
@@ -54,16 +60,22 @@ class Services:
 
 
 def build_services(settings: Settings, *, chain: Chain | None = None,
-                   deployment: Deployment | None = None, db: Database | None = None) -> Services:
-    """Assemble the gateway's parts; the anchor worker is built but not started."""
+                   deployment: Deployment | None = None, db: Database | None = None,
+                   deploy_missing: bool = False, local_node: bool = False) -> Services:
+    """Assemble the gateway's parts; the anchor worker is built but not started.
+
+    ``deploy_missing`` deploys the contracts when the deployment file does not exist yet;
+    ``local_node`` says the chain is our own anvil, whose last second of blocks a crash may
+    lose (the database's anchors in them are dropped and anchored again).
+    """
     if chain is None:
         chain = Chain.connect(settings.rpc_url, settings.anchor_private_key,
                               timeout=settings.chain_timeout_seconds) \
             if settings.rpc_url else Chain.embedded()
-    if deployment is None:
-        deployment = _deployment(settings, chain)
     if db is None:
         db = Database(_database_url(settings), master_key=settings.master_key_bytes())
+    if deployment is None:
+        deployment = _deployment(settings, chain, db, deploy_missing)
     cache = NodeCache()
     log_client = chain.evidence_log(deployment.log)
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
@@ -73,6 +85,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
+    worker.reconcile(chain_tip=chain.block_number() if local_node else None)
     worker.recover()  # refuses a database whose log does not match this chain
     members = MemberDirectory(registry, settings.key_cache_seconds,
                               grace=settings.key_grace_seconds)
@@ -86,8 +99,9 @@ def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple
     """The exchange operator's signing key for consent and access-log entries.
 
     With ``CLAIMX_OPERATOR_KEY_FILE`` the key must already be registered (``claimx members
-    add-key exchange.operator``); otherwise a fresh key is registered now, which needs the
-    consortium admin account (embedded mode, dev nodes).
+    add-key exchange.operator``); otherwise the key in CLAIMX_HOME/operator.key (created on
+    first start) is registered if the chain does not hold it yet, which needs the consortium
+    admin account (embedded mode, dev nodes). One key, not one more per start.
     """
     operator = member_id(OPERATOR_SLUG)
     if settings.operator_key_file is not None:
@@ -98,13 +112,33 @@ def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple
                               f"{OPERATOR_SLUG} in the registry; register it with `claimx "
                               "members add-key`", code="operator_key_invalid")
         return key, operator
-    key = SigningKey.generate()
+    key = _home_operator_key(settings.home / "operator.key")
     try:
         registry.member(operator)
     except ClaimxError:
         registry.admit_member(operator, Role.OPERATOR, "claimx exchange operator", [])
-    registry.add_key(operator, key.key_id, key.algorithm, key.public.raw)
+    if not registry.key_status_at(operator, key.key_id, chain.now()).valid:
+        registry.add_key(operator, key.key_id, key.algorithm, key.public.raw)
+        log.info("registered operator key %s… from %s", key.key_id.hex()[:16],
+                 settings.home / "operator.key")
     return key, operator
+
+
+def _home_operator_key(path: Path) -> SigningKey:
+    """The development operator key: made once (mode 0600, linked into place so two
+    starts at once agree on one key), then reused."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(SigningKey.generate().to_pem())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return SigningKey.load(path)
 
 
 def _database_url(settings: Settings) -> str:
@@ -117,13 +151,16 @@ def _database_url(settings: Settings) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def _deployment(settings: Settings, chain: Chain) -> Deployment:
+def _deployment(settings: Settings, chain: Chain, db: Database,
+                deploy_missing: bool) -> Deployment:
     if not settings.rpc_url:
         deployment = chain.deploy()
         log.info("embedded chain: deployed registry %s and evidence log %s",
                  deployment.registry, deployment.log)
         return deployment
     path = settings.resolved_deployment_file()
+    if deploy_missing and not path.exists():
+        return _first_deployment(settings, chain, db, path)
     try:
         deployment = Deployment.from_json(path.read_text())
     except FileNotFoundError as exc:
@@ -137,4 +174,26 @@ def _deployment(settings: Settings, chain: Chain) -> Deployment:
         raise ClaimxError(f"deployment file {path} is for chain {deployment.chain_id}, the node "
                           f"at {settings.rpc_url} is chain {chain.chain_id}",
                           code="wrong_chain")
+    for name, address in (("registry", deployment.registry), ("evidence log", deployment.log)):
+        if not chain.has_code(address):
+            raise ClaimxError(f"no {name} contract at {address} on {chain.description}: "
+                              f"{path} was written for another chain (its state lost?); point "
+                              "--deployment at this chain's file, or remove the state folder "
+                              "to start afresh", code="contracts_missing")
+    return deployment
+
+
+def _first_deployment(settings: Settings, chain: Chain, db: Database, path: Path) -> Deployment:
+    """Deploy and write the file; refused when the database already anchored elsewhere."""
+    with db.session() as s:
+        anchored = s.scalar(select(func.count()).select_from(Anchor)) or 0
+    if anchored:
+        raise ClaimxError(f"no deployment file at {path}, but the database already holds "
+                          f"{anchored} anchors of another deployment: restore that file (or "
+                          "use a fresh database)", code="no_deployment")
+    deployment = chain.deploy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(deployment.to_json())
+    log.info("deployed registry %s and evidence log %s on chain %d; wrote %s",
+             deployment.registry, deployment.log, deployment.chain_id, path)
     return deployment
