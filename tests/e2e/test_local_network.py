@@ -140,3 +140,24 @@ def test_database_and_chain_that_do_not_belong_together_are_refused(tmp_path: Pa
     assert errors == [errors[0]] and "contracts_missing" in errors[0], proc.stderr
     assert "remove the state folder" in errors[0]
     json.loads((home / "deployment.json").read_text())  # nothing was overwritten
+
+
+def test_serve_on_a_node_with_dev_members_deploys_once(anvil_url: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    args = ["--rpc-url", anvil_url]
+    with serve_gateway(tmp_path, args) as served:
+        deployment = json.loads((home / "deployment.json").read_text())
+        first = publish(served, 1)
+        old = receipt(served, first)["anchored_in"]
+        tokens = {slug: m["token"] for slug, m in served.members.items()}
+    with serve_gateway(tmp_path, args) as served:  # a restart: same contracts, same members
+        assert json.loads((home / "deployment.json").read_text()) == deployment
+        assert {slug: m["token"] for slug, m in served.members.items()} == tokens
+        assert receipt(served, first, timeout=1)["anchored_in"] == old
+        assert "registered operator key" not in served.log_text()
+    (home / "deployment.json").unlink()  # the database remembers anchors of that deployment
+    proc = subprocess.run([*CLAIMX, "serve", "--port", "1", *args, "--dev-members", "dev"],
+                          env=serve_env(tmp_path), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1 and "error: no_deployment" in proc.stderr, proc.stderr
+    assert not (home / "deployment.json").exists()
