@@ -132,7 +132,7 @@ class Client:
         return self._json("GET", f"/v1/records/{digest}")  # type: ignore[no-any-return]
 
     def receipt(self, digest: str) -> JsonObject:
-        """The portable receipt (``claimx verify`` checks it against the chain alone); 409
+        """The portable receipt (``claimx verify`` checks it against the chain alone); 404
         ``not_yet_anchored`` until the record's tree head is on chain."""
         return self._json("GET", f"/v1/records/{digest}/receipt")  # type: ignore[no-any-return]
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import __version__
 from gateway.api.claims import router as claims_router
+from gateway.api.docs import install_docs
 from gateway.api.members import router as members_router
 from gateway.api.push import router as push_router
 from gateway.api.records import router as records_router
@@ -59,6 +60,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         checks.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="claimx gateway", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # served offline by install_docs
                   description="Publish institution-signed claim evidence; open claims with "
                   "consent and receive evidence as it arrives; fetch records with inclusion "
                   "proofs against tree heads anchored on chain. Authenticate with "
@@ -70,6 +72,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(claims_router)
     app.include_router(push_router, tags=["push"])
     app.include_router(members_router)
+    install_docs(app)
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def health() -> Health:
