@@ -9,7 +9,7 @@ The child dies with serve: it is told SIGTERM (which makes it dump its state) wh
 dies (``PR_SET_PDEATHSIG``), and :meth:`LocalNode.stop` terminates it on a clean exit; it
 runs in its own session so a terminal's Ctrl-C reaches serve only, which then stops it. A
 lock file, held by serve and anvil both, keeps a second serve off the same state; its pid is
-in chain/anvil.pid.
+in chain/anvil.pid and its URL, once it answers, in chain/url.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class LocalNode:
         (self.folder / "anvil.pid").write_text(f"{self.proc.pid}\n")
         self.url = f"http://127.0.0.1:{port}"
         self._wait(timeout)
+        (self.folder / "url").write_text(self.url + "\n")  # for `claimx verify --rpc-url`
         return self.url
 
     def _take_lock(self, wait: float = 5.0) -> None:
