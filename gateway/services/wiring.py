@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.chain.client import Chain, Deployment, Registry
 from gateway.config import Settings
@@ -73,7 +74,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                               timeout=settings.chain_timeout_seconds) \
             if settings.rpc_url else Chain.embedded()
     if db is None:
-        db = Database(_database_url(settings), master_key=settings.master_key_bytes())
+        db = _open_database(_database_url(settings), settings.master_key_bytes())
     if deployment is None:
         deployment = _deployment(settings, chain, db, deploy_missing)
     cache = NodeCache()
@@ -139,6 +140,18 @@ def _home_operator_key(path: Path) -> SigningKey:
         finally:
             tmp.unlink()
     return SigningKey.load(path)
+
+
+def _open_database(url: str, master_key: bytes) -> Database:
+    """The database, migrated; one line (password hidden) when it cannot be opened."""
+    try:
+        return Database(url, master_key=master_key)
+    except SQLAlchemyError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ClaimxError(f"cannot open the database {shown}: {reason}; create it (e.g. "
+                          "`createdb NAME`) or fix --database-url / CLAIMX_DATABASE_URL",
+                          code="database_unreachable") from exc
 
 
 def _database_url(settings: Settings) -> str:
