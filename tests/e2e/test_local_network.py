@@ -92,6 +92,10 @@ def test_restart_after_kill_keeps_records_and_anchors_on_the_old_head(tmp_path: 
         old = receipt(served, first)["anchored_in"]
         tokens = {slug: m["token"] for slug, m in served.members.items()}
         anvil = int((home / "chain" / "anvil.pid").read_text())
+        second = subprocess.run([*CLAIMX, "serve", "--port", "1"], env=serve_env(tmp_path),
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "error: home_in_use" in second.stderr  # one chain
+        assert int((home / "chain" / "anvil.pid").read_text()) == anvil
         time.sleep(1.5)  # let anvil's once-a-second dump include the anchor
         served.proc.kill()  # kill -9 serve: anvil must follow
         served.proc.wait(10)
