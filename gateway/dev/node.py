@@ -17,7 +17,9 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +33,7 @@ from gateway.core.errors import ClaimxError
 ANVIL_IN_REPO = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 _REPO = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
+log = logging.getLogger("claimx.node")
 
 
 def find_anvil() -> Path:
@@ -73,6 +76,7 @@ class LocalNode:
     def start(self, timeout: float = 30.0) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        self._keep_good_state()
         port = _free_port()
         cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(port), "--state",
                str(self.state), "--state-interval", "1", "--silent"]
@@ -87,6 +91,25 @@ class LocalNode:
         self._wait(timeout)
         (self.folder / "url").write_text(self.url + "\n")  # for `claimx verify --rpc-url`
         return self.url
+
+    def _keep_good_state(self) -> None:
+        """Keep the last state that parses beside it; a dump cut short by ``kill -9`` is
+        replaced by that copy (older blocks: the anchor worker's reconciliation repairs it)."""
+        backup = self.state.with_name("state.prev.json")
+        if not self.state.exists():
+            return
+        try:
+            json.loads(self.state.read_bytes())
+        except ValueError:
+            if not backup.exists():
+                raise ClaimxError(f"the chain state {self.state} is damaged and has no "
+                                  f"backup: move {self.folder.parent} aside to start afresh",
+                                  code="state_damaged") from None
+            log.warning("chain state %s is damaged; using the previous start's copy",
+                        self.state)
+            shutil.copyfile(backup, self.state)
+            return
+        shutil.copyfile(self.state, backup)
 
     def _take_lock(self, wait: float = 5.0) -> None:
         """The child shares the lock, so a dying anvil still dumping its state holds it."""

@@ -165,3 +165,20 @@ def test_serve_on_a_node_with_dev_members_deploys_once(anvil_url: str, tmp_path:
                           text=True, timeout=60)
     assert proc.returncode == 1 and "error: no_deployment" in proc.stderr, proc.stderr
     assert not (home / "deployment.json").exists()
+
+
+def test_a_dump_cut_short_falls_back_to_the_previous_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with serve_gateway(tmp_path):  # the first start: members admitted, state saved on exit
+        pass
+    with serve_gateway(tmp_path) as served:  # this start keeps a copy of that state
+        digest = publish(served, 1)
+        receipt(served, digest)
+        kill_all(served, home)
+    state = home / "chain" / "state.json"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # a dump cut short
+    with serve_gateway(tmp_path) as served:
+        assert "damaged; using the previous start's copy" in served.log_text()
+        anchored = receipt(served, digest)["anchored_in"]
+        assert chain_head(served, anchored["head_index"]) == (anchored["size"],
+                                                              anchored["root"])
