@@ -136,6 +136,8 @@ def test_database_and_chain_that_do_not_belong_together_are_refused(tmp_path: Pa
     home = tmp_path / "home"
     with serve_gateway(tmp_path) as served:
         receipt(served, publish(served, 1))
+        anvil = int((home / "chain" / "anvil.pid").read_text())
+    wait_gone(anvil)  # a slow exit would dump its state again after the unlink
     (home / "chain" / "state.json").unlink()  # the chain is gone; database and file remain
     proc = subprocess.run([*CLAIMX, "serve", "--port", "1"], env=serve_env(tmp_path),
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
