@@ -7,10 +7,14 @@ module and registers itself in :mod:`adapters.registry`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from adapters.registry import AdapterContext, adapters
 from gateway.core.errors import AdapterError, InputError
-from gateway.core.packet import Packet
 from gateway.core.types import hex32, member_id
+
+if TYPE_CHECKING:  # the packet model loads with the format modules, not with `--help`
+    from gateway.core.packet import Packet
 
 LAST_RESORT = ("csv_bill",)
 """Formats whose detector is loose: chosen by ``auto`` only when nothing else matches."""

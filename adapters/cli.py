@@ -18,12 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from adapters import adapt_bytes, detect_format
-from adapters.pseudonym import pseudonym_key, pseudonymise
-from adapters.registry import AdapterContext, adapters
 from gateway.core.errors import AdapterError, ClaimxError
 from gateway.core.types import hex32, member_id, parse_hex32
 
@@ -49,6 +44,11 @@ def _usage(message: str) -> typer.Exit:
 
 
 def _list_formats() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from adapters.registry import adapters
+
     table = Table(title="claimx adapt formats")
     table.add_column("format")
     table.add_column("packet kinds")
@@ -61,6 +61,9 @@ def _list_formats() -> None:
 
 
 def _one(path: Path, fmt: str, issuer: str, subject: str | None = None) -> dict[str, Any]:
+    from adapters import adapt_bytes, detect_format
+    from adapters.registry import AdapterContext
+
     """Adapt one file; every failure comes back as an error entry, never as an exception."""
     name = str(path)
     try:
@@ -120,6 +123,7 @@ def adapt(
         return
     if not files:
         raise _usage("give one or more FILEs, or --list")
+    from adapters.registry import adapters
     if format != "auto" and format not in adapters():
         raise _usage(f"unknown format {format!r}; known: auto, {', '.join(adapters())}")
     try:
@@ -168,6 +172,8 @@ def pseudonym(
     read from stdin, never from the command line, which shells and `ps` keep. Example:
     `printf '%s\\n' "$ID" | claimx pseudonym`.
     """
+    from adapters.pseudonym import pseudonym_key, pseudonymise
+
     try:
         key = pseudonym_key()
     except AdapterError as exc:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from gateway.core.packet import Packet
+if TYPE_CHECKING:  # not at run time: `claimx --help` must not load pydantic
+    from gateway.core.packet import Packet
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class AdapterContext:
     of documents that name nobody themselves (photographed attachments)."""
 
 
-AdaptFn = Callable[[bytes, AdapterContext], list[Packet]]
+AdaptFn = Callable[[bytes, AdapterContext], "list[Packet]"]
 DetectFn = Callable[[bytes], bool]
 
 

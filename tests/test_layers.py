@@ -62,6 +62,16 @@ def test_help_loads_no_chain_or_database() -> None:
             "try:\n    app()\nexcept SystemExit:\n    pass")
     loaded = _loaded_after(code)
     assert not loaded & {"web3", "sqlalchemy", "fastapi", "eth_tester"}
+    # fast help (issue 12 item 7): not even the packet model, the signing or the HTTP stack
+    assert not loaded & {"pydantic", "cryptography", "httpx", "rich", "uvicorn"}
+
+
+def test_adapt_list_loads_no_chain_database_or_web_stack() -> None:
+    code = ("import sys\nfrom gateway.cli.main import app\n"
+            "sys.argv = ['claimx', 'adapt', '--list']\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass")
+    loaded = _loaded_after(code)
+    assert not loaded & {"web3", "sqlalchemy", "fastapi", "eth_tester", "httpx", "uvicorn"}
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

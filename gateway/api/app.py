@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import __version__
 from gateway.api.claims import router as claims_router
 from gateway.api.consents import router as consents_router
+from gateway.api.docs import install_docs
 from gateway.api.members import router as members_router
 from gateway.api.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 from gateway.api.pages import router as pages_router
@@ -64,6 +65,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
         checks.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="claimx gateway", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # served offline by install_docs
                   description="Publish institution-signed claim evidence; open claims with "
                   "consent and receive evidence as it arrives; fetch records with inclusion "
                   "proofs against tree heads anchored on chain. Authenticate with "
@@ -82,6 +84,7 @@ def create_app(services: Services, *, run_worker: bool = True) -> FastAPI:
     app.include_router(pages_router)
     app.include_router(share_router)
     app.include_router(status_router)
+    install_docs(app)
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def health() -> Health:

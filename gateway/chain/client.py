@@ -190,6 +190,17 @@ class Chain:
         """Timestamp of the latest block."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def block_number(self) -> int:
+        """Number of the latest block (a restored local node may be behind the database)."""
+        return int(self.w3.eth.block_number)
+
+    def has_code(self, address: str) -> bool:
+        """Whether a contract lives at ``address`` (a deployment file may name another chain)."""
+        try:
+            return len(self.w3.eth.get_code(Web3.to_checksum_address(address))) > 0
+        except Exception as exc:
+            raise as_chain_error(exc, self.decoder) from exc
+
     def new_funded_account(self) -> str:
         """A fresh account with test ether (embedded and dev nodes), signed for locally."""
         acct: LocalAccount = Account.create()

@@ -6,16 +6,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.core.envelope import MAX_DEPTH, sign_packet
 from gateway.core.errors import ClaimxError, InputError
-from gateway.core.jsondepth import json_depth
-from gateway.core.keys import SigningKey, algorithm_name, parse_algorithm
-from gateway.core.packet import Packet
-from gateway.core.types import hex32
+
+if TYPE_CHECKING:
+    from gateway.core.packet import Packet
 
 keys_app = typer.Typer(help="Create institution signing keys.", no_args_is_help=True)
 
@@ -45,6 +43,9 @@ def keys_new(
       claimx keys new --out hospital.key --alg p256
       claimx members add-key hospital.ruijin --key-id 0x... --public-key 0x...
     """
+    from gateway.core.keys import SigningKey, algorithm_name, parse_algorithm
+    from gateway.core.types import hex32
+
     try:
         algorithm = parse_algorithm(alg)
     except InputError as exc:
@@ -78,6 +79,11 @@ def sign(
       claimx sign packet.json --key hospital.key --out envelope.json
       claimx adapt --issuer hospital.ruijin bill.csv | claimx sign - --key hospital.key
     """
+    from gateway.core.envelope import MAX_DEPTH, sign_packet
+    from gateway.core.jsondepth import json_depth
+    from gateway.core.keys import SigningKey
+    from gateway.core.packet import Packet
+
     try:
         raw = sys.stdin.buffer.read() if str(packet_file) == "-" else packet_file.read_bytes()
         signer = SigningKey.load(key, _passphrase(passphrase_env))

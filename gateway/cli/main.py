@@ -17,6 +17,7 @@ from gateway.cli.credentials import credentials_app
 from gateway.cli.deploy import deploy
 from gateway.cli.keys import keys_app, sign
 from gateway.cli.members import members_app
+from gateway.cli.publish import publish
 
 app = typer.Typer(
     name="claimx",
@@ -31,7 +32,8 @@ app = typer.Typer(
     "  claimx members add-key hospital.ruijin --key-id 0x.. --public-key 0x.. --rpc-url URL\n"
     "  claimx adapt --issuer hospital.ruijin export.hl7 > packets.json\n"
     "  claimx sign packets.json --key hospital.key > envelopes.json\n"
-    "  # POST them to /v1/records/batch; save GET /v1/records/DIGEST/receipt\n"
+    "  claimx publish envelopes.json --gateway URL   # token from CLAIMX_TOKEN\n"
+    "  # save GET /v1/records/DIGEST/receipt\n"
     "  claimx verify receipt.json --rpc-url URL      # 0 valid, 1 invalid, 2 unchecked",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -42,6 +44,8 @@ app.command("serve", short_help="run the HTTP gateway and its anchor worker")(se
 app.command("worker", short_help="run only the anchor worker")(serve.worker)
 app.add_typer(keys_app, name="keys", short_help="create institution signing keys")
 app.command("sign", short_help="sign claim packets into DSSE envelopes")(sign)
+app.command("publish", short_help="sign and publish records to a gateway, in batches")(
+    publish)
 app.command("adapt", short_help="institutional exports to claim packets")(adapt)
 app.command("pseudonym", short_help="subject pseudonyms of identifiers on stdin")(pseudonym)
 app.command("deploy", short_help="put the contracts on a chain, write the deployment")(deploy)

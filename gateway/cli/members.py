@@ -18,7 +18,6 @@ from gateway.cli.common import (
     registry,
 )
 from gateway.core.errors import InputError
-from gateway.core.keys import PublicKey, algorithm_name, detect_algorithm, parse_algorithm
 from gateway.core.types import KeyAlgorithm, Role, hex32, parse_hex32
 
 members_app = typer.Typer(help="Admit, suspend and reinstate members; register and revoke "
@@ -80,6 +79,8 @@ def add_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x key 
       claimx members add-key hospital.ruijin --key-id 0x... --public-key 0x... \\
           --rpc-url http://127.0.0.1:8545
     """
+    from gateway.core.keys import PublicKey, algorithm_name
+
     raw, algorithm = _public_key(public_key, alg)
     kid = _key_id(key_id)
     actual = PublicKey(algorithm, raw).key_id
@@ -114,6 +115,8 @@ def _key_id(text: str) -> bytes:
 
 def _public_key(text: str, alg: str | None) -> tuple[bytes, KeyAlgorithm]:
     """The public key's bytes and algorithm: named by --alg, else detected from the bytes."""
+    from gateway.core.keys import PublicKey, detect_algorithm, parse_algorithm
+
     try:
         raw = bytes.fromhex(text.removeprefix("0x"))
     except ValueError as exc:

@@ -4,63 +4,106 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gateway.cli.common import DEFAULT_DEPLOYMENT, DeploymentOpt
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.services.wiring import Services
 
 
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     rpc_url: Annotated[str | None, typer.Option(
-        envvar="CLAIMX_RPC_URL", help="JSON-RPC node; default: in-process EVM (a sandbox "
-        "that deploys fresh contracts and forgets everything on exit)")] = None,
+        envvar="CLAIMX_RPC_URL", help="JSON-RPC node; default: a local anvil node run by serve, "
+        "its chain kept in .claimx/chain/ (needs `npm ci`)")] = None,
     database_url: Annotated[str | None, typer.Option(
         envvar="CLAIMX_DATABASE_URL", help="SQLAlchemy URL, e.g. "
-        "postgresql+psycopg://user@127.0.0.1/claimx; default SQLite under .claimx/")] = None,
+        "postgresql+psycopg://user@127.0.0.1/claimx; default SQLite .claimx/claimx.db")] = None,
     deployment: Annotated[Path | None, typer.Option(
         envvar="CLAIMX_DEPLOYMENT_FILE", show_default=False,
         help="file written by `claimx deploy` (default .claimx/deployment.json, under "
-        "CLAIMX_HOME); unused on the in-process EVM")] = None,
+        "CLAIMX_HOME); written at first start on the local node or with --dev-members")] = None,
     worker: Annotated[bool, typer.Option(help="run the anchor worker in this process")] = True,
     dev_members: Annotated[Path | None, typer.Option(
         help="development only: admit a hospital, police bureau, insurer and auditor and write "
-        "their keys and API tokens to DIR/members.json (try them with scripts/api_flow.py)",
+        "their keys and API tokens to DIR/members.json (try them with scripts/api_flow.py); "
+        "a restart reuses those already in DIR",
     )] = None,
 ) -> None:
     """Run the HTTP gateway (OpenAPI at /docs and /openapi.json) with its anchor worker.
 
+    With no URLs it runs a local network that keeps its state under .claimx/ (CLAIMX_HOME):
+    an anvil chain (.claimx/chain/state.json), SQLite .claimx/claimx.db and the contracts'
+    .claimx/deployment.json, made at first start and reused after a restart or kill -9.
+
     \b
     Examples:
-      claimx serve --dev-members .claimx/dev      # sandbox: in-process EVM and SQLite
+      claimx serve --dev-members .claimx/dev      # local network, state kept in .claimx/
+      claimx serve --rpc-url http://127.0.0.1:8545 --dev-members .claimx/dev  # deploys once
       claimx serve --rpc-url http://127.0.0.1:8545 \\
           --database-url postgresql+psycopg://claimx@127.0.0.1/claimx
     """
-    import uvicorn
-
-    from gateway.api.app import create_app
     from gateway.config import Settings
-    from gateway.services.wiring import build_services
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     overrides: dict[str, object] = {"rpc_url": rpc_url, "database_url": database_url}
     if deployment:
         overrides["deployment_file"] = deployment
-    services = build_services(Settings(**overrides))  # type: ignore[arg-type]
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    node = None
+    if rpc_url is None:
+        from gateway.dev.node import LocalNode
+
+        node = LocalNode(settings.home)
+        settings = settings.model_copy(update={"rpc_url": node.start()})
+    try:
+        _run(settings, host, port, worker, dev_members, local_node=node is not None)
+    finally:
+        if node is not None:
+            node.stop()
+
+
+def _run(settings: Settings, host: str, port: int, worker: bool, dev_members: Path | None, *,
+         local_node: bool) -> None:
+    import uvicorn
+
+    from gateway.api.app import create_app
+    from gateway.services.wiring import build_services
+
+    services = build_services(settings, deploy_missing=local_node or dev_members is not None,
+                              local_node=local_node)
     if dev_members is not None:
         from gateway.dev.members import seed_dev_members
 
         seed_dev_members(services, dev_members)
-        typer.echo(f"dev members' keys and tokens written to {dev_members / 'members.json'}")
-    d = services.deployment
-    typer.echo(f"claimx gateway on http://{host}:{port} (chain {d.chain_id}, registry "
-               f"{d.registry}, evidence log {d.log})")
+        typer.echo(f"dev members' keys and tokens in {dev_members / 'members.json'}")
+    _banner(services, host, port, local_node, dev_members)
     from gateway.api.server import uvicorn_options
 
     uvicorn.run(create_app(services, run_worker=worker), host=host, port=port,
                 **uvicorn_options(services.settings))
+
+
+def _banner(services: Services, host: str, port: int, local_node: bool,
+            dev_members: Path | None) -> None:
+    """Say where everything is: the docs, the database, the chain, the contracts."""
+    st, d = services.settings, services.deployment
+    chain = f"local anvil {st.rpc_url} (state {st.home / 'chain'})" if local_node else \
+        services.chain.description
+    dev_keys = [w for w, on in (("development master key", not st.master_key),
+                                ("dev members", dev_members is not None)) if on]
+    lines = [f"claimx gateway on http://{host}:{port} (API docs http://{host}:{port}/docs)",
+             f"  database   {services.db.engine.url.render_as_string(hide_password=True)}",
+             f"  chain      {d.chain_id}: {chain}",
+             f"  deployment {st.resolved_deployment_file()} (registry {d.registry}, "
+             f"evidence log {d.log})",
+             f"  dev keys   {', '.join(dev_keys) if dev_keys else 'off'}"]
+    typer.echo("\n".join(lines))
 
 
 def worker(
@@ -99,7 +142,11 @@ def demo(
     out: Annotated[Path, typer.Option(help="folder for the demo's database and receipts")] = Path(
         ".claimx/demo"),
 ) -> None:
-    """Run the whole trust path on an in-process EVM and SQLite, then show tampering caught."""
+    """Run the whole trust path on an in-process EVM and SQLite, then show tampering caught.
+
+    A throwaway run: its chain lives only as long as the command (use `claimx serve` for a
+    local network that keeps its state).
+    """
     import warnings
 
     warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette TestClient note
@@ -108,5 +155,7 @@ def demo(
     from gateway.dev.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
+    typer.echo("a throwaway run on an in-process chain: nothing is kept after it ends "
+               "(`claimx serve` keeps its state)", err=True)
     if not run_demo(out, Console()):
         raise typer.Exit(1)

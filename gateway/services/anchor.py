@@ -48,6 +48,8 @@ class AnchorChain(Protocol):
     def anchor(self, size: int, root: bytes, proof: list[bytes], *,
                sender: str | None = None) -> AnchorResult: ...
     def latest_head(self) -> TreeHead | None: ...
+    def head_count(self) -> int: ...
+    def head_at(self, index: int) -> TreeHead: ...
     def anchor_tx_of(self, index: int) -> bytes: ...
 
 
@@ -126,6 +128,41 @@ class AnchorWorker:
                      gas_used=gas_used))
         if self.on_anchored is not None:
             self.on_anchored(s, old, head.size)
+
+    def reconcile(self, *, chain_tip: int | None = None) -> int:
+        """Make the database's anchors a prefix of the chain's heads; returns how many went.
+
+        With ``chain_tip`` (a local node that a ``kill -9`` can set back by up to a second of
+        blocks), anchors mined after that block are forgotten: their leaves stay, and the
+        next cycle anchors them again on top of the chain's last head. Any other mismatch
+        means the database and the chain do not belong together, and is refused.
+        """
+        count = self.chain.head_count()
+        dropped = 0
+        with self.db.session() as s:
+            for a in s.scalars(select(Anchor).order_by(Anchor.size.desc())).all():
+                if a.head_index < count:
+                    head = self.chain.head_at(a.head_index)
+                    if (head.size, head.root) != (a.size, a.root):
+                        raise ChainError(
+                            f"the database's anchor of size {a.size} is not head {a.head_index} "
+                            "on this chain: the database and the chain do not belong together; "
+                            "point --database-url and --deployment at a matching pair (or "
+                            "remove the local state folder to start afresh)", code="log_fork")
+                    break
+                if chain_tip is None or a.block_number <= chain_tip:
+                    raise ChainError(
+                        f"the database's anchor of size {a.size} (block {a.block_number}) is "
+                        f"not on this chain, which holds {count} heads: the database and the "
+                        "chain do not belong together; point --database-url and --deployment "
+                        "at a matching pair", code="log_fork")
+                s.delete(a)
+                dropped += 1
+        if dropped:
+            log.warning("the chain lost %d anchor(s) in blocks after %s (killed before its "
+                        "state was saved); their records will be anchored again", dropped,
+                        chain_tip)
+        return dropped
 
     def recover(self) -> None:
         """Record a chain head that a crash left unrecorded, after checking it matches."""

@@ -53,6 +53,12 @@ def issue_credential(s: Session, member_id: MemberId, label: str = "") -> str:
     return token
 
 
+def credential_is_live(s: Session, member_id: MemberId, token: str) -> bool:
+    """Whether ``token`` is an unrevoked credential of ``member_id`` (dev members' reuse)."""
+    row = s.scalar(select(Credential).where(Credential.token_hash == _hash(token)))
+    return row is not None and row.revoked_at is None and bytes(row.member_id) == member_id
+
+
 def revoke_credentials(s: Session, member_id: MemberId) -> int:
     """Revoke every live credential of a member; returns how many."""
     rows = s.scalars(select(Credential).where(Credential.member_id == member_id,

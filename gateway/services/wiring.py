@@ -1,20 +1,32 @@
 """Wiring: the database, the chain, the contracts and the workers, built once from Settings.
 
-Embedded mode (no ``CLAIMX_RPC_URL``) runs an in-process EVM that lives only as long as the
-process, so it deploys fresh contracts at start and uses a fresh SQLite file beside them:
-a sandbox. With a JSON-RPC node the contracts come from the deployment file written by
-``claimx deploy`` and the database persists.
+Without ``CLAIMX_RPC_URL`` the library default is an in-process EVM that lives only as long
+as the process, so it deploys fresh contracts at start and uses a fresh SQLite file beside
+them: a sandbox (the demo, tests). With a JSON-RPC node the contracts come from the
+deployment file (written by ``claimx deploy``, or by the first start with ``deploy_missing``)
+and the database persists; ``claimx serve`` with no URLs runs such a node itself (anvil,
+gateway/dev/node.py) and passes ``local_node`` so blocks lost to a ``kill -9`` are repaired.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import func, make_url, select
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.chain.client import Chain, Deployment, Registry
-from gateway.chain.council import attach_council, dev_council, dev_keys_path, load_dev_keys
+from gateway.chain.council import (
+    attach_council,
+    dev_council,
+    dev_keys_path,
+    load_dev_keys,
+    write_dev_keys,
+)
 from gateway.config import Settings
 from gateway.core.errors import ClaimxError
 from gateway.core.keys import SigningKey
@@ -30,6 +42,7 @@ from gateway.services.push.worker import PushWorker
 from gateway.services.requests import ClockSweep
 from gateway.store.db import Database
 from gateway.store.log import NodeCache
+from gateway.store.tables import Anchor
 from gateway.store.vault import Vault
 
 log = logging.getLogger("claimx")
@@ -56,17 +69,23 @@ class Services:
 
 
 def build_services(settings: Settings, *, chain: Chain | None = None,
-                   deployment: Deployment | None = None, db: Database | None = None) -> Services:
-    """Assemble the gateway's parts; the anchor worker is built but not started."""
+                   deployment: Deployment | None = None, db: Database | None = None,
+                   deploy_missing: bool = False, local_node: bool = False) -> Services:
+    """Assemble the gateway's parts; the anchor worker is built but not started.
+
+    ``deploy_missing`` deploys the contracts when the deployment file does not exist yet;
+    ``local_node`` says the chain is our own anvil, whose last second of blocks a crash may
+    lose (the database's anchors in them are dropped and anchored again).
+    """
     if chain is None:
         chain = Chain.connect(settings.rpc_url, settings.anchor_private_key,
                               timeout=settings.chain_timeout_seconds) \
             if settings.rpc_url else Chain.embedded()
-    if deployment is None:
-        deployment = _deployment(settings, chain)
-    _refuse_dev_council(settings, deployment)
     if db is None:
-        db = Database(_database_url(settings), master_key=settings.master_key_bytes())
+        db = _open_database(_database_url(settings), settings.master_key_bytes())
+    if deployment is None:
+        deployment = _deployment(settings, chain, db, deploy_missing)
+    _refuse_dev_council(settings, deployment)
     cache = NodeCache()
     log_client = chain.evidence_log(deployment.log)
     registry = chain.registry(deployment.registry)
@@ -77,6 +96,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
+    worker.reconcile(chain_tip=chain.block_number() if local_node else None)
     worker.recover()  # refuses a database whose log does not match this chain
     members = MemberDirectory(registry, settings.key_cache_seconds,
                               grace=settings.key_grace_seconds)
@@ -90,8 +110,9 @@ def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple
     """The exchange operator's signing key for consent and access-log entries.
 
     With ``CLAIMX_OPERATOR_KEY_FILE`` the key must already be registered (``claimx members
-    add-key exchange.operator``); otherwise a fresh key is registered now, which needs the
-    consortium admin account (embedded mode, dev nodes).
+    add-key exchange.operator``); otherwise the key in CLAIMX_HOME/operator.key (created on
+    first start) is registered if the chain does not hold it yet, which needs the consortium
+    admin account (embedded mode, dev nodes). One key, not one more per start.
     """
     operator, account = member_id(OPERATOR_SLUG), chain.default_sender
     if settings.operator_key_file is not None:
@@ -102,14 +123,17 @@ def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple
                               f"{OPERATOR_SLUG} in the registry; register it with `claimx "
                               "members add-key`", code="operator_key_invalid")
         return key, operator
-    key = SigningKey.generate()
+    key = _home_operator_key(settings.home / "operator.key")
     try:
         registry.member(operator)
     except ClaimxError:
         # admitted by the council (a development council in these modes); the exchange's own
         # account is its operator and registers its key, with a proof of possession
         registry.admit_member(operator, Role.OPERATOR, "claimx exchange operator", [account])
-    registry.register_key(operator, key, sender=account)
+    if not registry.key_status_at(operator, key.key_id, chain.now()).valid:
+        registry.register_key(operator, key, sender=account)
+        log.info("registered operator key %s… from %s", key.key_id.hex()[:16],
+                 settings.home / "operator.key")
     return key, operator
 
 
@@ -119,6 +143,35 @@ def _refuse_dev_council(settings: Settings, deployment: Deployment) -> None:
         raise ClaimxError("this deployment's council is a development council (its owner keys "
                           "were written by `claimx deploy`); production needs `claimx deploy "
                           "--council ADDR,... --threshold K`", code="development_council")
+
+
+def _home_operator_key(path: Path) -> SigningKey:
+    """The development operator key: made once (mode 0600, linked into place so two
+    starts at once agree on one key), then reused."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(SigningKey.generate().to_pem())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return SigningKey.load(path)
+
+
+def _open_database(url: str, master_key: bytes) -> Database:
+    """The database, migrated; one line (password hidden) when it cannot be opened."""
+    try:
+        return Database(url, master_key=master_key)
+    except SQLAlchemyError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ClaimxError(f"cannot open the database {shown}: {reason}; create it (e.g. "
+                          "`createdb NAME`) or fix --database-url / CLAIMX_DATABASE_URL",
+                          code="database_unreachable") from exc
 
 
 def _database_url(settings: Settings) -> str:
@@ -131,13 +184,16 @@ def _database_url(settings: Settings) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def _deployment(settings: Settings, chain: Chain) -> Deployment:
+def _deployment(settings: Settings, chain: Chain, db: Database,
+                deploy_missing: bool) -> Deployment:
     if not settings.rpc_url:
         deployment, _ = dev_council(chain)  # a 2-of-3 development council, keys in memory
         log.info("embedded chain: deployed registry %s and evidence log %s",
                  deployment.registry, deployment.log)
         return deployment
     path = settings.resolved_deployment_file()
+    if deploy_missing and not path.exists():
+        return _first_deployment(settings, chain, db, path)
     try:
         deployment = Deployment.from_json(path.read_text())
     except FileNotFoundError as exc:
@@ -151,7 +207,30 @@ def _deployment(settings: Settings, chain: Chain) -> Deployment:
         raise ClaimxError(f"deployment file {path} is for chain {deployment.chain_id}, the node "
                           f"at {settings.rpc_url} is chain {chain.chain_id}",
                           code="wrong_chain")
+    for name, address in (("registry", deployment.registry), ("evidence log", deployment.log)):
+        if not chain.has_code(address):
+            raise ClaimxError(f"no {name} contract at {address} on {chain.description}: "
+                              f"{path} was written for another chain (its state lost?); point "
+                              "--deployment at this chain's file, or remove the state folder "
+                              "to start afresh", code="contracts_missing")
     keys = dev_keys_path(path)
     if deployment.development_council and keys.exists() and settings.environment != "production":
         attach_council(chain, deployment, load_dev_keys(keys))  # dev members admit through it
+    return deployment
+
+
+def _first_deployment(settings: Settings, chain: Chain, db: Database, path: Path) -> Deployment:
+    """Deploy and write the file; refused when the database already anchored elsewhere."""
+    with db.session() as s:
+        anchored = s.scalar(select(func.count()).select_from(Anchor)) or 0
+    if anchored:
+        raise ClaimxError(f"no deployment file at {path}, but the database already holds "
+                          f"{anchored} anchors of another deployment: restore that file (or "
+                          "use a fresh database)", code="no_deployment")
+    deployment, signer = dev_council(chain)  # development only: a 2-of-3 council on file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(deployment.to_json())
+    write_dev_keys(dev_keys_path(path), signer.council.address, 2, signer.keys)
+    log.info("deployed registry %s and evidence log %s on chain %d; wrote %s",
+             deployment.registry, deployment.log, deployment.chain_id, path)
     return deployment

@@ -1,0 +1,167 @@
+"""The local network's chain: a managed anvil child whose state lives under CLAIMX_HOME/chain/.
+
+``claimx serve`` without ``--rpc-url`` starts anvil (from the project's npm toolchain, or
+``CLAIMX_ANVIL``) with ``--state chain/state.json --state-interval 1``: anvil loads the file
+at start and dumps it every second and on exit, so the chain survives restarts; a ``kill -9``
+may lose up to a second of blocks, which the anchor worker's reconciliation repairs.
+
+The child dies with serve: it is told SIGTERM (which makes it dump its state) when its parent
+dies (``PR_SET_PDEATHSIG``), and :meth:`LocalNode.stop` terminates it on a clean exit; it
+runs in its own session so a terminal's Ctrl-C reaches serve only, which then stops it. A
+lock file, held by serve and anvil both, keeps a second serve off the same state; its pid is
+in chain/anvil.pid and its URL, once it answers, in chain/url.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+from gateway.core.errors import ClaimxError
+
+ANVIL_IN_REPO = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+_REPO = Path(__file__).resolve().parents[2]
+_PR_SET_PDEATHSIG = 1
+log = logging.getLogger("claimx.node")
+
+
+def find_anvil() -> Path:
+    """``CLAIMX_ANVIL``, else the checkout's npm toolchain; one line says how to get it."""
+    given = os.environ.get("CLAIMX_ANVIL")
+    candidates = [Path(given)] if given else [_REPO / ANVIL_IN_REPO, Path.cwd() / ANVIL_IN_REPO]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    raise ClaimxError(f"anvil (the local chain node) not found at {candidates[0]}: run `npm ci` "
+                      "in the claimx checkout, set CLAIMX_ANVIL, or pass --rpc-url",
+                      code="no_anvil")
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child before exec: SIGTERM when serve dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # serve died between fork and prctl
+        os._exit(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalNode:
+    """One anvil child for one CLAIMX_HOME; :meth:`start` returns its JSON-RPC URL."""
+
+    def __init__(self, home: Path, binary: Path | None = None) -> None:
+        self.folder = home / "chain"
+        self.state = self.folder / "state.json"
+        self.binary = binary or find_anvil()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self._lock: IO[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._keep_good_state()
+        port = _free_port()
+        cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(port), "--state",
+               str(self.state), "--state-interval", "1", "--silent"]
+        parent = os.getpid()
+        with (self.folder / "anvil.log").open("ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         pass_fds=(self._lock.fileno(),) if self._lock else (),
+                                         preexec_fn=lambda: _die_with_parent(parent))
+        (self.folder / "anvil.pid").write_text(f"{self.proc.pid}\n")
+        self.url = f"http://127.0.0.1:{port}"
+        self._wait(timeout)
+        (self.folder / "url").write_text(self.url + "\n")  # for `claimx verify --rpc-url`
+        return self.url
+
+    def _keep_good_state(self) -> None:
+        """Keep the last state that parses beside it; a dump cut short by ``kill -9`` is
+        replaced by that copy (older blocks: the anchor worker's reconciliation repairs it)."""
+        backup = self.state.with_name("state.prev.json")
+        if not self.state.exists():
+            return
+        try:
+            json.loads(self.state.read_bytes())
+        except ValueError:
+            if not backup.exists():
+                raise ClaimxError(f"the chain state {self.state} is damaged and has no "
+                                  f"backup: move {self.folder.parent} aside to start afresh",
+                                  code="state_damaged") from None
+            log.warning("chain state %s is damaged; using the previous start's copy",
+                        self.state)
+            shutil.copyfile(backup, self.state)
+            return
+        shutil.copyfile(self.state, backup)
+
+    def _take_lock(self, wait: float = 5.0) -> None:
+        """The child shares the lock, so a dying anvil still dumping its state holds it."""
+        lock = (self.folder / "lock").open("wb")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                lock.close()
+                raise ClaimxError(f"another claimx serve is using {self.folder.parent}: stop "
+                                  "it first, or give this one its own CLAIMX_HOME",
+                                  code="home_in_use") from exc
+        self._lock = lock
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                           "params": []}).encode()
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                tail = (self.folder / "anvil.log").read_text(errors="replace")[-400:]
+                raise ClaimxError(f"anvil exited ({self.proc.returncode}) at start; see "
+                                  f"{self.folder / 'anvil.log'}: {tail.strip()}",
+                                  code="node_failed")
+            request = urllib.request.Request(self.url, body,
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:  # URLError, refused, reset: not up yet
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise ClaimxError(f"anvil did not answer within {timeout:.0f} s; see "
+                          f"{self.folder / 'anvil.log'}", code="node_failed")
+
+    def stop(self) -> None:
+        """Terminate anvil (it dumps its state on SIGTERM) and release the lock."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
