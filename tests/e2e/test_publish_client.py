@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.client import ApiError, Client, verify_signature
 from gateway.core import webhook
+from gateway.core.binding import BINDING_KIND, binding_body
 from gateway.core.canonical import canonical_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
@@ -126,12 +127,12 @@ def test_publish_retries_a_503_until_the_chain_is_back(tmp_path: Path) -> None:
         assert len(json.loads(out)) == 3
 
 
-def _claim(members: dict[str, Any]) -> dict[str, Any]:
+def _claim(members: dict[str, Any], claimant: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
     scope = {"subject": CLAIMANT, "insurer": members["insurer.dev"]["member_id"],
              "institutions": [members["hospital.dev"]["member_id"]], "kinds": [],
              "date_from": "2026-01-01", "date_to": "2026-12-31",
-             "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
-    claimant = ed25519.Ed25519PrivateKey.generate()
+             "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+             "signed_at": datetime.now(UTC).isoformat()}
     pub = claimant.public_key().public_bytes(serialization.Encoding.Raw,
                                              serialization.PublicFormat.Raw)
     return {"reference": "SDK-1", "subject": CLAIMANT, "policy": "ACC-1",
@@ -171,7 +172,13 @@ def test_client_drives_records_claims_requests_and_events(served: Served) -> Non
             hospital.record("00" * 32)
         assert missing.value.status == 404
 
-        view = insurer.open_claim(_claim(m))
+        claimant = ed25519.Ed25519PrivateKey.generate()  # bound by the hospital first
+        raw = claimant.public_key().public_bytes(serialization.Encoding.Raw,
+                                                 serialization.PublicFormat.Raw)
+        hospital.publish(sign_packet(new_packet(
+            kind=BINDING_KIND, issuer=m["hospital.dev"]["member_id"], subject=CLAIMANT,
+            body=binding_body(CLAIMANT, raw, datetime.now(UTC))), key))
+        view = insurer.open_claim(_claim(m, claimant))
         claim_id = view["id"]
         assert any(c["id"] == claim_id for c in insurer.claims())
         assert insurer.claim(claim_id)["id"] == claim_id
