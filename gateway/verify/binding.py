@@ -32,7 +32,7 @@ from gateway.core.types import Role, parse_hex32
 from gateway.verify.entries import Entry, Fail, Fetch, verified_entry
 from gateway.verify.receipt import Check
 
-UNLOGGED = frozenset({"not_yet_anchored", "record_rejected"})
+UNLOGGED = frozenset({"not_yet_logged", "not_yet_anchored", "record_rejected"})
 """Gateway answers for a revocation that is not (yet) on chain: it cannot precede a read whose
 entry is anchored, so it is noted, not held against the read."""
 
