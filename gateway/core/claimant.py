@@ -102,12 +102,12 @@ def sign_consent(key: ed25519.Ed25519PrivateKey, scope: dict[str, Any],
 def sign_withdrawal(key: ed25519.Ed25519PrivateKey, subject: str, insurer: str,
                     now: datetime | None = None) -> dict[str, Any]:
     """A withdrawal of every consent of ``subject`` to ``insurer`` (0x hex), signed now."""
+    obj = {"subject": subject, "insurer": insurer,
+           "withdrawn_at": (now or datetime.now(UTC)).isoformat()}  # as docs/api.md §7.1
     try:
-        statement = WithdrawalStatement(subject=subject, insurer=insurer,
-                                        withdrawn_at=now or datetime.now(UTC))
+        WithdrawalStatement.model_validate(obj)
     except ValidationError as exc:
         raise from_validation(exc, "withdrawal", code="invalid_withdrawal") from exc
-    obj = statement.model_dump(mode="json")
     artifact = {"withdrawal": obj, "claimant_signature": _signature(key, obj)}
     WithdrawalArtifact.model_validate(artifact)
     return artifact
