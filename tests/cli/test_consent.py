@@ -126,3 +126,72 @@ def _publish(http: httpx.Client, served: Served) -> str:
                   headers=served.auth("hospital.dev"))
     assert r.status_code == 201, r.text
     return str(r.json()["digest"])
+
+
+@pytest.mark.anvil
+def test_claimx_audit_proves_the_cli_made_binding_on_anvil(anvil_url: str,
+                                                          tmp_path: Path) -> None:
+    """The whole chain as an auditor sees it over HTTP and JSON-RPC: `claimx audit` follows the
+    consent to its binding (fetched from GET /v1/bindings) and its later revocation."""
+    from tests.support import serve_gateway
+
+    dep = tmp_path / "deployment.json"
+    claimx("deploy", "--rpc-url", anvil_url, "--out", str(dep))
+    log_address = json.loads(dep.read_text())["log"]
+    with serve_gateway(tmp_path, ["--rpc-url", anvil_url, "--deployment", str(dep)],
+                       env={"CLAIMX_ANCHOR_INTERVAL_SECONDS": "0.2"}) as served:
+        gw, members = served.url, served.members
+        key = tmp_path / "claimant.key"
+        public = json.loads(claimx("consent", "new", "--out", str(key)).stdout)["public_key"]
+        binding = json.loads(claimx(
+            "consent", "bind", SUBJECT, public, "--issuer", "hospital.dev", "--key",
+            members["hospital.dev"]["key_file"], "--gateway", gw,
+            env={"CLAIMX_TOKEN": members["hospital.dev"]["token"]}).stdout)["digest"]
+        (tmp_path / "scope.json").write_text(json.dumps(scope(members)))
+        consent = json.loads(claimx("consent", "sign", str(tmp_path / "scope.json"),
+                                    "--key", str(key)).stdout)
+        http = httpx.Client(base_url=gw, timeout=30)
+        claim = http.post("/v1/claims", headers=served.auth("insurer.dev"), json={
+            "reference": "CLI-A", "subject": SUBJECT, "policy": "P-1",
+            "incident_date": "2026-11-01", "kind": "routine", "consent": consent})
+        assert claim.status_code == 201, claim.text
+        digest = _publish(http, served)
+        r = http.get(f"/v1/records/{digest}/envelope?claim={claim.json()['id']}",
+                     headers=served.auth("insurer.dev"))
+        assert r.status_code == 200, r.text
+        auditor = {"CLAIMX_TOKEN": members["auditor.dev"]["token"]}
+        _wait_anchored(http, served, digest)
+        args = ("audit", digest, "--gateway", gw, "--rpc-url", anvil_url, "--log", log_address)
+        proven = claimx(*args, env=auditor)
+        assert "[PASS] binding attester: hospital member" in proven.stdout, proven.stdout
+        assert "[PASS] binding not revoked before the read: the gateway lists no revocation" \
+            in proven.stdout
+        assert proven.stdout.rstrip().endswith("EVERY READ CONSENTED")
+
+        hospital = SigningKey.load(Path(members["hospital.dev"]["key_file"]))
+        revocation = new_packet(kind="identity.binding_revoked", subject=SUBJECT,
+                                issuer=members["hospital.dev"]["member_id"],
+                                body={"binding": binding, "reason": "key reported lost"})
+        r = http.post("/v1/records", json=sign_packet(revocation, hospital).to_json(),
+                      headers=served.auth("hospital.dev"))
+        assert r.status_code == 201, r.text
+        _wait_anchored(http, served, r.json()["digest"])
+        after = claimx(*args, "--json", env=auditor)
+        (read,) = json.loads(after.stdout)[digest]
+        assert read["valid"] and read["checks"][-1]["detail"].startswith("revoked after the read")
+
+
+def _wait_anchored(http: httpx.Client, served: Served, digest: str) -> None:
+    """Until the record and every read of it are anchored (earlier entries are, then, too)."""
+    import time
+
+    auth = served.auth("auditor.dev")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reads = http.get(f"/v1/records/{digest}/access-log", headers=auth).json()["reads"]
+        entries = [digest, *(r["log_entry"] for r in reads)]
+        if all(http.get(f"/v1/records/{d}", headers=auth).json()["status"] == "anchored"
+               for d in entries):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{digest} and its reads were not anchored within 30 s")
