@@ -140,7 +140,8 @@ def claim_body(insurer: M, institutions: list[M] | None = None, kinds: list[str]
                          institutions=[i.hex for i in institutions or []], kinds=kinds or [],
                          date_from=datetime(2026, 11, 1).date(),
                          date_to=datetime(2026, 11, 30).date(),
-                         expires_at=datetime.now(UTC) + expires)
+                         expires_at=datetime.now(UTC) + expires,
+                         signed_at=datetime.now(UTC))  # so it counts after a withdrawal
     signed = scope_bytes(scope) + (b"x" if forge else b"")
     pub = key.public_key().public_bytes(serialization.Encoding.Raw,
                                         serialization.PublicFormat.Raw)
@@ -217,10 +218,10 @@ def test_consent_expiry_given_with_an_offset_is_the_instant_the_claimant_signed(
     sv, client, m = world
     ins = m["insurer"]
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
-    body = claim_body(ins)
+    key = ed25519.Ed25519PrivateKey.generate()
+    body = claim_body(ins, key=key)  # binds the key
     scope = {**body["consent"]["scope"],
              "expires_at": expires.astimezone(timezone(timedelta(hours=8))).isoformat()}
-    key = ed25519.Ed25519PrivateKey.generate()
     body["consent"] = {"scope": scope, "claimant_signature": {
         "algorithm": "ed25519", "public_key": base64.b64encode(key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode(),
