@@ -1,7 +1,7 @@
 """`claimx audit`'s binding links, tried as an attacker: a read the exchange logged after the
-binding's revocation, a consent whose attester was suspended before it was anchored, and a
-consent entry citing a binding of another key each fail and name their link; a valid chain
-(claimant key bound by the hospital, consent, read) passes every link."""
+binding's revocation, a consent anchored after its attester's suspension, a consent entry
+citing a binding of another key, and a binding by the reading insurer itself each fail and
+name their link; a valid chain (key bound by the hospital, consent, read) passes every link."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from sqlalchemy import select
 from gateway.core.binding import BINDING_REVOKED_KIND
 from gateway.core.envelope import sign_packet
 from gateway.core.packet import new_packet
-from gateway.store.tables import AccessLog, Record
+from gateway.store.tables import AccessLog, IdentityBinding, Record
 from gateway.verify.audit import ReadAudit, audit_reads
 from tests.services import test_claims
+from tests.services.test_bindings import bind_past_the_route, with_key
 from tests.services.test_claims import CLAIMANT, M, _auditor_fetch, bind, claim_body, publish
 
 world = test_claims.world  # the fixture
@@ -139,6 +140,27 @@ def test_consent_citing_a_binding_of_another_key_fails(world: Any) -> None:
     reads = audit(sv, client, m, digest)
     name, detail = failed(reads[-1])
     assert name == "binding binds the claimant" and "another key" in detail
+
+
+def test_consent_under_an_insurers_own_binding_fails(world: Any) -> None:
+    """An exchange that let an insurer "attest" its own key is exposed link by link."""
+    sv, client, m = world
+    ins = with_key(sv, m["insurer"])
+    key = ed25519.Ed25519PrivateKey.generate()
+    bind_past_the_route(sv, ins, key)  # the insurer binds a key it made itself
+    honest = opened(client, ins, m["hospital"], ed25519.Ed25519PrivateKey.generate())
+    digest = publish(client, m["hospital"])
+    sv.worker.cycle()
+    with sv.db.session() as s:
+        self_bound = s.scalar(select(IdentityBinding.digest).where(
+            IdentityBinding.attester == ins.id)).hex()
+        body = claim_body(ins, key=key, bound=False)
+        forged = sv.ledger.append(s, "insurer.consent", CLAIMANT, {
+            "claim": honest["id"], "artifact": body["consent"], "binding": self_bound}).hex()
+    log_read(sv, ins, digest, honest["id"], forged)
+    sv.worker.cycle()
+    name, detail = failed(audit(sv, client, m, digest)[-1])
+    assert name == "binding attester" and "insurer members may not attest" in detail
 
 
 def new_consent_body(envelope: dict[str, Any]) -> dict[str, Any]:
