@@ -12,6 +12,7 @@ from adapters.cli import adapt, pseudonym
 from gateway.cli import serve, verify
 from gateway.cli.common import ClaimxGroup
 from gateway.cli.connect import connect_app
+from gateway.cli.consent import consent_app
 from gateway.cli.council import council_app
 from gateway.cli.credentials import credentials_app
 from gateway.cli.deploy import deploy
@@ -55,6 +56,8 @@ app.add_typer(members_app, name="members",
               short_help="admit members, register their keys (admin)")
 app.add_typer(credentials_app, name="credentials",
               short_help="issue and revoke members' API tokens (operator)")
+app.add_typer(consent_app, name="consent",
+              short_help="claimant keys, consents, bindings, withdrawals")
 app.command("verify", short_help="verify a receipt against the chain alone")(verify.verify)
 app.command("audit", short_help="prove every read of records was consented")(verify.audit)
 app.add_typer(connect_app, name="connect",

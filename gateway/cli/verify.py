@@ -122,7 +122,11 @@ def audit(
     head on chain, operator signature by a key valid in the registry) and checked against
     each other: the claimant's signature over the consent scope, the reader named as insurer,
     the same claimant, consent logged before the read and live at it, scope covering the
-    record.
+    record. Then the consent's claimant key binding, link by link: its own entry on chain
+    (signed by the attester's key valid then), an attester that may attest identities, is
+    not the reader and was valid when the consent was anchored, this key bound to this
+    subject, and no revocation the gateway lists logged before the read. A [FAIL] line
+    names the link that does not hold.
 
     Exit status: 0 every read proven; 1 some read unproven; 2 UNCHECKED (gateway or node
     unreachable, token refused, --log not an EvidenceLog), told on stderr with its fix.

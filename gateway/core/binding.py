@@ -22,9 +22,13 @@ from gateway.core.canonical import canonical_bytes
 from gateway.core.consent import MEMBER_PATTERN, SUBJECT_PATTERN, ClaimantSignature
 from gateway.core.errors import InputError, from_validation
 from gateway.core.packet import Packet
+from gateway.core.types import Role
 
 BINDING_KIND = "identity.binding"
 BINDING_REVOKED_KIND = "identity.binding_revoked"
+ATTESTER_ROLES = frozenset({Role.HOSPITAL, Role.POLICE, Role.CIVIL})
+"""Members that may attest identities: institutions that know the person (registration
+desk, police bureau, civil registry). Never an insurer, so no reader binds its own keys."""
 
 
 def claimant_key_bytes(text: str) -> bytes:

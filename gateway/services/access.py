@@ -2,7 +2,8 @@
 
 Metadata and proofs are open to every authenticated member. Payloads are read by their
 issuer, or by an insurer whose claim holds the record under a live consent; the exchange's
-own consent and read entries also by auditors (gateway.verify.audit proves access with them). Each
+own consent and read entries, and claimant key bindings (a pseudonym and a public key, no
+personal data), also by auditors (gateway.verify.audit proves access with them). Each
 payload read is stored and appended to the evidence log, signed by the exchange, naming the
 member, the record, the claim and the consent.
 """
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import ConflictError, ForbiddenError, NotFoundError
-from gateway.core.packet import EXCHANGE_KINDS
+from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS
 from gateway.core.types import Role, hex32
 from gateway.services.auth import Caller
 from gateway.services.consent import live_consent
@@ -36,8 +37,9 @@ def authorise_payload(s: Session, caller: Caller, rec: Record,
     """The claim and consent under which ``caller`` may read ``rec``'s payload, or 403."""
     if caller.member_id == rec.issuer:
         return None, None
-    if rec.kind in EXCHANGE_KINDS and caller.role in (Role.AUDITOR, Role.OPERATOR):
-        return None, None  # consents and reads hold no evidence: auditors prove access with them
+    if rec.kind in EXCHANGE_KINDS | IDENTITY_KINDS and caller.role in (Role.AUDITOR,
+                                                                       Role.OPERATOR):
+        return None, None  # consents, reads, bindings hold no evidence: auditors prove with them
     if caller.role != Role.INSURER:
         raise ForbiddenError(f"{caller.role.name.lower()} members read metadata and proofs, "
                              "not payloads", code="payload_forbidden")

@@ -9,6 +9,7 @@ binding neither expired nor revoked. Bindings are ordinary evidence-log records 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.chain.models import KeyState, MemberInfo
 from gateway.core.binding import (
+    ATTESTER_ROLES,
     BINDING_KIND,
     BindingBody,
     BindingRevokedBody,
@@ -25,11 +27,11 @@ from gateway.core.binding import (
 )
 from gateway.core.errors import ChainError, ChainUnavailableError, ForbiddenError, NotFoundError
 from gateway.core.packet import Packet
-from gateway.core.types import Role, as_utc, parse_hex32
+from gateway.core.types import Role, as_utc, hex32, parse_hex32
+from gateway.services.auth import Caller
 from gateway.store.tables import IdentityBinding, Record, utcnow
 
-ATTESTER_ROLES = frozenset({Role.HOSPITAL, Role.POLICE, Role.CIVIL})
-"""Institutions that know the person (registration desk, police bureau, civil registry)."""
+ATTESTER_ROLES = ATTESTER_ROLES  # re-exported: gateway.verify.audit applies the same rule
 
 
 class AttesterRegistry(Protocol):
@@ -119,3 +121,22 @@ def require_binding(s: Session, attesters: Attesters, subject: str, claimant_key
             return b
     raise ForbiddenError(f"the claimant key's binding does not count: {problem[1]}",
                          code=problem[0])
+
+
+def binding_view(s: Session, caller: Caller, digest: bytes) -> dict[str, object]:
+    """What an auditor needs to prove a binding counted at a read: the binding and the
+    revocations the gateway knows of (each an evidence-log record it then fetches and
+    verifies). Bindings hold a pseudonym and a public key only; the attester, auditors and
+    the operator may see them."""
+    b = s.get(IdentityBinding, digest)
+    if b is None:
+        raise NotFoundError("no binding with this digest", code="binding_not_found")
+    if caller.member_id != b.attester and caller.role not in (Role.AUDITOR, Role.OPERATOR):
+        raise ForbiddenError("a binding is shown to its attester, auditors and the operator",
+                             code="binding_forbidden")
+    return {"digest": b.digest.hex(), "subject": b.subject,
+            "claimant_key": base64.b64encode(b.claimant_key).decode(),
+            "attester": hex32(b.attester), "attested_at": as_utc(b.attested_at).isoformat(),
+            "expires_at": as_utc(b.expires_at).isoformat() if b.expires_at else None,
+            "revoked_at": as_utc(b.revoked_at).isoformat() if b.revoked_at else None,
+            "revocations": [b.revoked_by.hex()] if b.revoked_by else []}

@@ -6,8 +6,11 @@ verified against the chain alone (:func:`gateway.verify.receipt.verify_receipt`)
 the member the registry lists as the exchange operator, and must agree with the other: the
 read names this record; the consent carries the claimant's Ed25519 signature over its scope
 (RFC 8785 bytes), names the reader as insurer and the record's subject, was logged before
-the read and had not expired when the read was logged, and its scope covers the record. A
-read that cites no consent must be the record's issuer reading its own record.
+the read and had not expired when the read was logged, and its scope covers the record; and
+the consent's claimant key binding holds (:mod:`gateway.verify.binding`: its own entry on
+chain, an attester other than the reader that may attest identities and whose key was valid,
+this key bound to this subject, not revoked before the read). A read that cites no consent
+must be the record's issuer reading its own record.
 
 Limits, reported as such: the record's kind, issuer and date come from the gateway's
 metadata (auditors do not read evidence payloads), and a withdrawal the gateway never logged
@@ -17,7 +20,6 @@ cannot be seen from the read's side.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,16 +30,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
 from gateway.core.consent import ConsentArtifact, ConsentScope, scope_bytes
-from gateway.core.envelope import MAX_DEPTH, Envelope
+from gateway.core.envelope import MAX_DEPTH
 from gateway.core.errors import ChainError, ClaimxError
 from gateway.core.jsondepth import json_depth
 from gateway.core.packet import Packet
-from gateway.core.receipt import Receipt
-from gateway.core.types import Role, parse_hex32
-from gateway.verify.receipt import Check, Report, chain_answered, verify_receipt
-
-Fetch = Callable[[str], dict[str, Any]]
-"""GET a gateway path as the auditor, returning its JSON (raising ClaimxError on a 4xx)."""
+from gateway.verify.binding import check_binding
+from gateway.verify.entries import Entry, Fail, Fetch, verified_entry
+from gateway.verify.receipt import Check, Report, chain_answered
 
 
 @dataclass
@@ -52,16 +51,6 @@ class ReadAudit:
     def to_dict(self) -> dict[str, Any]:
         return {"entry": self.entry, "member": self.member, "claim_id": self.claim_id,
                 **self.report.to_dict()}
-
-
-class _Fail(Exception):
-    """A check failed; the later checks of this read are meaningless."""
-
-
-@dataclass
-class _Entry:
-    packet: Packet
-    leaf_index: int
 
 
 def http_fetch(client: httpx.Client) -> Fetch:
@@ -93,7 +82,7 @@ def audit_reads(digest: str, fetch: Fetch, chain: Any, log_address: str) -> list
         audit = ReadAudit(read["log_entry"], read["member"], read["claim_id"])
         try:
             _checks(audit, record, fetch, chain, log_address)
-        except _Fail as exc:
+        except Fail as exc:
             name, _, detail = str(exc).partition(": ")
             audit.report.checks.append(Check(name, False, detail))
         except ChainError as exc:
@@ -109,45 +98,25 @@ def audit_reads(digest: str, fetch: Fetch, chain: Any, log_address: str) -> list
 def _checks(audit: ReadAudit, record: dict[str, Any], fetch: Fetch, chain: Any,
             log_address: str) -> None:
     add = audit.report.checks.append
-    read = _verified_entry(audit.entry, "exchange.access", fetch, chain, log_address)
+    read = verified_entry(audit.entry, "exchange.access", fetch, chain, log_address)
     add(Check("read entry on chain", True, f"leaf {read.leaf_index}, signed by the exchange "
               "operator, anchored"))
     body = read.packet.body
     if body.get("record") != record["digest"] or body.get("member") != audit.member:
-        raise _Fail("read entry: names another record or reader than the access log")
+        raise Fail("read entry: names another record or reader than the access log")
     if body.get("consent") is None:
         if body["member"] != record["issuer"]:
-            raise _Fail("allowed by: a read without consent by a member who is not the issuer")
+            raise Fail("allowed by: a read without consent by a member who is not the issuer")
         add(Check("allowed by", True, "the record's issuer reading its own record"))
         return
-    consent = _verified_entry(str(body["consent"]), "insurer.consent", fetch, chain,
+    consent = verified_entry(str(body["consent"]), "insurer.consent", fetch, chain,
                               log_address)
     add(Check("consent entry on chain", True, f"leaf {consent.leaf_index}, signed by the "
               "exchange operator, anchored"))
     scope = _claimant_signed_scope(consent.packet)
     add(Check("claimant signature", True, "Ed25519 over the RFC 8785 bytes of the scope"))
     add(Check("consent covers the read", True, _covers(scope, read, consent, record)))
-
-
-def _verified_entry(digest: str, kind: str, fetch: Fetch, chain: Any,
-                    log_address: str) -> _Entry:
-    """Fetch ``digest``'s receipt, verify it against the chain, check kind and issuer."""
-    try:
-        receipt = Receipt.model_validate(fetch(f"/v1/records/{digest}/receipt"))
-    except ValidationError as exc:
-        raise _Fail(f"{kind} entry: the gateway's receipt is malformed "
-                    f"({exc.error_count()} error(s))") from exc
-    report = verify_receipt(receipt, chain, log_address)
-    if not report.valid:
-        failed = next(c for c in report.checks if not c.ok)
-        raise _Fail(f"{kind} entry: {failed.name}: {failed.detail}")
-    packet = Envelope.from_json(receipt.envelope).packet()
-    if packet.kind != kind:
-        raise _Fail(f"{kind} entry: is a {packet.kind}")
-    registry = chain.registry(chain.evidence_log(log_address).registry_address())
-    if registry.member(parse_hex32(packet.issuer, "issuer")).role != Role.OPERATOR:
-        raise _Fail(f"{kind} entry: not issued by the exchange operator member")
-    return _Entry(packet, receipt.leaf_index)
+    check_binding(add, read, consent, fetch, chain, log_address)
 
 
 def _claimant_signed_scope(consent: Packet) -> dict[str, Any]:
@@ -157,11 +126,11 @@ def _claimant_signed_scope(consent: Packet) -> dict[str, Any]:
         key = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(sig.public_key))
         key.verify(base64.b64decode(sig.sig), scope_bytes(artifact.scope))
     except (KeyError, ValidationError, ValueError, InvalidSignature) as exc:
-        raise _Fail("claimant signature: missing or does not verify over the scope") from exc
+        raise Fail("claimant signature: missing or does not verify over the scope") from exc
     return artifact.scope
 
 
-def _covers(scope_obj: dict[str, Any], read: _Entry, consent: _Entry,
+def _covers(scope_obj: dict[str, Any], read: Entry, consent: Entry,
             record: dict[str, Any]) -> str:
     """The scope names the reader and subject, was live when the read was logged, and covers
     the record's issuer, kind and date (as the gateway's metadata states them)."""
@@ -183,7 +152,7 @@ def _covers(scope_obj: dict[str, Any], read: _Entry, consent: _Entry,
     if not scope.date_from.isoformat() <= record["issued_at"][:10] <= scope.date_to.isoformat():
         problems.append("does not cover the record's date")
     if problems:
-        raise _Fail("consent covers the read: the consent " + "; ".join(problems))
+        raise Fail("consent covers the read: the consent " + "; ".join(problems))
     return (f"insurer and claimant match; logged before the read; live until "
             f"{scope.expires_at.isoformat()}; covers {record['kind']} of {record['issued_at'][:10]}"
             " (record metadata as the gateway states it)")

@@ -41,8 +41,10 @@ def post_claim(client: TestClient, ins: M, **kw: Any) -> Any:
 def with_key(sv: Any, m: M) -> M:
     """Give a member (an insurer, say) a registered signing key so it can publish."""
     key = SigningKey.generate()
-    sv.chain.registry(sv.deployment.registry).add_key(m.id, key.key_id, key.algorithm,
-                                                       key.public.raw)
+    registry = sv.chain.registry(sv.deployment.registry)
+    operator = sv.chain.new_funded_account()
+    registry.add_operator(m.id, operator)  # the council adds it; the member's operator then
+    registry.register_key(m.id, key, sender=operator)  # registers the key, with its proof
     return M(m.slug, m.role, key, m.headers)
 
 

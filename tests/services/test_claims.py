@@ -22,6 +22,7 @@ from gateway.chain.client import Chain
 from gateway.config import Settings
 from gateway.core import merkle
 from gateway.core.binding import BINDING_KIND, binding_body
+from gateway.core.canonical import canonical_bytes
 from gateway.core.consent import ConsentScope, scope_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
@@ -221,11 +222,10 @@ def test_consent_expiry_given_with_an_offset_is_the_instant_the_claimant_signed(
     sv, client, m = world
     ins = m["insurer"]
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
-    body = claim_body(ins)
+    key = ed25519.Ed25519PrivateKey.generate()
+    body = claim_body(ins, key=key)  # binds the key
     scope = {**body["consent"]["scope"],
              "expires_at": expires.astimezone(timezone(timedelta(hours=8))).isoformat()}
-    key = ed25519.Ed25519PrivateKey.generate()
-    bind(*BINDERS[-1], body["subject"], key)
     body["consent"] = {"scope": scope, "claimant_signature": {
         "algorithm": "ed25519", "public_key": base64.b64encode(key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode(),
@@ -522,7 +522,8 @@ def test_auditor_proves_every_read_was_consented_from_the_chain(world: Any) -> N
         (ins.hex, claim["id"], True), (h.hex, None, True)]
     assert [c.name for c in reads[0].report.checks] == [
         "read entry on chain", "consent entry on chain", "claimant signature",
-        "consent covers the read"]
+        "consent covers the read", "binding entry on chain", "binding attester",
+        "binding binds the claimant", "binding not revoked before the read"]
     assert reads[1].report.checks[-1].detail.startswith("the record's issuer")
 
     # a read the exchange logged without a consent that allows it is exposed: another
@@ -562,10 +563,6 @@ def test_nobody_publishes_the_exchanges_own_entries(world: Any, kind: str) -> No
 
 
 ALL = {"hospital", "police", "insurer", "insurer2", "auditor"}
-UNLISTED = {
-    "/healthz", "/readyz", "/metrics",  # the unauthenticated ops routes
-    "/v1/consents/withdraw",  # no credential: the claimant's bound-key signature (test_bindings)
-}
 ROUTES: list[tuple[str, str, set[str]]] = [
     # method, path template, roles allowed (others must get 401/403/404, never 2xx or 5xx)
     ("POST", "/v1/records", {"hospital", "police"}),
@@ -584,6 +581,8 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/v1/claims/{claim}/requests", {"insurer"}),
     ("POST", "/v1/claims/{claim}/consent/withdraw", {"insurer"}),
     ("POST", "/v1/claims/{claim}/close", {"insurer"}),
+    ("POST", "/v1/consents/withdraw", ALL | {"anonymous"}),  # the claimant's signature decides
+    ("GET", "/v1/bindings/{binding}", {"hospital", "auditor"}),  # its attester and auditors
     ("GET", "/v1/requests", {"hospital", "police", "insurer", "insurer2"}),
     ("POST", "/v1/requests/{request}/decline", {"hospital"}),
     ("GET", "/v1/log/consistency?first=1&second=2", ALL),
@@ -609,7 +608,7 @@ def test_authorisation_matrix_covers_every_route(world: Any) -> None:
     _sv, client, _m = world
     served = {(method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
               for path, ops in client.app.openapi()["paths"].items() for method in ops
-              if path not in UNLISTED}
+              if path not in ("/healthz", "/readyz", "/metrics")}  # unauthenticated ops routes
     listed = {(method, re.sub(r"\{[^}]+\}", "{}", template.split("?")[0]))
               for method, template, _ in ROUTES}
     assert served == listed
@@ -637,15 +636,19 @@ def test_authorisation_matrix(world: Any) -> None:
             share = (client.post(f"/v1/claims/{claim['id']}/share",
                                  headers=m["insurer"].headers).json()["id"]
                      if "share/" in template else "")
+            claimant = ed25519.Ed25519PrivateKey.generate()
+            binding = (bind(client, h, person, claimant)
+                       if "bindings" in template or "consents" in template else "")
             path = template.format(digest=digest, claim=claim["id"], request=req,
                                    endpoint=endpoint, delivery=delivery, member=h.hex,
-                                   share=share)
-            body = _body(template, m, who)
+                                   share=share, binding=binding)
+            body = (_withdrawal(claimant, person, m["insurer"]) if "consents" in template
+                    else _body(template, m, who))
             headers = who.headers if who else {}
             r = client.request(method, path, json=body, headers=headers)
             name = who.slug if who else "anonymous"
             assert r.status_code < 500, (method, path, name, r.text)
-            if who is not None and who.slug in allowed:
+            if name in allowed:
                 assert r.status_code < 300, (method, template, name, r.text)
             else:
                 assert r.status_code in (401, 403, 404), (method, template, name, r.text)
@@ -675,6 +678,16 @@ def _remove_endpoints(sv: Services, members: Iterable[M]) -> None:
         for who in members:
             for endpoint in list_endpoints(s, who.id):
                 remove_endpoint(s, who.id, endpoint.id)
+
+
+def _withdrawal(key: ed25519.Ed25519PrivateKey, subject: str, insurer: M) -> dict[str, Any]:
+    statement = {"subject": subject, "insurer": insurer.hex,
+                 "withdrawn_at": datetime.now(UTC).isoformat()}
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    return {"withdrawal": statement, "claimant_signature": {
+        "algorithm": "ed25519", "public_key": base64.b64encode(pub).decode(),
+        "sig": base64.b64encode(key.sign(canonical_bytes(statement))).decode()}}
 
 
 def _body(template: str, m: dict[str, M], who: M | None) -> Any:
