@@ -91,11 +91,11 @@ def test_rejected_digest_republished_under_a_new_key_is_accepted(
     packet = new_packet(kind="hospital.lab_report", issuer=hospital.issuer,
                         subject="ee" * 32, body={"n": 7})
     first = sv.publisher.publish([sign_packet(packet, hospital.key).to_json()])[0]
-    registry.revoke_key(hospital.id, hospital.key.key_id)
+    registry.revoke_key(hospital.id, hospital.key.key_id, sender=hospital.operator)
     sv.worker.cycle()
     assert status(sv, first.digest)["status"] == "rejected"
     new_key = SigningKey.generate()
-    registry.add_key(hospital.id, new_key.key_id, new_key.algorithm, new_key.public.raw)
+    registry.register_key(hospital.id, new_key, sender=hospital.operator)
     again = sv.publisher.publish([sign_packet(packet, new_key).to_json()])[0]
     assert again.digest == first.digest and not again.duplicate, "rejected is no duplicate"
     sv.worker.cycle()
