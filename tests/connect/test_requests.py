@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.connect.support import run_agent, wait_for
 from tests.support import ROOT, Served, serve_gateway
@@ -31,9 +32,13 @@ def _api_flow() -> Any:
 
 
 def _request(served: Served) -> str:
-    members = served.members
+    members, flow = served.members, _api_flow()
+    claimant = ed25519.Ed25519PrivateKey.generate()
+    bound = httpx.post(f"{served.url}/v1/records", headers=served.auth("hospital.dev"),
+                       json=flow._binding(members, "hospital.dev", claimant), timeout=30)
+    assert bound.status_code == 201, bound.text  # the hospital binds the claimant's key
     claim = httpx.post(f"{served.url}/v1/claims", headers=served.auth("insurer.dev"),
-                       json=_api_flow()._claim(members), timeout=30)
+                       json=flow._claim(members, claimant), timeout=30)
     assert claim.status_code == 201, claim.text
     req = httpx.post(f"{served.url}/v1/claims/{claim.json()['id']}/requests",
                      headers=served.auth("insurer.dev"), timeout=30,
