@@ -15,7 +15,9 @@ itemised invoice, about 1 KB of canonical JSON, signed with Ed25519):
 * claimx over real HTTP: ``claimx serve`` in its own process on anvil and PostgreSQL.
 * the green channel: urgent records anchored while 10,000 routine ones arrive.
 * the ceiling: two threads verifying the same envelopes' Ed25519 signatures
-  (``cryptography`` releases the GIL), which is all two cores can do.
+  (``cryptography`` releases the GIL), which is all two cores can do. It is measured before,
+  between and after the runs (the machine may be shared) and the highest figure is used, so
+  ``ceiling_ratio`` and ``pg_ceiling_ratio`` are lower bounds.
 
 Prints a table and ends with one JSON line for machines. PostgreSQL comes from
 CLAIMX_TEST_PG (default the server on 127.0.0.1:5432), in a database created and dropped here.
@@ -45,6 +47,7 @@ from benchkit.common import (  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from gateway.api.server import tune_interpreter  # noqa: E402
 from gateway.chain.client import Chain  # noqa: E402
 from gateway.core.keys import SigningKey  # noqa: E402
 
@@ -64,18 +67,26 @@ def _args() -> argparse.Namespace:
 
 def main() -> None:
     a = _args()
+    tune_interpreter()  # as `claimx serve` does: the in-process runs stand in for it
     key = SigningKey.generate()
     sample = sign_invoices(key, b"\x01" * 32, 2000)
     size = packet_bytes(sample[0])
     CONSOLE.print(f"[bold]packets[/]: itemised invoices, {size} bytes of canonical JSON, Ed25519")
-    progress("ceiling: 2 threads verifying the same envelopes' signatures")
-    ceiling = verify_ceiling(sample, key)
+    ceilings: list[float] = []
+
+    def ceiling_sample() -> None:  # the machine is shared: measured around every run
+        progress("ceiling: 2 threads verifying the same envelopes' signatures")
+        ceilings.append(verify_ceiling(sample, key, seconds=2.0))
+
+    ceiling_sample()
     chain = Chain.embedded()
     progress(f"naive, in-process EVM: send and wait, {a.naive_sample} records")
     n_emb = naive.send_and_wait(chain, a.naive_sample)
     c_sqlite = inprocess.run(chain, a.n, a.batch, None, "claimx in-process EVM + SQLite")
+    ceiling_sample()
     with pg_database() as pg:
         c_pg = inprocess.run(chain, a.n, a.batch, pg, "claimx in-process EVM + PostgreSQL")
+    ceiling_sample()
     urgent = inprocess.urgent_under_load(chain, a.routine)
     with anvil() as url:
         progress(f"naive, anvil: send and wait, {a.naive_sample} records")
@@ -85,7 +96,8 @@ def main() -> None:
         with pg_database() as pg:
             h = http.run(url, pg, a.n, a.batch)
     urgent_p95 = inprocess.p95(urgent)
-    ceiling_again = verify_ceiling(sample, key)  # the machine is shared: bracket the runs
+    ceiling_sample()
+    ceiling = max(ceilings)  # the least disturbed measurement: the ratios' lower bound
     result = {
         "n": a.n, "naive_records_per_s": round(n_emb.records_per_s, 2),
         "claimx_records_per_s": round(c_sqlite.records_per_s, 1),
@@ -101,7 +113,7 @@ def main() -> None:
         "pg_records_per_s": round(c_pg.records_per_s, 1),
         "pg_gas_per_record": round(c_pg.gas_per_record, 2),
         "verify_ceiling_per_s": round(ceiling, 1),
-        "verify_ceiling_end_per_s": round(ceiling_again, 1),
+        "verify_ceiling_samples_per_s": [round(c) for c in ceilings],
         "ceiling_ratio": round(c_sqlite.records_per_s / ceiling, 3),
         "pg_ceiling_ratio": round(c_pg.records_per_s / ceiling, 3),
         "urgent_p95_ms": round(urgent_p95, 1), "urgent_samples": len(urgent),
@@ -133,8 +145,9 @@ def _table(a: argparse.Namespace, r: dict[str, object], c: inprocess.ClaimxRun,
               f"publish {pg.publish_s:.1f} s + anchor {pg.anchor_s:.2f} s")
     t.add_row("claimx serve, real HTTP", "anvil, PostgreSQL", str(a.n),
               f"{h.records_per_s:,.0f}", "", f"publish alone {h.publish_per_s:,.0f}/s")
+    samples = ", ".join(f"{c:,}" for c in r["verify_ceiling_samples_per_s"])  # type: ignore[attr-defined]
     t.add_row("Ed25519 verify, 2 threads", "", "", f"{r['verify_ceiling_per_s']:,.0f}", "",
-              f"at the end: {r['verify_ceiling_end_per_s']:,.0f}/s")
+              f"highest of {samples}")
     Console().print(t)
     ratios = Table("ratio", "value", "meaning", title="ratios measured in this run")
     ratios.add_row("ratio", f"{r['ratio']:,}x", "claimx / naive, in-process EVM")

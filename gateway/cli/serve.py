@@ -57,8 +57,9 @@ def serve(
     d = services.deployment
     typer.echo(f"claimx gateway on http://{host}:{port} (chain {d.chain_id}, registry "
                f"{d.registry}, evidence log {d.log})")
-    from gateway.api.server import uvicorn_options
+    from gateway.api.server import tune_interpreter, uvicorn_options
 
+    tune_interpreter()
     uvicorn.run(create_app(services, run_worker=worker), host=host, port=port,
                 **uvicorn_options(services.settings))
 
