@@ -10,6 +10,7 @@ the body deadline is enforced where the body is read (``gateway.api.app.BodyLimi
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import h11
@@ -63,6 +64,18 @@ class BoundedH11Protocol(H11Protocol):
             except h11.LocalProtocolError:
                 pass  # half a request was read: just drop the connection
             self.transport.close()
+
+
+SWITCH_INTERVAL_SECONDS = 0.0005
+"""How long a thread holds the GIL while another waits (CPython's default is 5 ms). The
+gateway's threads mostly wait on SQLite, the chain or a signature check, each of which
+gives up the GIL; at 5 ms a thread coming back from one waits for a batch-parsing thread's
+whole slice, many times per anchor cycle (urgent anchor p95 under load: ~830 -> ~450 ms)."""
+
+
+def tune_interpreter() -> None:
+    """Process-wide settings for serving: shorter GIL slices (see SWITCH_INTERVAL_SECONDS)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -30,6 +30,11 @@ from gateway.core.types import KeyAlgorithm, MemberId, Role
 if TYPE_CHECKING:
     from gateway.chain.client import Chain
 
+ANCHOR_GAS_LIMIT = 500_000
+"""Fixed gas limit of ``EvidenceLog.anchor``: no estimate per anchor (the green channel's
+latency). A later anchor costs about 85,000 gas plus about 1,700 per consistency-proof hash;
+at 128 hashes (more than a uint64 log needs) that is about 300,000, so this keeps a margin of
+1.5 (tests/chain/test_anchor_gas.py measures it). Gas is paid as used, not as limited."""
 
 
 class Governor(Protocol):
@@ -162,14 +167,22 @@ class EvidenceLogClient:
     def anchor(self, size: int, root: bytes, proof: list[bytes], *,
                sender: str | None = None) -> AnchorResult:
         """Append a tree head; the consistency proof runs from the current head on chain."""
-        receipt = self.chain.transact(self.c.functions.anchor(size, root, proof), sender)
+        receipt = self.chain.transact(self.c.functions.anchor(size, root, proof), sender,
+                                      gas=ANCHOR_GAS_LIMIT)
         # the index comes from our own event, so a concurrent anchorer cannot confuse it
         events = [e for e in self.c.events.Anchored().process_receipt(receipt, errors=DISCARD)
                   if e["address"] == self.c.address]
         if len(events) != 1:
             raise ChainError(f"anchor transaction emitted {len(events)} Anchored events",
                              code="missing_event")
-        head = self.head_at(int(events[0]["args"]["index"]))
+        args = events[0]["args"]  # the head as stored: the event's values and the block's time
+        block = int(receipt["blockNumber"])
+        try:
+            timestamp = int(self.chain.w3.eth.get_block(block)["timestamp"])
+        except Exception as exc:
+            raise as_chain_error(exc, self.chain.decoder) from exc
+        head = TreeHead(int(args["index"]), int(args["size"]), bytes(args["root"]), timestamp,
+                        block)
         return AnchorResult(bytes(receipt["transactionHash"]), int(receipt["blockNumber"]),
                             int(receipt["gasUsed"]), head)
 

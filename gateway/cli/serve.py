@@ -83,8 +83,9 @@ def _run(settings: Settings, host: str, port: int, worker: bool, dev_members: Pa
         seed_dev_members(services, dev_members)
         typer.echo(f"dev members' keys and tokens in {dev_members / 'members.json'}")
     _banner(services, host, port, local_node, dev_members)
-    from gateway.api.server import uvicorn_options
+    from gateway.api.server import tune_interpreter, uvicorn_options
 
+    tune_interpreter()
     uvicorn.run(create_app(services, run_worker=worker), host=host, port=port,
                 **uvicorn_options(services.settings))
 

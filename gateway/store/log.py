@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.core import merkle
@@ -112,12 +112,23 @@ class EvidenceLogDB:
         # Core executemany: ORM bulk statements cost more than the hashing here
         self.s.execute(insert(_NODES), [{"level": lv, "idx": i, "hash": h}
                                         for (lv, i), h in fresh.items()])
-        self.s.execute(update(_RECORDS).where(_RECORDS.c.id == bindparam("rid"))
-                       .values(leaf_index=bindparam("leaf")),
-                       [{"rid": row.id, "leaf": old + offset} for offset, row in enumerate(rows)])
+        self._set_leaf_indexes(old, [row.id for row in rows])
         state.size = old + len(rows)
         self.s.flush()
         return Sequenced(old, state.size, sum(1 for r in rows if r.urgent))
+
+    def _set_leaf_indexes(self, old: int, ids: Sequence[int]) -> None:
+        """Give the records ``ids`` (ascending) leaves ``old``, ``old + 1``, ...: one UPDATE per
+        run of consecutive ids (a whole batch, unless records were rejected in between)
+        rather than one statement per record."""
+        start = 0
+        for end in range(1, len(ids) + 1):
+            if end < len(ids) and ids[end] == ids[end - 1] + 1:
+                continue
+            first, last = ids[start], ids[end - 1]
+            self.s.execute(update(_RECORDS).where(_RECORDS.c.id.between(first, last))
+                           .values(leaf_index=_RECORDS.c.id + (old + start - first)))
+            start = end
 
     def _lock_state(self) -> LogState:
         state = self.s.scalar(select(LogState).where(LogState.id == 1).with_for_update())

@@ -263,3 +263,28 @@ def test_key_compromised_before_anchoring_fails_verification(
     meta = client.get(f"/v1/records/{digest}").json()
     assert meta["status"] == "rejected" and meta["reject_code"] == "key_revoked"
     assert meta["leaf_index"] is None
+
+
+def test_large_batch_checked_in_parallel_reports_every_failure_in_order(
+        client: TestClient, services: Services, hospital: Institution,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches from PARALLEL_MIN up verify their signatures on the thread pool: forged
+    signatures and a bad envelope are still all reported, by index, and nothing is stored;
+    the good batch is answered in the order it was sent."""
+    monkeypatch.setattr("gateway.services.publish.PARALLEL_MIN", 8)  # within max_batch 50
+    services.publisher.threads = 3
+    good = [envelope(hospital, n=i) for i in range(41)]
+    batch = list(good)
+    for i in (5, 30):  # signatures over another payload: a forgery
+        batch[i] = {**good[i], "signatures": good[i + 1]["signatures"]}
+    batch[17] = {**good[17], "payloadType": "text/plain"}
+    r = client.post("/v1/records/batch", json={"envelopes": batch})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "batch_rejected", r.text
+    assert [e["index"] for e in r.json()["error"]["errors"]] == [5, 17, 30], r.text
+    assert record_count(services) == 0
+    r = client.post("/v1/records/batch", json={"envelopes": good})
+    assert r.status_code == 201
+    digests = [hashlib.sha256(base64.b64decode(e["payload"])).hexdigest() for e in good]
+    assert [p["digest"] for p in r.json()] == digests
+    assert record_count(services) == len(good)

@@ -162,3 +162,27 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(anvil_url: str, tmp_path
     with services.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Anchor)) > 1  # work spanned the kills
     assert_log_intact(services.db, chain, deployment, total)
+
+
+def test_sequencing_a_subset_assigns_leaves_in_id_order_across_gaps(
+        chain: Chain, deployment: Deployment, database_url: str, tmp_path: Path) -> None:
+    """Leaf indexes are set one UPDATE per run of consecutive ids: records left out of a
+    batch (as the logging-time key check leaves out rejected ones) keep no leaf, the others
+    get consecutive leaves in id order, and the left-out ones follow in the next batch."""
+    services = build_services(Settings(home=tmp_path, anchor_interval_seconds=3600),
+                              chain=chain, deployment=deployment, db=Database(database_url))
+    publish(services, admit(chain, deployment, "hospital.runs"), 12)
+    with services.db.session() as s:
+        ids = list(s.scalars(select(Record.id).order_by(Record.id)))
+    chosen = [i for k, i in enumerate(ids) if k not in (0, 4, 5, 9)]
+    with services.db.session() as s:
+        EvidenceLogDB(s).sequence(100, chosen)
+    with services.db.session() as s:
+        leaves = dict(s.execute(select(Record.id, Record.leaf_index)).all())  # type: ignore[arg-type]
+    assert [leaves[i] for i in chosen] == list(range(len(chosen)))
+    assert all(leaves[i] is None for i in ids if i not in chosen)
+    with services.db.session() as s:
+        EvidenceLogDB(s).sequence(100)
+    with services.db.session() as s:
+        leaves = dict(s.execute(select(Record.id, Record.leaf_index)).all())  # type: ignore[arg-type]
+    assert [leaves[i] for i in ids if i not in chosen] == list(range(len(chosen), len(ids)))

@@ -1,0 +1,81 @@
+"""Benchmark: publish rate and storage per record as the log grows (toward 1M records).
+
+Grows one log on the in-process EVM and SQLite (or ``--database-url``) in steps of
+``--step`` records: each step's invoices are signed first (untimed: the institutions'
+work), then published through the publisher in batches and anchored; the step's rate is
+records per second until anchored. After each step the database's size per record is
+taken (SQLite, after a WAL checkpoint). Writes docs/scale.csv and docs/scale.png and ends
+with one JSON line: the first and last steps' rates, their ratio, and bytes per record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+warnings.filterwarnings("ignore")
+
+from benchkit.common import progress, sign_invoices  # noqa: E402
+from benchkit.inprocess import _sqlite_bytes, setup  # noqa: E402
+from benchkit.plot import line_chart  # noqa: E402
+
+from gateway.api.server import tune_interpreter  # noqa: E402
+from gateway.chain.client import Chain  # noqa: E402
+from gateway.config import Settings  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="log size to grow to")
+    parser.add_argument("--step", type=int, default=10_000, help="records per measured step")
+    parser.add_argument("--batch", type=int, default=1000, help="envelopes per publish call")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--out", type=Path, default=DOCS, help="folder for scale.csv/.png")
+    a = parser.parse_args()
+    tune_interpreter()
+    settings = Settings(home=Path(tempfile.mkdtemp(prefix="claimx-scale-")),
+                        database_url=a.database_url, anchor_batch_max=a.step,
+                        anchor_interval_seconds=3600)
+    services, key, hospital, _token = setup(Chain.embedded(), settings)
+    rows: list[tuple[int, float, float | None]] = []
+    for done in range(0, a.n, a.step):
+        envelopes = sign_invoices(key, hospital, a.step, start=done)
+        start = time.perf_counter()
+        for i in range(0, a.step, a.batch):
+            services.publisher.publish(envelopes[i:i + a.batch], hospital)
+        while services.worker.cycle().sequenced:
+            pass
+        rate = a.step / (time.perf_counter() - start)
+        size = done + a.step
+        on_disk = _sqlite_bytes(services)
+        rows.append((size, rate, None if on_disk is None else on_disk / size))
+        progress(f"log size {size:,}: {rate:,.0f} records/s"
+                 + ("" if on_disk is None else f", {on_disk / size:,.0f} bytes/record"))
+    a.out.mkdir(parents=True, exist_ok=True)
+    with (a.out / "scale.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["log_size", "records_per_s", "bytes_per_record"])
+        w.writerows((s, round(r, 1), "" if b is None else round(b, 1)) for s, r, b in rows)
+    line_chart(a.out / "scale.png", [s for s, _, _ in rows],
+               {"records/s": [r for _, r, _ in rows],
+                "bytes/record": [b or 0.0 for _, _, b in rows]},
+               title=f"claimx publish rate and storage as the log grows (step {a.step:,})")
+    first, last = rows[0][1], rows[-1][1]
+    print(json.dumps({"n": rows[-1][0], "step": a.step, "first_records_per_s": round(first, 1),
+                      "last_records_per_s": round(last, 1),
+                      "last_over_first": round(last / first, 3),
+                      "bytes_per_record": rows[-1][2] and round(rows[-1][2], 1),
+                      "csv": str(a.out / "scale.csv"), "png": str(a.out / "scale.png")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Parts of scripts/bench_anchor.py: packets, the naive design, claimx runs, the ceiling."""

@@ -1,0 +1,165 @@
+"""claimx in one process: the batch API (FastAPI TestClient), then the anchor worker, on the
+in-process EVM with SQLite or PostgreSQL; and the green channel under routine load."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+
+from benchkit.common import progress, sign_invoices
+from gateway.api.app import create_app
+from gateway.chain.client import Chain
+from gateway.config import Settings
+from gateway.core.keys import SigningKey
+from gateway.core.types import Role, member_id
+from gateway.services.auth import issue_credential
+from gateway.services.wiring import Services, build_services
+from gateway.store.tables import Anchor, Record
+
+WARMUP = 1000
+"""Records published and anchored before the timed run, so its anchor is a steady-state one
+(a consistency proof from an earlier head, not the first anchor)."""
+
+
+@dataclass(frozen=True)
+class ClaimxRun:
+    records_per_s: float
+    publish_s: float
+    anchor_s: float
+    gas_per_record: float
+    bytes_per_record: float | None
+
+
+def setup(chain: Chain, settings: Settings) -> tuple[Services, SigningKey, bytes, str]:
+    """Fresh contracts and database, one hospital with an Ed25519 key and an API token."""
+    services = build_services(settings, chain=chain, deployment=chain.deploy())
+    key, hospital = SigningKey.generate(), member_id(f"hospital.bench{time.time_ns()}")
+    registry = chain.registry(services.deployment.registry)
+    operator = chain.new_funded_account()  # the member's own operator registers its key
+    registry.admit_member(hospital, Role.HOSPITAL, "Bench Hospital", [operator])
+    registry.register_key(hospital, key, sender=operator)
+    with services.db.session() as s:
+        token = issue_credential(s, hospital, "bench")
+    return services, key, hospital, token
+
+
+def _publish(client: TestClient, envelopes: list[dict[str, Any]], batch: int) -> None:
+    for i in range(0, len(envelopes), batch):
+        r = client.post("/v1/records/batch", json={"envelopes": envelopes[i:i + batch]})
+        if r.status_code != 201:
+            raise SystemExit(f"batch publish failed: {r.status_code} {r.text[:300]}")
+
+
+def _drain(services: Services) -> int:
+    """Run anchor cycles until nothing is pending; the gas of the last anchor per record."""
+    last = 0.0
+    while True:
+        result = services.worker.cycle()
+        if result.gas_used and result.sequenced:
+            last = result.gas_used / result.sequenced
+        if not result.sequenced:
+            return int(last * 1000)
+
+
+def _sqlite_bytes(services: Services) -> int | None:
+    """Database bytes on disk after a WAL checkpoint (SQLite only)."""
+    if services.db.engine.dialect.name != "sqlite":
+        return None
+    with services.db.engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        pages = conn.execute(text("PRAGMA page_count")).scalar_one()
+        size = conn.execute(text("PRAGMA page_size")).scalar_one()
+    return int(pages) * int(size)
+
+
+def run(chain: Chain, n: int, batch: int, database_url: str | None, label: str) -> ClaimxRun:
+    """Publish N signed invoices through /v1/records/batch and anchor them (after a warm-up
+    anchor); records/s counts until the last one is anchored."""
+    home = Path(tempfile.mkdtemp(prefix="claimx-bench-"))
+    settings = Settings(home=home, database_url=database_url, anchor_batch_max=max(n, WARMUP),
+                        max_batch=batch, max_body_bytes=64 << 20, anchor_interval_seconds=3600)
+    services, key, hospital, token = setup(chain, settings)
+    warm = sign_invoices(key, hospital, WARMUP)
+    progress(f"{label}: signing {n} invoices (institution side, not timed)")
+    envelopes = sign_invoices(key, hospital, n, start=WARMUP)
+    with TestClient(create_app(services, run_worker=False),
+                    headers={"Authorization": f"Bearer {token}"}) as client:
+        _publish(client, warm, batch)
+        _drain(services)
+        before = _sqlite_bytes(services)
+        progress(f"{label}: publishing {n} records in batches of {batch}, then anchoring")
+        start = time.perf_counter()
+        _publish(client, envelopes, batch)
+        published = time.perf_counter() - start
+        gas_milli = _drain(services)
+        total = time.perf_counter() - start
+        head = client.get("/v1/log/head").json()["anchored"]
+    if head is None or head["size"] != n + WARMUP:
+        raise SystemExit(f"expected an anchored head of size {n + WARMUP}, got {head}")
+    after = _sqlite_bytes(services)
+    per = None if before is None or after is None else (after - before) / n
+    services.db.engine.dispose()
+    return ClaimxRun(n / total, published, total - published, gas_milli / 1000, per)
+
+
+def urgent_under_load(chain: Chain, routine: int = 10_000, batch: int = 500) -> list[float]:
+    """Latencies (ms) from publishing an urgent record to seeing it anchored, for urgent
+    records published one after another while ``routine`` records arrive in batches."""
+    home = Path(tempfile.mkdtemp(prefix="claimx-bench-urgent-"))
+    settings = Settings(home=home, max_body_bytes=64 << 20, urgent_poll_seconds=0.05)
+    services, key, hospital, _token = setup(chain, settings)
+    progress(f"green channel: signing {routine} routine and 200 urgent invoices")
+    routine_envs = sign_invoices(key, hospital, routine)
+    urgent_envs = sign_invoices(key, hospital, 200, start=routine, urgent=True)
+    services.worker.start()
+    done = threading.Event()
+
+    def arrive() -> None:
+        for i in range(0, routine, batch):
+            services.publisher.publish(routine_envs[i:i + batch], hospital)
+        done.set()
+
+    latencies: list[float] = []
+    feeder = threading.Thread(target=arrive, daemon=True)
+    progress(f"green channel: urgent records while {routine} routine ones arrive")
+    feeder.start()
+    try:
+        for env in urgent_envs:
+            if done.is_set():
+                break
+            start = time.perf_counter()
+            digest = services.publisher.publish([env], hospital)[0].digest
+            _wait_anchored(services, digest)
+            latencies.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.05)
+        feeder.join()
+    finally:
+        services.worker.stop()
+        services.db.engine.dispose()
+    return latencies
+
+
+def _wait_anchored(services: Services, digest: bytes, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with services.db.session() as s:
+            leaf = s.scalar(select(Record.leaf_index).where(Record.digest == digest))
+            anchored = s.scalar(select(func.max(Anchor.size))) or 0
+        if leaf is not None and anchored > leaf:
+            return
+        time.sleep(0.01)
+    raise SystemExit("an urgent record was not anchored within 30 s")
+
+
+def p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=20, method="inclusive")[-1]
