@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from gateway.store.events import emit
 from gateway.store.tables import Claim, ShareLink, utcnow
-from tests.services.test_claims import (
+from tests.services.claims_support import (
     CLAIMANT,
     open_claim,
     publish,

@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.core.types import Role, member_id
 from gateway.services.auth import issue_credential
-from tests.services.test_claims import (
+from tests.services.claims_support import (
     publish,
     world,  # noqa: F401 - fixture
 )

@@ -17,8 +17,8 @@ from gateway.core.canonical import canonical_bytes
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
-from tests.services import test_claims
-from tests.services.test_claims import (
+from tests.services import claims_support
+from tests.services.claims_support import (
     CLAIMANT,
     M,
     bind,
@@ -26,7 +26,7 @@ from tests.services.test_claims import (
     publish,
 )
 
-world = test_claims.world  # the fixture
+world = claims_support.world  # the fixture
 
 
 def refused(r: Any, status: int, code: str) -> None:
@@ -167,7 +167,7 @@ def test_claimant_withdraws_alone_and_a_second_key_cannot_sidestep_it(world: Any
 def _resigned(body: dict[str, Any], signed_at: datetime) -> dict[str, Any]:
     """Re-sign the consent with a signing time (a fresh bound key, bound by the hospital)."""
     key = ed25519.Ed25519PrivateKey.generate()
-    from tests.services.test_claims import BINDERS
+    from tests.services.claims_support import BINDERS
     bind(*BINDERS[-1], CLAIMANT, key)
     scope = dict(body["consent"]["scope"], signed_at=signed_at.isoformat())
     raw = key.public_key().public_bytes(serialization.Encoding.Raw,

@@ -17,11 +17,11 @@ from gateway.core.envelope import sign_packet
 from gateway.core.packet import new_packet
 from gateway.store.tables import AccessLog, IdentityBinding, Record
 from gateway.verify.audit import ReadAudit, audit_reads
-from tests.services import test_claims
+from tests.services import claims_support
+from tests.services.claims_support import CLAIMANT, M, _auditor_fetch, bind, claim_body, publish
 from tests.services.test_bindings import bind_past_the_route, with_key
-from tests.services.test_claims import CLAIMANT, M, _auditor_fetch, bind, claim_body, publish
 
-world = test_claims.world  # the fixture
+world = claims_support.world  # the fixture
 
 LINKS = ["read entry on chain", "consent entry on chain", "claimant signature",
          "consent covers the read", "binding entry on chain", "binding attester",
