@@ -44,7 +44,9 @@ __all__ = ["KEY_STATUS", "AnchorResult", "Chain", "Deployment", "EvidenceLogClie
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # gateway/
 _ART_DIRS = (_PACKAGE.parent / "contracts" / "build", _PACKAGE / "_contracts_build")
-FUNDING_WEI = 10**20
+FUNDING_WEI = 10**18
+"""Test ether for a new local account: plenty for its gas, and small enough that the
+node's default accounts (10,000 ether on anvil) fund thousands of them in one test run."""
 DEFAULT_TIMEOUT = 3.0
 """Seconds one JSON-RPC request may take; a node slower than this counts as down."""
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Path]]:
     home = tmp_path_factory.mktemp("progress")
     with serve_gateway(home) as served:
-        yield served, home / "home" / "embedded.db"
+        yield served, home / "home" / "claimx.db"
 
 
 def _claim(served: Served, kind: str = "accident") -> tuple[dict[str, Any], str, str]:
