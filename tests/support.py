@@ -31,10 +31,22 @@ CLAIMX = [sys.executable, "-m", "gateway.cli"]
 """The claimx command of this checkout, whatever is installed."""
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, never one this session handed out already.
+
+    Two calls in a row can get the same ephemeral port back from the kernel (the first socket
+    is closed by then); a test that starts two listeners on them then fails with "address
+    already in use"."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 @dataclass

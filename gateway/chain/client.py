@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,10 @@ class Chain:
         self.breaker = breaker or CircuitBreaker()
         """Open while the node is down (the embedded EVM's never opens); read by /readyz."""
         self._local: dict[str, LocalAccount] = {}
+        # One nonce per transaction: two threads of this process (the anchor worker, a
+        # registration, the push worker) signing for the same account must not both read the
+        # same pending count. The node assigns nonces itself only for its own accounts.
+        self._nonce_lock = threading.Lock()
         self.councils: dict[str, Governor] = {}
         """Council signers this process holds (development councils only), by registry
         address: :meth:`registry` attaches them, so dev flows admit members through the Safe."""
@@ -289,14 +294,15 @@ class Chain:
             local = self._local.get(sender)
             if local is None:
                 return bytes(self.w3.eth.send_transaction(tx))  # type: ignore[arg-type]
-            tx.setdefault("nonce", self.w3.eth.get_transaction_count(sender, "pending"))
             tx.setdefault("chainId", self.chain_id)
             if "gas" not in tx:
                 tx["gas"] = self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
             if "gasPrice" not in tx and "maxFeePerGas" not in tx:
                 tx["gasPrice"] = self.w3.eth.gas_price
-            signed = local.sign_transaction(tx)
-            return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            with self._nonce_lock:
+                tx.setdefault("nonce", self.w3.eth.get_transaction_count(sender, "pending"))
+                signed = local.sign_transaction(tx)
+                return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
         except Exception as exc:
             raise as_chain_error(exc, self.decoder) from exc
 

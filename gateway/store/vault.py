@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import ClaimxError, NotFoundError
+from gateway.store import payload_codec
 from gateway.store.tables import DataKey, Record, utcnow
 
 SECRET_AAD = b"claimx webhook secret:"
@@ -40,10 +41,11 @@ class Vault:
         self._master = AESGCM(master_key)
 
     def seal(self, payload: bytes, digest: bytes) -> Sealed:
-        """Encrypt with a fresh data key; the digest is bound in as associated data."""
+        """Compress (gateway.store.payload_codec), then encrypt with a fresh data key; the
+        digest is bound in as associated data."""
         data_key = AESGCM.generate_key(256)
         nonce = os.urandom(_NONCE)
-        ct = nonce + AESGCM(data_key).encrypt(nonce, payload, digest)
+        ct = nonce + AESGCM(data_key).encrypt(nonce, payload_codec.compress(payload), digest)
         wrap_nonce = os.urandom(_NONCE)
         wrapped = wrap_nonce + self._master.encrypt(wrap_nonce, data_key, digest)
         return Sealed(ct, wrapped)
@@ -56,10 +58,11 @@ class Vault:
         try:
             data_key = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], rec.digest)
             ct = rec.payload_ct
-            return AESGCM(data_key).decrypt(ct[:_NONCE], ct[_NONCE:], rec.digest)
+            plain = AESGCM(data_key).decrypt(ct[:_NONCE], ct[_NONCE:], rec.digest)
         except InvalidTag as exc:
             raise ClaimxError("payload cannot be decrypted with this gateway's master key",
                               code="decrypt_failed", http_status=500) from exc
+        return payload_codec.decompress(plain)
 
     def seal_secret(self, secret: str, owner: str) -> bytes:
         """A shared secret the gateway must read back (webhook signing keys), encrypted
