@@ -9,6 +9,7 @@ document names), the CSV heuristic last (``adapters.LAST_RESORT`` also keeps it 
 from adapters import attachment as _attachment  # noqa: F401  (registers "attachment")
 from adapters import hl7v2 as _hl7v2  # noqa: F401  (registers "hl7v2")
 from adapters import fhir as _fhir  # noqa: F401  (registers "fhir")
+from adapters import cda as _cda  # noqa: F401  (registers "cda")
 from adapters import police as _police  # noqa: F401  (registers "police")
 from adapters import death_certificate as _death  # noqa: F401  (registers "death_certificate")
 from adapters import csv_bill as _csv_bill  # noqa: F401  (registers "csv_bill")
