@@ -83,7 +83,7 @@ def doc_type(root: El) -> DocType:
     if by_template and by_code and by_template != by_code:
         raise code.error("the document code and the templateId name different documents",  # type: ignore[union-attr]
                          "inconsistent_document_type", "code")
-    found = by_template or by_code
+    found = by_template or (by_code if not templates else None)  # a WS/T 500 template rules
     if found is None:
         where = templates[0] if templates else (root.child("templateId") or root)
         supported = ", ".join(f"{d.title} (WS/T 500.{d.part}, {d.template})" for d in SUPPORTED)

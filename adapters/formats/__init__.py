@@ -1,8 +1,9 @@
 """Format modules; importing this package registers each of them.
 
 Order is the order ``--format auto`` tries them: unambiguous signatures first (magic numbers
-of attachments, HL7 v2's MSH segment, FHIR's resourceType, police and death-certificate
-document names), the CSV heuristic last (``adapters.LAST_RESORT`` also keeps it last).
+of attachments, HL7 v2's MSH segment, FHIR's resourceType or namespace, CDA's
+ClinicalDocument in the HL7 v3 namespace, police and death-certificate document names), the
+CSV heuristic last (``adapters.LAST_RESORT`` also keeps it last).
 """
 # ruff: noqa: I001  (the order below is the detection order, not alphabetical)
 

@@ -57,7 +57,8 @@ def test_the_discharge_record_maps_to_one_discharge_summary(ctx: AdapterContext)
              "code_system_oid": "2.16.156.10011.2.3.3.14", "text": "骨折病"}],
         "staff": STAFF,
         "narrative": {
-            "admission_condition": "患者[removed]因骑电动车与机动车相撞致右小腿疼痛、活动受限2小时入院。",
+            "admission_condition":
+                "患者[removed]因骑电动车与机动车相撞致右小腿疼痛、活动受限2小时入院。",
             "treatment_course": "入院后完善检查,于2026年3月15日在腰硬联合麻醉下行右胫骨骨折切开复位"
             "髓内钉内固定术,术后抗感染、消肿治疗,切口甲级愈合。家属[removed](电话[removed])陪护。",
             "discharge_condition": "切口愈合良好,右下肢感觉运动正常。",
@@ -93,7 +94,8 @@ def test_the_front_page_gives_a_discharge_summary_and_an_invoice(ctx: AdapterCon
               "healing_grade": {"code": "1", "text": "甲"},
               "anaesthesia": {"code": "0302", "text": "腰硬联合麻醉"}}
     assert body["procedures"] == [
-        {"code": "79.3601", "text": "胫骨骨折切开复位髓内钉内固定术", "time": "2026-03-15T01:30:00Z",
+        {"code": "79.3601", "text": "胫骨骨折切开复位髓内钉内固定术",
+         "time": "2026-03-15T01:30:00Z",
          "level": {"code": "3", "text": "三级手术"}, **common},
         {"code": "86.5901", "text": "皮肤和皮下组织缝合术", "time": "2026-03-15T03:30:00Z",
          "level": {"code": "1", "text": "一级手术"}, **common}]
