@@ -15,7 +15,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 ISSUER = hex32(member_id("demo.hospital"))
 RAW_IDS = ("110101198507073211", "310104198001011239", "440306199203154569",
            "11010519491231002X", "320502197602281353", "E12345678", "ZY2026031400123",
-           "BA-778812", "MRN-55012")
+           "BA-778812", "MRN-55012", "H3205020001234")
 """Every identity or record number in the assets: none may appear in any output."""
 
 

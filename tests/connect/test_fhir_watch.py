@@ -181,3 +181,18 @@ def test_a_file_past_the_size_limit_is_failed_unread(agent: Connected, folder: P
     (folder / "huge.csv").write_bytes(b"x" * (11 << 20))
     _wait_moved(folder, "huge.csv", "failed")
     assert "too_large" in (folder / "failed" / "huge.csv.error.txt").read_text()
+
+
+def test_a_dropped_cda_front_page_is_published_with_both_records(
+        agent: Connected, folder: Path) -> None:
+    before = agent.status()["sent"]
+    (folder / "front_page.xml").write_bytes((ASSETS / "cda" / "front_page_c0032.xml").read_bytes())
+    _wait_moved(folder, "front_page.xml", "done")
+    wait_for(lambda: agent.status()["sent"] >= before + 2, 30,  # type: ignore[operator]
+             "the discharge summary and the invoice published")
+
+
+def test_a_dropped_cda_bomb_goes_to_failed_as_unsafe_xml(agent: Connected, folder: Path) -> None:
+    (folder / "cda_bomb.xml").write_bytes((ASSETS / "cda" / "bomb.xml").read_bytes())
+    _wait_moved(folder, "cda_bomb.xml", "failed")
+    assert "unsafe_xml" in (folder / "failed" / "cda_bomb.xml.error.txt").read_text()
