@@ -15,7 +15,8 @@ Claim, Invoice (+ ChargeItem), loose ChargeItems -> itemised bill; ExplanationOf
 adjudicated bill (``payer.adjudication``); Coverage -> policy (``payer.coverage``);
 DocumentReference -> ``attachment`` (adapters.fhir.documents); loose Procedures -> procedure
 record; loose Conditions -> diagnosis; loose laboratory Observations -> lab report. The
-Patient supplies only the subject pseudonym. Numbers are decoded as ``Decimal`` and written as strings, never floats.
+Patient supplies only the subject pseudonym. Numbers are decoded as ``Decimal`` and written
+as strings, never floats.
 
 XML (``adapters.fhir.xml_input``): parsed with defusedxml and converted to the JSON shape by the
 specification's own XML/JSON correspondence, then mapped by the same code; errors are located
@@ -31,15 +32,15 @@ from typing import Any
 
 from adapters._clinical import check_size, locate, utc_text
 from adapters.attachment import UNLINKED_SUBJECT
-from adapters.fhir import financial, documents
+from adapters.fhir import documents, financial
 from adapters.fhir import mapping as m
 from adapters.fhir.subject import Subject, subject_of
 from adapters.fhir.tree import Index, Node, load
 from adapters.fhir.values import concept, concept_label, moment_of
 from adapters.fhir.xml_input import detect as detect_xml
 from adapters.fhir.xml_input import is_xml, load_xml
-from adapters.registry import Adapter, AdapterContext, register
 from adapters.pseudonym import pseudonymise
+from adapters.registry import Adapter, AdapterContext, register
 from gateway.core.errors import AdapterError
 from gateway.core.packet import AttachmentRef, Packet, SourceRef, new_packet
 

@@ -85,8 +85,7 @@ def _doc_type(doc: Node) -> tuple[str, str]:
 def _content(content: Node, index: Index, doc: Node) -> tuple[dict[str, Any], bytes | None]:
     att = content["attachment"]
     declared = _media_type(att["contentType"])
-    fmt = concept(content["format"]) or {}
-    entry: dict[str, Any] = compact({"format": fmt.get("code")})
+    entry: dict[str, Any] = compact({"format": content["format"]["code"].string()})  # a Coding
     data_node, url = att["data"], att["url"].string()
     if not data_node.present and url:
         binary = index.lookup(Node({"reference": url}, att["url"].ptr, att.xml), doc)
