@@ -13,14 +13,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 
 from adapters import _bill_layout as layout
+from adapters._bill_items import AMOUNT_PLACES, PRICE_PLACES, Bill, add_item, amount_str, precision
 from adapters._values import (
+    Loc,
     check_size,
     clean_text,
-    decimal_str,
     parse_date,
     parse_decimal,
     source_ref,
@@ -32,28 +32,32 @@ from gateway.core.errors import AdapterError
 from gateway.core.packet import Packet, new_packet
 
 FORMAT = "csv_bill"
-TOLERANCE = Decimal("0.01")
-"""Rounding slack for row and total cross-checks of amounts written in fen (two places)."""
-AMOUNT_PLACES = 4
-"""Hospital information systems write some amounts to four places (``0.8532``): kept exact."""
-PRICE_PLACES = 6
-"""Unit prices: the medical-insurance interfaces carry six places (2301 ``pric`` is 16,6)."""
 MAX_ROWS = 100_000
+__all__ = ["AMOUNT_PLACES", "PRICE_PLACES", "adapt", "amount_str", "decode", "detect",
+           "precision", "read_rows"]
 
 Row = tuple[int, list[str]]
 
 
-@dataclass
-class _Bill:
-    """What has been read so far; items are already cross-checked."""
+@dataclass(frozen=True)
+class _CsvLine:
+    """One item row seen through its header (adapters._bill_items.Line)."""
 
-    meta: dict[str, tuple[str, int, str]] = field(default_factory=dict)
-    items: list[dict[str, str]] = field(default_factory=list)
-    amount: Decimal = Decimal(0)
-    self_pay: Decimal = Decimal(0)
-    insurer_paid: Decimal = Decimal(0)
-    split: bool = False
-    policy: dict[str, Decimal] = field(default_factory=dict)
+    header: layout.Header
+    cells: list[str]
+    line: int
+
+    def has(self, key: str) -> bool:
+        return key in self.header.columns
+
+    def text(self, key: str) -> str:
+        return _cell(self.cells, self.header, key)
+
+    def loc(self, key: str) -> Loc:
+        return ("row", self.line, self.header.names.get(key, key))
+
+    def name(self, key: str) -> str:
+        return self.header.names.get(key, key)
 
 
 def decode(raw: bytes) -> str:
@@ -122,7 +126,7 @@ def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
     check_size(raw)
     text = decode(raw)
     delimiter, header = _find_layout(text)
-    bill = _Bill()
+    bill = Bill()
     total_row: Row | None = None
     ids: dict[str, tuple[str, int]] = {}
     for line, cells in read_rows(text, delimiter):
@@ -141,7 +145,7 @@ def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
                 raise AdapterError(f"more than {MAX_ROWS} item rows", code="too_many_rows",
                                    loc=("row", line), line=line)
             _collect_ids(cells, line, header, ids, bill.meta)
-            _add_item(bill, header, line, cells)
+            add_item(bill, _CsvLine(header, cells, line))
     if not bill.items:
         raise AdapterError("bill has no item rows", code="no_items",
                            loc=("row", header.line), line=header.line)
@@ -174,107 +178,8 @@ def _collect_ids(cells: list[str], line: int, header: layout.Header,
                                loc=("row", line, header.names[key]), line=line)
 
 
-def _add_item(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -> None:
-    def loc(key: str) -> tuple[str | int, ...]:
-        return ("row", line, header.names[key])
-
-    def number(key: str, places: int, negative: bool = True) -> Decimal | None:
-        text = _cell(cells, header, key)
-        if not text:
-            return None
-        return parse_decimal(text, loc=loc(key), line=line, what=header.names[key],
-                             max_places=places, allow_negative=negative)
-
-    name = clean_text(_cell(cells, header, "name"))
-    codes = {k: clean_text(_cell(cells, header, k)) for k in ("code", "institution_code",
-                                                             "line_id")}
-    if not name and not codes["code"]:
-        where = "name" if "name" in header.columns else "code"
-        raise AdapterError("item name is empty", code="missing_value", loc=loc(where),
-                           line=line)
-    amount = number("amount", AMOUNT_PLACES)
-    if amount is None:
-        raise AdapterError("amount is empty", code="missing_value", loc=loc("amount"),
-                           line=line)
-    item: dict[str, str] = {"description": name} if name else {}  # as HL7 and FHIR bills
-    item |= {k: v for k, v in codes.items() if v}
-    category = clean_text(_cell(cells, header, "category"))
-    if category:
-        item["category"] = category
-    quantity = number("quantity", 4) if "quantity" in header.columns else None
-    unit_price = (number("unit_price", PRICE_PLACES, False) if "unit_price" in header.columns
-                  else None)
-    if quantity is not None:
-        item["quantity"] = decimal_str(quantity)
-    if unit_price is not None:
-        item["unit_price"] = decimal_str(unit_price, 2)
-    if quantity is not None and unit_price is not None:
-        slack = precision(amount)
-        if abs(quantity * unit_price - amount) > slack:
-            raise AdapterError(f"amount differs from quantity x unit price by more than {slack}",
-                               code="amount_mismatch", loc=loc("amount"), line=line)
-    item["amount"] = amount_str(amount)
-    if header.split:
-        self_pay, insurer = _split(bill, header, line, cells, amount, number)
-        item["self_pay"], item["insurer_paid"] = amount_str(self_pay), amount_str(insurer)
-        bill.self_pay += self_pay
-        bill.insurer_paid += insurer
-        bill.split = True
-    for key in layout.POLICY_FIELDS:
-        part = number(key, AMOUNT_PLACES) if key in header.columns else None
-        if part is None:
-            continue
-        if abs(part) > abs(amount) + precision(amount, part):
-            raise AdapterError(f"{header.names[key]} exceeds the item's amount",
-                               code="policy_amount_exceeds", loc=loc(key), line=line)
-        item[key] = amount_str(part)
-        bill.policy[key] = bill.policy.get(key, Decimal(0)) + part
-    bill.amount += amount
-    bill.items.append(item)
-
-
-def _split(bill: _Bill, header: layout.Header, line: int, cells: list[str], amount: Decimal,
-           number: layout.NumberFn) -> tuple[Decimal, Decimal]:
-    """Self-pay and insurer parts; one column alone implies the other, both must add up."""
-    has_self, has_ins = "self_pay" in header.columns, "insurer_paid" in header.columns
-    self_pay = number("self_pay", AMOUNT_PLACES) if has_self else None
-    insurer = number("insurer_paid", AMOUNT_PLACES) if has_ins else None
-    if has_self and has_ins:
-        self_pay, insurer = self_pay or Decimal(0), insurer or Decimal(0)
-    elif has_self:
-        self_pay = self_pay or Decimal(0)
-        insurer = amount - self_pay
-    else:
-        insurer = insurer or Decimal(0)
-        self_pay = amount - insurer
-    assert self_pay is not None and insurer is not None
-    column = "self_pay" if has_self else "insurer_paid"
-    slack = precision(amount, self_pay, insurer)
-    if abs(self_pay + insurer - amount) > slack or (amount >= 0 and min(self_pay, insurer) < 0):
-        raise AdapterError("self-pay plus insurer-paid differs from the amount",
-                           code="split_mismatch", loc=("row", line, header.names[column]),
-                           line=line)
-    return self_pay, insurer
-
-
-def precision(*values: Decimal) -> Decimal:
-    """Cross-check slack at the precision the source wrote: one unit of the last place of the
-    coarsest value compared (0.01 for fen, 0.0001 for four places), never more than a fen."""
-    places = [-e for v in values
-              if isinstance(e := v.as_tuple().exponent, int) and e < 0] or [0]
-    return max(Decimal(1).scaleb(-min(max(min(places), 2), AMOUNT_PLACES)),
-               Decimal(1).scaleb(-AMOUNT_PLACES))
-
-
-def amount_str(value: Decimal) -> str:
-    """An amount as written, at least two places: ``12.5`` -> ``12.50``, ``0.8532`` kept."""
-    return decimal_str(value, 2)
-
-
-def _check_totals(bill: _Bill, header: layout.Header, line: int, cells: list[str]) -> None:
-    sums = {"amount": bill.amount, "self_pay": bill.self_pay, "insurer_paid": bill.insurer_paid,
-            **bill.policy}
-    for key, total in sums.items():
+def _check_totals(bill: Bill, header: layout.Header, line: int, cells: list[str]) -> None:
+    for key, total in bill.sums().items():
         text = _cell(cells, header, key)
         if not text:
             continue
@@ -308,12 +213,8 @@ def _subject(meta: dict[str, tuple[str, int, str]], ids: dict[str, tuple[str, in
                        code="missing_subject", loc=("row", header.line), line=header.line)
 
 
-def _body(bill: _Bill, header: layout.Header) -> dict[str, object]:
-    totals = {"amount": amount_str(bill.amount)}
-    if bill.split:
-        totals["self_pay"] = amount_str(bill.self_pay)
-        totals["insurer_paid"] = amount_str(bill.insurer_paid)
-    totals |= {k: amount_str(v) for k, v in bill.policy.items()}
+def _body(bill: Bill, header: layout.Header) -> dict[str, object]:
+    totals = bill.totals()
     body: dict[str, object] = {"currency": "CNY", "items": bill.items,
                                "total": totals["amount"], "totals": totals}
     currency = bill.meta.get("currency")

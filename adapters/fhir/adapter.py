@@ -11,10 +11,12 @@ with the R4B models so the samples are real FHIR.
 
 Packets (see docs/adapters/fhir.md): Encounter (+ Condition, Procedure) -> discharge summary
 (admission summary while the stay is open); DiagnosticReport (+ Observation) -> lab report;
-Claim, Invoice (+ ChargeItem), loose ChargeItems -> itemised bill; loose Procedures ->
-procedure record; loose Conditions ->
-diagnosis; loose laboratory Observations -> lab report. The Patient supplies only the subject
-pseudonym. Numbers are decoded as ``Decimal`` and written as strings, never floats.
+Claim, Invoice (+ ChargeItem), loose ChargeItems -> itemised bill; ExplanationOfBenefit ->
+adjudicated bill (``payer.adjudication``); Coverage -> policy (``payer.coverage``);
+DocumentReference -> ``attachment`` (adapters.fhir.documents); loose Procedures -> procedure
+record; loose Conditions -> diagnosis; loose laboratory Observations -> lab report. The
+Patient supplies only the subject pseudonym. Numbers are decoded as ``Decimal`` and written
+as strings, never floats.
 
 XML (``adapters.fhir.xml_input``): parsed with defusedxml and converted to the JSON shape by the
 specification's own XML/JSON correspondence, then mapped by the same code; errors are located
@@ -23,24 +25,31 @@ by element path (``/Bundle/entry[2]/resource/Claim/item/net/value``) instead of 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from adapters._clinical import check_size, locate, make_packet, utc_text
+from adapters._clinical import check_size, locate, utc_text
+from adapters.attachment import UNLINKED_SUBJECT
+from adapters.fhir import documents, financial
 from adapters.fhir import mapping as m
 from adapters.fhir.subject import Subject, subject_of
 from adapters.fhir.tree import Index, Node, load
 from adapters.fhir.values import concept, concept_label, moment_of
 from adapters.fhir.xml_input import detect as detect_xml
 from adapters.fhir.xml_input import is_xml, load_xml
+from adapters.pseudonym import pseudonymise
 from adapters.registry import Adapter, AdapterContext, register
 from gateway.core.errors import AdapterError
-from gateway.core.packet import Packet
+from gateway.core.packet import AttachmentRef, Packet, SourceRef, new_packet
 
 FORMAT = "fhir"
-_SUBJECT_FIELD = {"Claim": "patient"}
+_SUBJECT_FIELD = {"Claim": "patient", "ExplanationOfBenefit": "patient",
+                  "Coverage": "beneficiary"}
 _ISSUED_FIELDS = {
+    "ExplanationOfBenefit": ("created",),
+    "DocumentReference": ("date", "context/period/end", "context/period/start"),
     "Encounter": ("period/end", "period/start"),
     "DiagnosticReport": ("issued", "effectiveDateTime", "effectivePeriod/start"),
     "Claim": ("created",), "Invoice": ("date",),
@@ -69,17 +78,46 @@ def adapt(raw: bytes, ctx: AdapterContext) -> list[Packet]:
     try:
         root = load_xml(raw) if is_xml(raw) else load(raw)
         index = Index.build(root)
+        source = SourceRef(format=FORMAT, sha256=hashlib.sha256(raw).hexdigest())
         out: list[Packet] = []
         for kind, res, body in _bodies(root, index):
-            who, how = _subject_of(res, index, ctx.issuer)
+            who, how = _pseudonym_of(res, index, ctx)
             issued_at = _issued_at(res, root)
+            refs: list[AttachmentRef] = body.pop(documents.ATTACHMENTS, [])
+            for field, ident in body.pop(financial.PSEUDONYMISE, {}).items():
+                body[field] = _pseudonymise(ident, ctx)
             body = {**body, "subject_from": how, **({} if issued_at else {"undated": True})}
-            out.append(make_packet(kind=kind, ctx=ctx, subject=who, body=body,
-                                   issued_at=issued_at, raw=raw, fmt=FORMAT))
+            out.append(new_packet(kind=kind, issuer=ctx.issuer, subject=who, body=body,
+                                  issued_at=issued_at, source=source, attachments=refs))
         return out
     except AdapterError as exc:
         locate(exc, file=ctx.file)
         raise
+
+
+def _pseudonymise(ident: Subject, ctx: AdapterContext) -> str:
+    scheme, value, loc = ident
+    return pseudonymise(scheme, value, loc=loc, key=ctx.pseudonym_key)
+
+
+def _pseudonym_of(res: Node, index: Index, ctx: AdapterContext) -> tuple[str, str]:
+    """The subject pseudonym and how it was found. A DocumentReference is an attachment: the
+    publisher's subject (CDex MemberId, ``--subject``) links it when given, and it may name
+    nobody (then it is unlinked, as a scan naming nobody is); a resident ID it names that is
+    not the publisher's subject is refused, as the attachment adapter refuses such a scan."""
+    if res["resourceType"].string() != "DocumentReference":
+        who, how = _subject_of(res, index, ctx.issuer)
+        return _pseudonymise(who, ctx), how
+    own = None
+    if res["subject"].present:
+        who, how = _subject_of(res, index, ctx.issuer)
+        own = (_pseudonymise(who, ctx), how, who[0])
+    if ctx.subject is not None:
+        if own is not None and own[2] == "cn_resident_id" and own[0] != ctx.subject:
+            raise res["subject"].error("the document's patient is not the given subject",
+                                       "subject_mismatch")
+        return ctx.subject, "publisher"
+    return (own[0], own[1]) if own is not None else (UNLINKED_SUBJECT, "none")
 
 
 def _bodies(root: Node, index: Index) -> Packets:
@@ -108,8 +146,9 @@ def _bodies(root: Node, index: Index) -> Packets:
     if not packets:
         where = root["entry"] if root["resourceType"].string() == "Bundle" else root["resourceType"]
         raise where.error("no resource here is claims evidence (supported: Encounter, "
-                          "DiagnosticReport, Claim, Invoice, ChargeItem, Condition, Procedure, "
-                          "laboratory Observation)", "unsupported_resource")
+                          "DiagnosticReport, Claim, Invoice, ChargeItem, ExplanationOfBenefit, "
+                          "Coverage, DocumentReference, Condition, Procedure, laboratory "
+                          "Observation)", "unsupported_resource")
     return packets
 
 
@@ -128,7 +167,8 @@ def _report(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]
     return "hospital.lab_report", {"reports": [m.lab_report(res, index, used)]}
 
 
-def _claim(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+def _diagnoses(res: Node, index: Index, used: m.Used) -> list[dict[str, str]]:
+    """Claim or ExplanationOfBenefit ``diagnosis``: coded, or a referenced Condition's code."""
     diagnoses = []
     for diag in res["diagnosis"].items():
         code = concept(diag["diagnosisCodeableConcept"])
@@ -139,9 +179,28 @@ def _claim(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
         if code:
             label = concept_label(next(iter(diag["type"].items()), Node(None, "")))
             diagnoses.append({**code, **({"type": label} if label else {})})
+    return diagnoses
+
+
+def _claim(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    diagnoses = _diagnoses(res, index, used)
     body = m.bill(m.claim_items(res), res["total"], res["item"])
     return "hospital.invoice", {"use": res["use"].string(), **body,
                                 **({"diagnoses": diagnoses} if diagnoses else {})}
+
+
+def _eob(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    diagnoses = _diagnoses(res, index, used)
+    return "payer.adjudication", {**financial.eob_body(res, index, used),
+                                  **({"diagnoses": diagnoses} if diagnoses else {})}
+
+
+def _coverage(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    return "payer.coverage", financial.coverage_body(res, index, used)
+
+
+def _document(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
+    return "attachment", documents.document_body(res, index, used)
 
 
 def _invoice(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]]:
@@ -151,7 +210,8 @@ def _invoice(res: Node, index: Index, used: m.Used) -> tuple[str, dict[str, Any]
 
 
 _PRIMARY: list[tuple[str, Callable[[Node, Index, m.Used], tuple[str, dict[str, Any]]]]] = [
-    ("Invoice", _invoice), ("Claim", _claim), ("DiagnosticReport", _report),
+    ("Invoice", _invoice), ("Claim", _claim), ("ExplanationOfBenefit", _eob),
+    ("Coverage", _coverage), ("DocumentReference", _document), ("DiagnosticReport", _report),
     ("Encounter", _encounter),
 ]
 """Invoices first so the ChargeItems they bill are not billed again on their own."""
@@ -161,11 +221,12 @@ def _context_encounters(index: Index) -> m.Used:
     """Encounters that other evidence only points to (a lab Bundle's visit): no packet of their
     own unless they carry diagnoses or procedures."""
     refs = m.Used()
-    for res in index.of_type("DiagnosticReport", "Observation", "ChargeItem", "Claim"):
+    for res in index.of_type("DiagnosticReport", "Observation", "ChargeItem", "Claim",
+                             "ExplanationOfBenefit", "DocumentReference"):
         if res["resourceType"].string() == "Observation" and not _is_lab(res):
             continue
-        for ref in (res["encounter"], res["context"], *(e for i in res["item"].items()
-                                                        for e in i["encounter"].items())):
+        for ref in (res["encounter"], res["context"], *res["context"]["encounter"].items(),
+                    *(e for i in res["item"].items() for e in i["encounter"].items())):
             if ref.present and isinstance(ref.value, dict):
                 refs.add(index.resolve_soft(ref, res))
     return refs
@@ -259,9 +320,9 @@ def _issued_at(res: Node, root: Node) -> str | None:
 
 ADAPTER = register(Adapter(
     name=FORMAT, description="FHIR R4 JSON or XML resources and Bundles: Encounter, "
-    "DiagnosticReport, Observation, Condition, Procedure, Claim, Invoice, ChargeItem (Patient "
-    "gives the subject)",
+    "DiagnosticReport, Observation, Condition, Procedure, Claim, Invoice, ChargeItem, "
+    "ExplanationOfBenefit, Coverage, DocumentReference (Patient gives the subject)",
     kinds=("hospital.admission_summary", "hospital.diagnosis", "hospital.procedure",
-           "hospital.discharge_summary",
-           "hospital.invoice", "hospital.lab_report"),
+           "hospital.discharge_summary", "hospital.invoice", "hospital.lab_report",
+           "payer.adjudication", "payer.coverage", "attachment"),
     adapt=adapt, detect=detect, extensions=(".json", ".fhir.json", ".xml", ".fhir.xml")))

@@ -309,7 +309,8 @@ _REQUESTS = frozenset({"preauthorization", "predetermination"})
 def not_evidence(res: Node) -> AdapterError | None:
     if res["status"].string() == "entered-in-error":
         return res["status"].error("resource was entered in error", "entered_in_error")
-    if res["resourceType"].string() == "Claim" and res["use"].string() in _REQUESTS:
+    if res["resourceType"].string() in ("Claim", "ExplanationOfBenefit") \
+            and res["use"].string() in _REQUESTS:
         return res["use"].error("a preauthorization or predetermination asks the insurer about "
                                 "care not yet given; it is not a bill", "unsupported_resource")
     return None

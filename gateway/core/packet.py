@@ -37,6 +37,10 @@ KINDS: dict[str, str] = {
     "police.incident_report": "incident report: case number, time, place, summary",
     "civil.death_certificate": "death certificate: date, place and cause of death",
     "attachment": "photographed or scanned document, classified by type",
+    "payer.adjudication": "an adjudicated bill (FHIR ExplanationOfBenefit): items with their "
+    "submitted, eligible, benefit, copay and deductible amounts, totals by category, payment",
+    "payer.coverage": "the policy a claim is made under (FHIR Coverage): payor, type, period, "
+    "class (plan, group), relationship, costs to the beneficiary; subscriber pseudonymised",
     "identity.binding": "an attester's statement that a claimant key belongs to a subject: "
     "subject, claimant_key (base64 raw Ed25519), attested_at, expires_at",
     "identity.binding_revoked": "the attester's revocation of a binding: binding (digest)",

@@ -141,6 +141,24 @@ PACKETS: dict[str, tuple[str, str | None, Any]] = {
         lambda b: tuple(_first(b)["observations"][0][k] for k in (
             "value", "units", "reference_range", "abnormal_flags"))
         + (_first(b)["observations"][0]["code"]["code"],)),
+    # the payer's adjudication: item 1 eligible 120.00 at 80 % -> benefit 96.00; item 2 (a
+    # group of 200.00) benefit 180.00; its totals say submitted 135.57, benefit 96.00 (the
+    # example does not count item 2 in them: both are kept, neither is corrected)
+    "explanationofbenefit-example.xml": (
+        "payer.adjudication", "2014-08-16T00:00:00Z",
+        lambda b: (b["items"][0]["code"], b["items"][0]["adjudication"],
+                   b["items"][1]["adjudication"], b["total"], b["adjudicated"], b["totals"],
+                   b["currency"], b["outcome"], b["claim"])),
+    "coverage-example.xml": (  # no date of its own: undated
+        "payer.coverage", None,
+        lambda b: (b["type"]["code"], b["period"], b["relationship"], b["subscriber"],
+                   [c["type"] for c in b["class"]][:3], b["class"][7], b["policy_holder"],
+                   len(b["member_id"]))),
+    "documentreference-example.json": (  # URL only: noted, never fetched
+        "attachment", "2005-12-23T22:43:41Z",
+        lambda b: (b["doc_type"], b["document_type"]["code"], b["content"][0]["url"],
+                   b["content"][0]["fetched"], b["content"][0]["sha1"], b["size"],
+                   b["security_labels"])),
 }
 
 FACTS: dict[str, tuple[Any, ...]] = {
@@ -182,6 +200,17 @@ FACTS: dict[str, tuple[Any, ...]] = {
                                             False),
     "procedure-example-f004-tracheotomy.json": ("48387007", "completed", "2013-03-22T08:30:10Z"),
     "observation-example-f203-bicarbonate.json": ("28", "mmol/L", "22-29", ["N"], "1963-8"),
+    "explanationofbenefit-example.xml": (
+        "1205", {"eligible": "120.00", "eligible_percent": "0.80", "benefit": "96.00"},
+        {"benefit": "180.00"}, "335.57", {"eligible": "120.00", "benefit": "276.00"},
+        {"submitted": "135.57", "benefit": "96.00"}, "USD", "complete", "Claim/100150"),
+    "coverage-example.xml": (
+        "EHCPOL", {"start": "2011-05-23", "end": "2012-05-23"}, "self", "beneficiary",
+        ["group", "subgroup", "plan"], {"type": "rxid"}, {"kind": "Organization"}, 64),
+    "documentreference-example.json": (
+        "other", "34108-1",
+        "http://example.org/xds/mhd/Binary/07a6483f-732b-461e-86b6-edb665c45510", False,
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709", 3654, ["V"]),
 }
 
 SUBJECT_FROM = {"claim-example-cms1500-medical.json": "coverage_member_id",
@@ -234,7 +263,8 @@ def test_public_example_yields_packet(name: str) -> None:
     assert check(body) == FACTS[name]
     assert body["subject_from"] == SUBJECT_FROM.get(name, "literal_reference")
     text = json.dumps(packet)
-    for name_part in ("Heuvel", "Roel's", "Patient/", "Ashcraft", '"10138556"', '"12345"'):
+    for name_part in ("Heuvel", "Roel's", "Patient/", "Ashcraft", '"10138556"', '"12345"',
+                      "MDF12345", "Smitty"):
         assert name_part not in text  # subject displays, names, member numbers
 
 
