@@ -8,6 +8,10 @@ export const KINDS = {
   "police.accident_determination": ["交通事故认定书", "Accident determination"],
   "police.incident_report": ["警情报告", "Police incident report"],
   "civil.death_certificate": ["死亡证明", "Death certificate"],
+  "hospital.admission_summary": ["入院记录", "Admission record"],
+  "hospital.procedure": ["手术操作记录", "Procedure record"],
+  "payer.adjudication": ["医保结算单", "Payer adjudication"],
+  "payer.coverage": ["参保信息", "Insurance coverage"],
   attachment: ["附件", "Attachment"],
 };
 
