@@ -9,7 +9,6 @@ was revoked before it was appended): then the new signature replaces it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from gateway.core.types import Digest, parse_hex32
 from gateway.services.bindings import index_identity
 from gateway.store.db import Database
 from gateway.store.tables import DataKey, Record, utcnow
-from gateway.store.vault import Vault
+from gateway.store.vault import Vault, stored_meta
 
 
 class KeyDirectory(Protocol):
@@ -244,13 +243,15 @@ def _revive(s: Session, vault: Vault, rec: Record, c: Checked) -> None:
     takes the rejected row's place (same digest, same sealed payload, new signature and key),
     so it is sequenced at the next cycle and stays attached to the claims it matched."""
     rec.key_id = c.key_id
-    rec.envelope_meta = json.dumps(c.envelope.meta_json(), separators=(",", ":"))
+    rec.envelope_meta = stored_meta(c.envelope.meta_json(), c.key_id)
     rec.accepted_at = utcnow()
     rec.rejected_at = rec.reject_code = None
     if rec.payload_ct is None:  # erased while rejected: the new publish brings it back
         sealed = vault.seal(c.envelope.payload, c.digest)
-        rec.payload_ct, rec.erased_at = sealed.ciphertext, None
-        s.merge(DataKey(digest=c.digest, wrapped=sealed.wrapped_key))
+        rec.payload_ct, rec.erased_at = sealed.stored, None
+        old_key = s.get(DataKey, c.digest)  # a key of the old layout must not outlive it
+        if old_key is not None:
+            s.delete(old_key)
 
 
 Stored = list[tuple[bytes, str]]
@@ -269,9 +270,7 @@ def store_checked(s: Session, vault: Vault,
     existing = set(s.scalars(select(Record.digest).where(Record.digest.in_(digests),
                                                          Record.rejected_at.is_(None))))
     rows: list[dict[str, Any]] = []
-    keys: list[bytes] = []
     results: list[Accepted] = []
-    new_digests: list[bytes] = []
     stored: Stored = []
     identity: list[Checked] = []
     for c in checked:
@@ -288,23 +287,18 @@ def store_checked(s: Session, vault: Vault,
             stored.append((c.digest, c.packet.subject))
             continue
         sealed = vault.seal(c.envelope.payload, c.digest)
-        meta = c.envelope.meta_json()
         rows.append({
             "digest": c.digest, "issuer": parse_hex32(c.packet.issuer), "key_id": c.key_id,
             "kind": c.packet.kind, "subject": c.packet.subject,
             "issued_at": c.packet.issued_at, "urgent": c.packet.is_urgent,
-            "envelope_meta": json.dumps(meta, separators=(",", ":")),
-            "payload_ct": sealed.ciphertext,
+            "envelope_meta": stored_meta(c.envelope.meta_json(), c.key_id),
+            "payload_ct": sealed.stored,
             "source_sha256": c.packet.source.sha256 if c.packet.source else None,
         })
-        keys.append(sealed.wrapped_key)
-        new_digests.append(c.digest)
         stored.append((c.digest, c.packet.subject))
     if rows:
         # Core executemany on the tables: ORM bulk inserts cost a third of the publish time
         s.execute(insert(cast(Table, Record.__table__)), rows)
-        s.execute(insert(cast(Table, DataKey.__table__)),
-                  [{"digest": d, "wrapped": k} for d, k in zip(new_digests, keys, strict=True)])
     for c in identity:
         index_identity(s, c.packet, c.digest, c.key_id)
     return results, stored

@@ -14,6 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+SQLITE_PAGE_SIZE = 8192
+"""A record row is about 870 bytes: 4 KiB pages hold four and waste a fifth of each page,
+8 KiB pages hold nine (measured at 10k records: 1,403 -> 1,315 bytes per record; 16 KiB
+pages gain nothing more). Only a new database file takes it; older files keep theirs."""
+
 
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL and a busy timeout so a worker process can share it."""
@@ -23,6 +28,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # before WAL, or it is ignored
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")

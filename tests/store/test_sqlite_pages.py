@@ -1,0 +1,22 @@
+"""New SQLite files use the page size that packs record rows (gateway.store.db)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from gateway.store.db import SQLITE_PAGE_SIZE, Database
+
+
+def test_new_file_takes_the_page_size_and_an_old_file_keeps_its_own(tmp_path: Path) -> None:
+    Database(f"sqlite:///{tmp_path / 'new.db'}")
+    with sqlite3.connect(tmp_path / "new.db") as c:
+        assert c.execute("PRAGMA page_size").fetchone()[0] == SQLITE_PAGE_SIZE != 4096
+    with sqlite3.connect(tmp_path / "old.db") as c:  # as created by an earlier version
+        c.execute("PRAGMA page_size=4096")
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("CREATE TABLE t (x)")
+    Database(f"sqlite:///{tmp_path / 'old.db'}")
+    with sqlite3.connect(tmp_path / "old.db") as c:
+        assert c.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert "records" in {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
