@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import create_engine, text
 
 from drillkit.target import Endpoints
-from gateway.chain.client import Chain
-from gateway.chain.contracts import EvidenceLogClient
-from gateway.chain.models import TreeHead
 from gateway.core import merkle
 from gateway.core.errors import ClaimxError
+
+if TYPE_CHECKING:  # web3 and SQLAlchemy load when first used: `drill.py --help` stays quick
+    from gateway.chain.contracts import EvidenceLogClient
+    from gateway.chain.models import TreeHead
 
 
 @dataclass
@@ -37,11 +37,18 @@ class Findings:
     unanchored: int = 0
     """In the log but not covered by a head the chain holds (or the proof does not check)."""
     heads_match: bool | None = None
-    problems: list[str] = field(default_factory=list)
+    seen: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Each kind of problem: how many records have it, and the first one's digest."""
 
-    def note(self, problem: str) -> None:
-        if len(self.problems) < 8:
-            self.problems.append(problem)
+    def note(self, problem: str, digest: str = "") -> None:
+        count, first = self.seen.get(problem, (0, digest))
+        self.seen[problem] = (count + 1, first)
+
+    @property
+    def problems(self) -> list[str]:
+        return [(f"{n} record(s): " if first else "") + problem
+                + (f" (first {first[:16]}…)" if first else "")
+                for problem, (n, first) in self.seen.items()]
 
 
 class Observer:
@@ -66,6 +73,8 @@ class Observer:
         """The evidence log the gateway names, on the node the operator gave (its chain id
         must be the one the gateway states)."""
         if self._log is None:
+            from gateway.chain.client import Chain
+
             ref = self.get("/v1/log/head").raise_for_status().json()["chain"]
             chain = Chain.connect(self.endpoints.rpc_url, timeout=3)
             if chain.chain_id != ref["chain_id"]:
@@ -129,7 +138,7 @@ def verify(obs: Observer, digests: list[str], database_url: str | None) -> Findi
             continue
         if leaf in owner:
             f.duplicated += 1
-            f.note(f"{d[:12]}… shares leaf {leaf} with {owner[leaf][:12]}…")
+            f.note(f"share leaf {leaf} with another accepted record", d)
         owner[leaf] = d
     f.heads_match = _heads_match(obs, f, heads)
     if database_url is not None:
@@ -149,18 +158,18 @@ def _check_record(obs: Observer, d: str, f: Findings, heads: dict[int, TreeHead]
     rec = obs.get(f"/v1/records/{d}")
     if rec.status_code != 200:
         f.lost += 1
-        f.note(f"{d[:12]}… accepted, now {rec.status_code} {rec.text[:80]}")
+        f.note(f"accepted, now {rec.status_code} {rec.text[:80]}", d)
         return None
     body = rec.json()
     if body["leaf_index"] is None:
         f.lost += 1
-        f.note(f"{d[:12]}… accepted, still {body['status']} {body.get('reject_code') or ''}")
+        f.note(f"accepted, then {body['status']} {body.get('reject_code') or ''}".strip(), d)
         return None
     leaf = int(body["leaf_index"])
     proof = obs.get(f"/v1/records/{d}/proof")
     if proof.status_code != 200:
         f.unanchored += 1
-        f.note(f"{d[:12]}… leaf {leaf}: no proof ({proof.status_code})")
+        f.note(f"logged, no inclusion proof ({proof.status_code} {_code(proof)})", d)
         return leaf
     p = proof.json()
     th = p["tree_head"]
@@ -170,14 +179,21 @@ def _check_record(obs: Observer, d: str, f: Findings, heads: dict[int, TreeHead]
                                 bytes.fromhex(th["root"]))
     except ClaimxError as exc:
         f.unanchored += 1
-        f.note(f"{d[:12]}… leaf {leaf}: inclusion proof fails: {exc}")
+        f.note(f"inclusion proof does not check: {exc}", d)
         return leaf
     on_chain = _chain_head(obs, heads, int(th["head_index"]))
     if on_chain is None or (on_chain.size, on_chain.root.hex()) != (th["size"], th["root"]):
         f.unanchored += 1
-        f.note(f"{d[:12]}… cites head {th['head_index']} (size {th['size']}), which the "
-               "chain does not hold")
+        f.note(f"proof cites head #{th['head_index']} (size {th['size']}), which the chain "
+               "does not hold", d)
     return leaf
+
+
+def _code(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return r.text[:60]
 
 
 def _heads_match(obs: Observer, f: Findings, heads: dict[int, TreeHead]) -> bool:
@@ -200,6 +216,8 @@ def _head(a: dict[str, Any] | None) -> str:
 
 def _check_database(url: str, obs: Observer, digests: list[str], f: Findings) -> None:
     """The deployment's own database: anchors equal the chain's heads; no leaf twice."""
+    from sqlalchemy import create_engine, text
+
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

@@ -18,10 +18,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 
 from drillkit.load import Member
 from drillkit.target import ActionFailed, Endpoints, Target
@@ -73,6 +73,8 @@ class PgCluster:
                                f"{done.stderr.strip()[:200]}")
 
     def new_database(self, name: str) -> str:
+        from sqlalchemy import create_engine, text
+
         admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -165,16 +167,15 @@ class LocalDeployment(Target):
         r = httpx.get(self.endpoints().gateway + "/readyz", timeout=5)
         return bool(r.json().get("checks", {}).get("worker", {}).get("lease_holder"))
 
-    @staticmethod
-    def _wait(check: object, within: float, what: str,
+    def _wait(self, check: Callable[[], bool], within: float, what: str,
               proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ActionFailed(f"waiting for {what}: {' '.join(map(str, proc.args[3:5]))} "
-                                   f"exited ({proc.returncode})")
+                raise ActionFailed(f"waiting for {what}: the process exited "
+                                   f"({proc.returncode}); its log is in {self.folder}")
             try:
-                if check():  # type: ignore[operator]
+                if check():
                     return
             except httpx.HTTPError:
                 pass

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from drillkit.scenarios import Result
 
-COLUMNS = ["scenario", "requests", "accepted", "lost", "duplicated", "5xx≠503", "worst latency",
-           "recovery", "verdict"]
+COLUMNS = ["scenario", "requests", "accepted", "503", "lost", "duplicated", "5xx≠503",
+           "worst latency", "recovery", "verdict"]
 
 
 def figures(r: Result) -> dict[str, Any]:
@@ -33,8 +33,9 @@ def table(results: list[Result]) -> Table:
         t, f = r.tally, r.findings
         style = {"pass": "green", "FAIL": "bold red"}.get(r.verdict, "yellow")
         skipped = r.verdict == "skipped"
-        cells = ["–"] * 7 if skipped else [
-            str(t.requests), str(t.accepted), _bad(f.lost), _bad(f.duplicated),
+        unavailable = sum(n for k, n in t.statuses.items() if k.startswith("503"))
+        cells = ["–"] * 8 if skipped else [
+            str(t.requests), str(t.accepted), str(unavailable), _bad(f.lost), _bad(f.duplicated),
             _bad(t.other_5xx), f"{t.worst_latency:.2f} s",
             "–" if r.recovery is None else f"{r.recovery:.1f} s"]
         tab.add_row(r.scenario, *cells, f"[{style}]{r.verdict}[/]")
