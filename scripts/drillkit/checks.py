@@ -37,7 +37,7 @@ class Findings:
     unanchored: int = 0
     """In the log but not covered by a head the chain holds (or the proof does not check)."""
     heads_match: bool | None = None
-    seen: dict[str, tuple[int, str]] = field(default_factory=dict)
+    seen: dict[str, tuple[int, str]] = field(default_factory=dict, init=False)
     """Each kind of problem: how many records have it, and the first one's digest."""
 
     def note(self, problem: str, digest: str = "") -> None:
