@@ -71,7 +71,8 @@ class Run:
         return time.monotonic() - self.t0
 
     def act(self, action: str) -> None:
-        self.say(f"t={self.elapsed():4.0f}s {self.target.act(action)}")
+        done = self.target.act(action)  # some take a while (a worker's start): stamp after
+        self.say(f"t={self.elapsed():4.0f}s {done}")
 
     def restored(self) -> None:
         """The disturbance is over: recovery time counts from here."""
