@@ -65,11 +65,14 @@ def _free_port() -> int:
 class LocalNode:
     """One anvil child for one CLAIMX_HOME; :meth:`start` returns its JSON-RPC URL."""
 
-    def __init__(self, home: Path, binary: Path | None = None) -> None:
+    def __init__(self, home: Path, binary: Path | None = None, port: int | None = None) -> None:
+        """``port``: a fixed port (a node restarted where its clients expect it, as
+        scripts/drill.py does); default a free one at each start."""
         self.folder = home / "chain"
         self.state = self.folder / "state.json"
         self.binary = binary or find_anvil()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.port = port
         self.url = ""
         self._lock: IO[bytes] | None = None
 
@@ -77,7 +80,7 @@ class LocalNode:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self._keep_good_state()
-        port = _free_port()
+        port = self.port or _free_port()
         cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(port), "--state",
                str(self.state), "--state-interval", "1", "--silent"]
         parent = os.getpid()
