@@ -148,8 +148,10 @@ class Rejection(_Signed):
     version: str = Field(REJECTION_VERSION, pattern=r"^claimx\.promise-rejection/1$")
     promise: str = Field(pattern=_HEX32, description="the ended promise's promise_id")
     digest: str = Field(pattern=_HEX32)
-    rejected_at: int = Field(ge=0, description="Unix seconds; also the time the key's "
-                             "registry status is checked at")
+    rejected_at: int = Field(ge=0, description="Unix seconds (the exchange's clock, like "
+                             "accepted_at): compared with the deadline")
+    checked_at: int = Field(ge=0, description="the chain time the registry was asked at: the "
+                            "key's status there must not be valid (anyone can ask again)")
     code: str = Field(pattern=_CODE)
 
     @classmethod
