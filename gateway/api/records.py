@@ -130,7 +130,7 @@ def get_promise(s: SessionDep, sv: ServicesDep, caller: CallerDep,
     """The record's signed acceptance promise, its signed extensions and how it ended: an
     inclusion proof (kept), a signed rejection, or neither yet (open; broken once the
     deadline has passed). Check it without trusting us: `claimx verify-promise FILE`."""
-    return promise_bundle(s, _hex(digest), sv.cache)
+    return promise_bundle(s, _hex(digest), sv.cache, now=sv.promises.clock())
 
 
 @router.post("/v1/records/{digest}/erase", response_model=Erased, tags=["records"])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.core.errors import ClaimxError, NotFoundError
+from gateway.core.errors import ChainUnavailableError, ClaimxError, NotFoundError
 from gateway.core.keys import SigningKey
 from gateway.core.promise import (
     Extension,
@@ -42,18 +42,32 @@ log = logging.getLogger("claimx.promises")
 CHAIN_UNAVAILABLE = "chain_unavailable"
 
 
-class LastChainTime:
-    """``chain.now`` that remembers its last answer: the anchor worker reads the chain time
-    before its key check, and a rejection states that very time (``checked_at``) without a
-    chain call inside the rejecting transaction."""
+class ChainClock:
+    """The chain's time, for promises: their times are compared with block times.
 
-    def __init__(self, read: Callable[[], int]) -> None:
-        self.read = read
+    Calling it reads the latest block time (the anchor worker does before its key check, so
+    a rejection states that very time as ``checked_at`` without a chain call inside the
+    rejecting transaction). :meth:`now` estimates it without a chain call: the last reading
+    plus the time since, and never earlier than the wall clock. On a production chain block
+    times track the wall clock and the two agree; a development EVM that mines a block a
+    second ahead per transaction would otherwise make every promise look late."""
+
+    def __init__(self, read: Callable[[], int], *, wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.read, self.wall, self.monotonic = read, wall, monotonic
         self.last: int | None = None
+        self._seen: tuple[int, float] | None = None
 
     def __call__(self) -> int:
-        self.last = self.read()
-        return self.last
+        t = self.read()
+        self.last, self._seen = t, (t, self.monotonic())
+        return t
+
+    def now(self) -> int:
+        est = self.wall()
+        if self._seen is not None:
+            est = max(est, self._seen[0] + self.monotonic() - self._seen[1])
+        return int(est)
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ class Terms:
 class PromiseDesk:
     def __init__(self, key: SigningKey, member_id: bytes, chain: ChainRef, terms: Terms, *,
                  clock: Callable[[], float] = time.time,
-                 chain_time: LastChainTime | None = None) -> None:
+                 chain_time: ChainClock | None = None) -> None:
         self.key, self.member_id, self.chain, self.terms = key, member_id, chain, terms
         self.clock, self.chain_time = clock, chain_time
 
@@ -160,7 +174,7 @@ class PromiseDesk:
     def on_cycle_failed(self, db: Database, exc: ClaimxError, *, margin: float) -> None:
         """The anchor worker's hook: an unavailable chain extends the promises about to
         fall due; other failures (the exchange's own) extend nothing."""
-        if exc.code != CHAIN_UNAVAILABLE:
+        if not isinstance(exc, ChainUnavailableError):
             return
         try:
             self.extend_due(db, CHAIN_UNAVAILABLE, margin=margin)
@@ -179,7 +193,7 @@ def _latest_row(s: Session, digest: bytes) -> PromiseRow | None:
 
 
 def promise_bundle(s: Session, digest: bytes, cache: NodeCache | None = None,
-                   now: int | None = None) -> PromiseBundle:
+                   now: float | None = None) -> PromiseBundle:
     """The digest's latest promise with its extensions and outcome (inclusion proof or
     signed rejection) and the exchange's view of its state; 404 without a promise."""
     row = _latest_row(s, digest)
@@ -192,7 +206,7 @@ def promise_bundle(s: Session, digest: bytes, cache: NodeCache | None = None,
         .order_by(PromiseExtensionRow.id))]
     rejection = None if row.rejection is None else Rejection.model_validate_json(row.rejection)
     proof = _inclusion_or_none(s, digest, cache)
-    decision = decide(promise, extensions, now=int(time.time()) if now is None else now,
+    decision = decide(promise, extensions, now=int(time.time() if now is None else now),
                       included_at=proof.anchored_in.block_time if proof else None,
                       rejection=rejection)
     return PromiseBundle(promise=promise, extensions=extensions, state=decision.state,

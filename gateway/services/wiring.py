@@ -40,7 +40,7 @@ from gateway.services.auth import MemberDirectory
 from gateway.services.bindings import binding_rejected
 from gateway.services.claims import match_new_records, notify_anchored
 from gateway.services.ledger import OPERATOR_SLUG, Ledger
-from gateway.services.promises import LastChainTime, PromiseDesk, Terms
+from gateway.services.promises import ChainClock, PromiseDesk, Terms
 from gateway.services.publish import KeyCache, Publisher
 from gateway.services.push.worker import PushWorker
 from gateway.services.requests import ClockSweep
@@ -94,16 +94,18 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     log_client = chain.evidence_log(deployment.log)
     registry = chain.registry(deployment.registry)
     operator_key, operator = _operator_key(settings, chain, registry)
-    chain_time = LastChainTime(chain.now)
+    chain_time = ChainClock(chain.now)
+    chain_time()  # the first reading: promises are dated in chain time from the start
     promises = PromiseDesk(operator_key, operator, _chain_ref(deployment),
                            Terms(settings.merge_delay_seconds,
-                                 settings.urgent_merge_delay_seconds), chain_time=chain_time)
+                                 settings.urgent_merge_delay_seconds),
+                           clock=chain_time.now, chain_time=chain_time)
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
                           on_anchored=notify_anchored, keys=registry, chain_time=chain_time,
                           on_rejected=_rejected(promises),
                           on_failure=partial(promises.on_cycle_failed, db,
                                              margin=_extension_margin(settings)))
-    keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain.now,
+    keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain_time,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records,
