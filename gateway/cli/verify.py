@@ -1,4 +1,5 @@
-"""``claimx verify`` and ``claimx audit``: the auditor's commands, trusting only the chain.
+"""``claimx verify``, ``claimx verify-promise`` and ``claimx audit``: the auditor's (and the
+institution's) commands, trusting only the chain.
 
 They import the verify and chain layers only: no database, no web framework.
 """
