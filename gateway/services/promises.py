@@ -12,11 +12,13 @@ exchange operator's registered key, the one its ledger entries use.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import ChainUnavailableError, ClaimxError, NotFoundError
@@ -55,13 +57,18 @@ class ChainClock:
     def __init__(self, read: Callable[[], int], *, wall: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.read, self.wall, self.monotonic = read, wall, monotonic
-        self.last: int | None = None
+        self._mine = threading.local()
         self._seen: tuple[int, float] | None = None
 
     def __call__(self) -> int:
         t = self.read()
-        self.last, self._seen = t, (t, self.monotonic())
+        self._mine.last, self._seen = t, (t, self.monotonic())
         return t
+
+    @property
+    def last(self) -> int | None:
+        """This thread's last reading (the worker's own, not a publish thread's)."""
+        return getattr(self._mine, "last", None)
 
     def now(self) -> int:
         est = self.wall()
@@ -90,31 +97,33 @@ class PromiseDesk:
     def issue(self, s: Session, checked: Sequence[Checked],
               results: Sequence[Accepted]) -> list[Accepted]:
         """``results`` with their promises: a new one per acceptance (a rejected record
-        published again included), the one already given for a duplicate."""
-        given: dict[bytes, Promise] = {}
+        published again included), the one already given for a duplicate. One query for
+        the duplicates and one multi-row insert, whatever the batch size."""
+        dups = [a.digest for a in results if a.duplicate]
+        given = _latest_promises(s, dups) if dups else {}
+        now = int(self.clock())
+        rows: list[dict[str, object]] = []
         out: list[Accepted] = []
         for c, a in zip(checked, results, strict=True):
             promise = given.get(a.digest)
-            if promise is None and a.duplicate:
-                promise = latest_promise(s, a.digest)
             if promise is None:
-                promise = self._new(s, c)
-            given[a.digest] = promise
+                promise = given[a.digest] = self._new(c, now)
+                rows.append({"promise_id": bytes.fromhex(promise.promise_id),
+                             "digest": a.digest, "issuer": parse_hex32(promise.issuer),
+                             "deadline": promise.deadline,
+                             "document": promise.model_dump_json()})
             out.append(replace(a, promise=promise))
+        if rows:
+            s.execute(insert(cast(Table, PromiseRow.__table__)), rows)
         return out
 
-    def _new(self, s: Session, c: Checked) -> Promise:
+    def _new(self, c: Checked, now: int) -> Promise:
         urgent = c.packet.is_urgent
-        promise = sign(Promise, self.key, self.member_id, chain=self.chain,
-                       digest=c.digest.hex(), issuer=hex32(parse_hex32(c.packet.issuer)),
-                       key_id=hex32(c.key_id), urgent=urgent,
-                       accepted_at=int(self.clock()),
-                       merge_delay=self.terms.urgent_merge_delay if urgent
-                       else self.terms.merge_delay)
-        s.add(PromiseRow(promise_id=bytes.fromhex(promise.promise_id), digest=c.digest,
-                         issuer=bytes.fromhex(promise.issuer[2:]), deadline=promise.deadline,
-                         document=promise.model_dump_json()))
-        return promise
+        return sign(Promise, self.key, self.member_id, chain=self.chain,
+                    digest=c.digest.hex(), issuer=hex32(parse_hex32(c.packet.issuer)),
+                    key_id=hex32(c.key_id), urgent=urgent, accepted_at=now,
+                    merge_delay=self.terms.urgent_merge_delay if urgent
+                    else self.terms.merge_delay)
 
     # -- ending in a rejection -----------------------------------------------------------
 
@@ -185,6 +194,17 @@ class PromiseDesk:
 def latest_promise(s: Session, digest: bytes) -> Promise | None:
     row = _latest_row(s, digest)
     return None if row is None else Promise.model_validate_json(row.document)
+
+
+def _latest_promises(s: Session, digests: Sequence[bytes]) -> dict[bytes, Promise]:
+    """The latest promise of each digest that has one."""
+    latest: dict[bytes, tuple[int, str]] = {}
+    for rid, digest, doc in s.execute(select(PromiseRow.id, PromiseRow.digest,
+                                             PromiseRow.document)
+                                      .where(PromiseRow.digest.in_(set(digests)))):
+        if digest not in latest or rid > latest[digest][0]:
+            latest[digest] = (rid, doc)
+    return {d: Promise.model_validate_json(doc) for d, (_, doc) in latest.items()}
 
 
 def _latest_row(s: Session, digest: bytes) -> PromiseRow | None:

@@ -72,6 +72,10 @@ def test_promise_verifies_on_chain_and_is_kept_after_anchoring(services: Service
     again = sv.publisher.publish([env], hospital.id)[0]
     assert again.duplicate and again.promise is not None
     assert again.promise.promise_id == promise.promise_id  # a duplicate: the promise given
+    third = envelope(hospital, 3)
+    batch = sv.publisher.publish([env, third, third], hospital.id)  # a batch, twice one
+    assert batch[0].promise == promise and batch[1].promise == batch[2].promise
+    assert batch[1].promise is not None and batch[1].promise.digest == batch[1].digest.hex()
     urgent = sv.publisher.publish([envelope(hospital, 2, urgent=True)], hospital.id)[0]
     assert urgent.promise is not None and urgent.promise.merge_delay == 10
     sv.worker.cycle()
