@@ -33,7 +33,6 @@ from gateway.core.receipt import Receipt
 from gateway.services import records
 from gateway.services.access import find_record, read_payload
 from gateway.services.auth import PUBLISHERS, require_role
-from gateway.services.promises import promise_bundle
 from gateway.services.publish import Accepted
 from gateway.services.receipts import build_receipt, inclusion
 
@@ -130,7 +129,7 @@ def get_promise(s: SessionDep, sv: ServicesDep, caller: CallerDep,
     """The record's signed acceptance promise, its signed extensions and how it ended: an
     inclusion proof (kept), a signed rejection, or neither yet (open; broken once the
     deadline has passed). Check it without trusting us: `claimx verify-promise FILE`."""
-    return promise_bundle(s, _hex(digest), sv.cache, now=sv.promises.clock())
+    return sv.promises.bundle(s, _hex(digest), sv.cache)
 
 
 @router.post("/v1/records/{digest}/erase", response_model=Erased, tags=["records"])

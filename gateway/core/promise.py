@@ -118,7 +118,8 @@ class Promise(_Signed):
 
     @property
     def promise_id(self) -> str:
-        """SHA-256 (hex) of the signed bytes: what extensions and rejections refer to."""
+        """SHA-256 (hex) of the signed bytes: what extensions and rejections refer to.
+        (Not cached: ``model_copy`` would carry a cached id into an altered copy.)"""
         return hashlib.sha256(self.signing_bytes()).hexdigest()
 
     @classmethod

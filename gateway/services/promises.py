@@ -11,6 +11,8 @@ exchange operator's registered key, the one its ledger entries use.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import threading
 import time
@@ -28,6 +30,7 @@ from gateway.core.promise import (
     Promise,
     PromiseBundle,
     Rejection,
+    Signer,
     decide,
     sign,
 )
@@ -78,6 +81,15 @@ class ChainClock:
 
 
 @dataclass(frozen=True)
+class Signed:
+    """A promise just signed, with what its row stores: its id and the raw signature."""
+
+    promise: Promise
+    promise_id: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class Terms:
     """Maximum merge delays, seconds: routine records and the green channel (urgent)."""
 
@@ -91,39 +103,64 @@ class PromiseDesk:
                  chain_time: ChainClock | None = None) -> None:
         self.key, self.member_id, self.chain, self.terms = key, member_id, chain, terms
         self.clock, self.chain_time = clock, chain_time
+        self._signer = Signer(member_id=hex32(member_id), key_id=hex32(key.key_id))
 
     # -- issuing -------------------------------------------------------------------------
 
-    def issue(self, s: Session, checked: Sequence[Checked],
+    def now(self) -> int:
+        """Acceptance time for the promises signed now (the chain's clock, estimated)."""
+        return int(self.clock())
+
+    def promise_for(self, c: Checked, now: int) -> Signed:
+        """The signed promise for one checked envelope accepted at ``now`` (thread-safe:
+        the publisher signs a large batch's on its pool)."""
+        urgent = c.packet.is_urgent
+        unsigned = Promise(chain=self.chain, signer=self._signer, digest=c.digest.hex(),
+                           issuer=hex32(parse_hex32(c.packet.issuer)), key_id=hex32(c.key_id),
+                           urgent=urgent, accepted_at=now,
+                           merge_delay=self.terms.urgent_merge_delay if urgent
+                           else self.terms.merge_delay)
+        message = unsigned.signing_bytes()
+        sig = self.key.sign(message)
+        return Signed(unsigned.model_copy(update={"signature": base64.b64encode(sig).decode()}),
+                      hashlib.sha256(message).digest(), sig)
+
+    def issue(self, s: Session, signed: Sequence[Signed],
               results: Sequence[Accepted]) -> list[Accepted]:
-        """``results`` with their promises: a new one per acceptance (a rejected record
-        published again included), the one already given for a duplicate. One query for
-        the duplicates and one multi-row insert, whatever the batch size."""
+        """``results`` with their promises, in the storing transaction: ``signed`` (one per
+        result, from :meth:`promise_for`) is stored and given for each acceptance (a
+        rejected record published again included); a duplicate gets the promise already
+        given instead. One query for the duplicates and one multi-row insert."""
         dups = [a.digest for a in results if a.duplicate]
-        given = _latest_promises(s, dups) if dups else {}
-        now = int(self.clock())
+        given = self._latest(s, dups) if dups else {}
         rows: list[dict[str, object]] = []
         out: list[Accepted] = []
-        for c, a in zip(checked, results, strict=True):
+        for fresh, a in zip(signed, results, strict=True):
             promise = given.get(a.digest)
             if promise is None:
-                promise = given[a.digest] = self._new(c, now)
-                rows.append({"promise_id": bytes.fromhex(promise.promise_id),
-                             "digest": a.digest, "issuer": parse_hex32(promise.issuer),
-                             "deadline": promise.deadline,
-                             "document": promise.model_dump_json()})
+                promise = given[a.digest] = fresh.promise
+                rows.append(_row(fresh, a.digest))
             out.append(replace(a, promise=promise))
         if rows:
             s.execute(insert(cast(Table, PromiseRow.__table__)), rows)
         return out
 
-    def _new(self, c: Checked, now: int) -> Promise:
-        urgent = c.packet.is_urgent
-        return sign(Promise, self.key, self.member_id, chain=self.chain,
-                    digest=c.digest.hex(), issuer=hex32(parse_hex32(c.packet.issuer)),
-                    key_id=hex32(c.key_id), urgent=urgent, accepted_at=now,
-                    merge_delay=self.terms.urgent_merge_delay if urgent
-                    else self.terms.merge_delay)
+    def _promise(self, row: PromiseRow) -> Promise:
+        """The signed document a stored row stands for (its deployment is this one's)."""
+        return Promise(chain=self.chain,
+                       signer=Signer(member_id=hex32(row.signer), key_id=hex32(row.signer_key_id)),
+                       signature=base64.b64encode(row.signature).decode(),
+                       digest=row.digest.hex(), issuer=hex32(row.issuer), key_id=hex32(row.key_id),
+                       urgent=row.urgent, accepted_at=row.accepted_at,
+                       merge_delay=row.merge_delay)
+
+    def _latest(self, s: Session, digests: Sequence[bytes]) -> dict[bytes, Promise]:
+        """The latest promise of each digest that has one."""
+        latest: dict[bytes, PromiseRow] = {}
+        for row in s.scalars(select(PromiseRow).where(PromiseRow.digest.in_(set(digests)))):
+            if row.digest not in latest or row.id > latest[row.digest].id:
+                latest[row.digest] = row
+        return {d: self._promise(row) for d, row in latest.items()}
 
     # -- ending in a rejection -----------------------------------------------------------
 
@@ -132,7 +169,7 @@ class PromiseDesk:
         row = _latest_row(s, rec.digest)
         if row is None or row.rejection is not None:
             return
-        promise = Promise.model_validate_json(row.document)
+        promise = self._promise(row)
         now = int(self.clock())
         checked_at = self.chain_time.last if self.chain_time and self.chain_time.last else now
         rejection = sign(Rejection, self.key, self.member_id, chain=self.chain,
@@ -168,7 +205,7 @@ class PromiseDesk:
 
     def _extend(self, s: Session, row: PromiseRow, now: int, reason: str,
                 margin: float) -> None:
-        promise = Promise.model_validate_json(row.document)
+        promise = self._promise(row)
         deadline = now + promise.merge_delay + int(margin)
         ext = sign(Extension, self.key, self.member_id, chain=self.chain,
                    promise=promise.promise_id, digest=promise.digest, extended_at=now,
@@ -190,47 +227,42 @@ class PromiseDesk:
         except Exception:  # the worker's loop must go on; the next failure tries again
             log.exception("could not extend open promises")
 
+    def bundle(self, s: Session, digest: bytes, cache: NodeCache | None = None,
+               now: float | None = None) -> PromiseBundle:
+        """The digest's latest promise with its extensions and outcome (inclusion proof or
+        signed rejection) and the exchange's view of its state (at ``now``, default this
+        desk's clock); 404 without a promise."""
+        row = _latest_row(s, digest)
+        if row is None:
+            raise NotFoundError("no acceptance promise for this digest (not published here, "
+                                "or published before promises existed)",
+                                code="promise_not_found")
+        promise = self._promise(row)
+        extensions = [Extension.model_validate_json(d) for d in s.scalars(
+            select(PromiseExtensionRow.document)
+            .where(PromiseExtensionRow.promise_row == row.id).order_by(PromiseExtensionRow.id))]
+        rejection = (None if row.rejection is None
+                     else Rejection.model_validate_json(row.rejection))
+        proof = _inclusion_or_none(s, digest, cache)
+        decision = decide(promise, extensions, now=int(self.clock() if now is None else now),
+                          included_at=proof.anchored_in.block_time if proof else None,
+                          rejection=rejection)
+        return PromiseBundle(promise=promise, extensions=extensions, state=decision.state,
+                             deadline=decision.deadline, inclusion=proof, rejection=rejection)
 
-def latest_promise(s: Session, digest: bytes) -> Promise | None:
-    row = _latest_row(s, digest)
-    return None if row is None else Promise.model_validate_json(row.document)
 
-
-def _latest_promises(s: Session, digests: Sequence[bytes]) -> dict[bytes, Promise]:
-    """The latest promise of each digest that has one."""
-    latest: dict[bytes, tuple[int, str]] = {}
-    for rid, digest, doc in s.execute(select(PromiseRow.id, PromiseRow.digest,
-                                             PromiseRow.document)
-                                      .where(PromiseRow.digest.in_(set(digests)))):
-        if digest not in latest or rid > latest[digest][0]:
-            latest[digest] = (rid, doc)
-    return {d: Promise.model_validate_json(doc) for d, (_, doc) in latest.items()}
+def _row(signed: Signed, digest: bytes) -> dict[str, object]:
+    p = signed.promise
+    return {"promise_id": signed.promise_id, "digest": digest, "issuer": parse_hex32(p.issuer),
+            "key_id": parse_hex32(p.key_id), "urgent": p.urgent, "accepted_at": p.accepted_at,
+            "merge_delay": p.merge_delay, "signer": parse_hex32(p.signer.member_id),
+            "signer_key_id": parse_hex32(p.signer.key_id), "signature": signed.signature,
+            "deadline": p.deadline}
 
 
 def _latest_row(s: Session, digest: bytes) -> PromiseRow | None:
     return s.scalar(select(PromiseRow).where(PromiseRow.digest == digest)
                     .order_by(PromiseRow.id.desc()).limit(1))
-
-
-def promise_bundle(s: Session, digest: bytes, cache: NodeCache | None = None,
-                   now: float | None = None) -> PromiseBundle:
-    """The digest's latest promise with its extensions and outcome (inclusion proof or
-    signed rejection) and the exchange's view of its state; 404 without a promise."""
-    row = _latest_row(s, digest)
-    if row is None:
-        raise NotFoundError("no acceptance promise for this digest (not published here, or "
-                            "published before promises existed)", code="promise_not_found")
-    promise = Promise.model_validate_json(row.document)
-    extensions = [Extension.model_validate_json(d) for d in s.scalars(
-        select(PromiseExtensionRow.document).where(PromiseExtensionRow.promise_row == row.id)
-        .order_by(PromiseExtensionRow.id))]
-    rejection = None if row.rejection is None else Rejection.model_validate_json(row.rejection)
-    proof = _inclusion_or_none(s, digest, cache)
-    decision = decide(promise, extensions, now=int(time.time() if now is None else now),
-                      included_at=proof.anchored_in.block_time if proof else None,
-                      rejection=rejection)
-    return PromiseBundle(promise=promise, extensions=extensions, state=decision.state,
-                         deadline=decision.deadline, inclusion=proof, rejection=rejection)
 
 
 def _inclusion_or_none(s: Session, digest: bytes, cache: NodeCache | None) -> Inclusion | None:

@@ -41,7 +41,7 @@ from gateway.store.tables import DataKey, Record, utcnow
 from gateway.store.vault import Vault
 
 if TYPE_CHECKING:
-    from gateway.services.promises import PromiseDesk
+    from gateway.services.promises import PromiseDesk, Signed
 
 
 class KeyDirectory(Protocol):
@@ -188,10 +188,11 @@ class Publisher:
             raise InputError(f"{len(errors)} of {len(items)} envelopes rejected; nothing stored",
                              code="batch_rejected",
                              errors=[{"index": i, **e.to_dict()} for i, e in errors])
+        signed = self._promises(checked)
         try:
-            results = self._store(checked)
+            results = self._store(checked, signed)
         except IntegrityError:  # a concurrent request stored one of the digests first
-            results = self._store(checked)
+            results = self._store(checked, signed)
         self.accepted_total += sum(not r.duplicate for r in results)
         if self.on_urgent and any(r.urgent and not r.duplicate for r in results):
             self.on_urgent()
@@ -227,13 +228,27 @@ class Publisher:
             return [c for i, c, _ in pending if i not in bad], errors
         return [c for _, c, _ in pending], errors
 
-    def _store(self, checked: list[Checked]) -> list[Accepted]:
+    def _promises(self, checked: list[Checked]) -> list[Signed] | None:
+        """Each envelope's promise, signed before the storing transaction (so signing holds
+        no database lock), on the pool for a large batch like the verifications; a
+        duplicate's is discarded for the one already given."""
+        if self.promises is None:
+            return None
+        desk, now = self.promises, self.promises.now()
+        if len(checked) < PARALLEL_MIN or self.threads < 2:
+            return [desk.promise_for(c, now) for c in checked]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="claimx-verify")
+        return list(self._pool.map(lambda c: desk.promise_for(c, now), checked,
+                                   chunksize=max(1, len(checked) // (4 * self.threads))))
+
+    def _store(self, checked: list[Checked], signed: list[Signed] | None) -> list[Accepted]:
         with self.db.session() as s:
             results, new = store_checked(s, self.vault, checked)
             if new and self.on_stored is not None:
                 self.on_stored(s, new)
-            if self.promises is not None:
-                results = self.promises.issue(s, checked, results)
+            if self.promises is not None and signed is not None:
+                results = self.promises.issue(s, signed, results)
         return results
 
 

@@ -358,18 +358,28 @@ class ShareLink(Base):
 class PromiseRow(Base):
     """One signed acceptance promise (gateway.core.promise.Promise), one per acceptance.
 
-    A digest has more than one only when a rejected record was published again: the older
-    promise then holds its signed rejection. ``deadline`` is the one in force (extensions
-    applied), in Unix seconds like the document, so due promises are found by index."""
+    Stored as its fields and signature, not as a JSON document (a few dozen bytes a record
+    instead of ~700); the deployment it names is this database's. A digest has more than
+    one only when a rejected record was published again: the older promise then holds its
+    signed rejection. ``deadline`` is the one in force (extensions applied), in Unix seconds
+    like the document, so due promises are found by index."""
 
     __tablename__ = "promises"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    promise_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    promise_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """SHA-256 of the signed bytes (not indexed: rows are found by digest and deadline; each
+    index costs every publish)."""
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
-    issuer: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    issuer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """The key that signed the record."""
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    accepted_at: Mapped[int] = mapped_column(BigInteger)
+    merge_delay: Mapped[int] = mapped_column(Integer)
+    signer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signer_key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(128))
     deadline: Mapped[int] = mapped_column(BigInteger, index=True)
-    document: Mapped[str] = mapped_column(Text)
-    """The signed promise as JSON."""
     rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The signed rejection (JSON) that ended it, if the record was rejected at logging."""
 

@@ -17,7 +17,6 @@ from gateway.config import Settings
 from gateway.core.envelope import sign_packet
 from gateway.core.packet import new_packet
 from gateway.dev.node import LocalNode
-from gateway.services.promises import promise_bundle
 from gateway.services.wiring import build_services
 from gateway.store.db import Database
 from gateway.store.tables import Event
@@ -55,7 +54,7 @@ def test_chain_outage_extends_open_promises_and_they_are_kept(tmp_path: Path) ->
 
         def bundle():  # type: ignore[no-untyped-def]
             with sv.db.session() as s:
-                return promise_bundle(s, accepted.digest, sv.cache, now=sv.promises.clock())
+                return sv.promises.bundle(s, accepted.digest, sv.cache)
 
         node.proc.send_signal(signal.SIGSTOP)  # the chain stops answering
         sv.worker.start()

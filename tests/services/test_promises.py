@@ -17,7 +17,6 @@ from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
 from gateway.core.promise import Promise, PromiseBundle, Rejection, sign
 from gateway.core.types import hex32
-from gateway.services.promises import promise_bundle
 from gateway.services.wiring import Services, build_services
 from gateway.store.db import Database
 from gateway.verify.promise import PromiseReport, verify_promise
@@ -44,7 +43,7 @@ def services(chain: Chain, deployment: Deployment, database_url: str,
 
 def bundle(sv: Services, digest: bytes) -> PromiseBundle:
     with sv.db.session() as s:
-        return promise_bundle(s, digest, sv.cache, now=sv.promises.clock())
+        return sv.promises.bundle(s, digest, sv.cache)
 
 
 def check(sv: Services, b: PromiseBundle, now: int | None = None,

@@ -21,15 +21,19 @@ def upgrade() -> None:
         sa.Column('promise_id', sa.LargeBinary(length=32), nullable=False),
         sa.Column('digest', sa.LargeBinary(length=32), nullable=False),
         sa.Column('issuer', sa.LargeBinary(length=32), nullable=False),
+        sa.Column('key_id', sa.LargeBinary(length=32), nullable=False),
+        sa.Column('urgent', sa.Boolean(), nullable=False),
+        sa.Column('accepted_at', sa.BigInteger(), nullable=False),
+        sa.Column('merge_delay', sa.Integer(), nullable=False),
+        sa.Column('signer', sa.LargeBinary(length=32), nullable=False),
+        sa.Column('signer_key_id', sa.LargeBinary(length=32), nullable=False),
+        sa.Column('signature', sa.LargeBinary(length=128), nullable=False),
         sa.Column('deadline', sa.BigInteger(), nullable=False),
-        sa.Column('document', sa.Text(), nullable=False),
         sa.Column('rejection', sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_promises')),
-        sa.UniqueConstraint('promise_id', name=op.f('uq_promises_promise_id')),
     )
     with op.batch_alter_table('promises', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_promises_digest'), ['digest'], unique=False)
-        batch_op.create_index(batch_op.f('ix_promises_issuer'), ['issuer'], unique=False)
         batch_op.create_index(batch_op.f('ix_promises_deadline'), ['deadline'], unique=False)
     op.create_table(
         'promise_extensions',
@@ -54,6 +58,5 @@ def downgrade() -> None:
     op.drop_table('promise_extensions')
     with op.batch_alter_table('promises', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_promises_deadline'))
-        batch_op.drop_index(batch_op.f('ix_promises_issuer'))
         batch_op.drop_index(batch_op.f('ix_promises_digest'))
     op.drop_table('promises')
