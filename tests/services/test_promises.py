@@ -15,7 +15,7 @@ from gateway.config import Settings
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
-from gateway.core.promise import Promise, PromiseBundle, Rejection, sign
+from gateway.core.promise import Extension, Promise, PromiseBundle, Rejection, sign
 from gateway.core.types import hex32
 from gateway.services.wiring import Services, build_services
 from gateway.store.db import Database
@@ -177,3 +177,31 @@ def test_exchange_cannot_dodge_a_promise_with_an_unjustified_rejection(
     assert any(c.name == "rejection" and not c.ok and "not justified" in c.detail
                for c in report.checks)
     assert hex32(sv.promises.member_id) == promise.signer.member_id
+
+
+def test_forged_or_late_extensions_cannot_save_a_promise(
+        chain: Chain, deployment: Deployment, database_url: str, tmp_path: Path) -> None:
+    sv = make_services(chain, deployment, database_url, tmp_path, merge_delay_seconds=5)
+    hospital = admit(chain, deployment, "hospital.extended")
+    accepted = sv.publisher.publish([envelope(hospital, 1)], hospital.id)[0]
+    b = bundle(sv, accepted.digest)
+    p = b.promise
+    fields = {"chain": p.chain, "promise": p.promise_id, "digest": p.digest,
+              "reason": "chain_unavailable"}
+    desk = sv.promises
+    genuine = sign(Extension, desk.key, desk.member_id, extended_at=p.deadline - 1,
+                   deadline=p.deadline + 100, **fields)
+    forged = sign(Extension, hospital.key, hospital.id, extended_at=p.deadline - 1,
+                  deadline=p.deadline + 100, **fields)
+    late = sign(Extension, desk.key, desk.member_id, extended_at=p.deadline + 1,
+                deadline=p.deadline + 100, **fields)
+    after = p.deadline + 50
+
+    def at(*extensions: Extension) -> str:
+        return check(sv, b.model_copy(update={"extensions": list(extensions)}), now=after).verdict
+
+    assert at(genuine) == "OPEN"  # a signed extension made in time moves the deadline
+    assert at(forged) == "BROKEN"  # not the operator's: ignored
+    assert at(late) == "BROKEN"  # made after the deadline it would move: too late
+    report = check(sv, b.model_copy(update={"extensions": [forged]}), now=after)
+    assert any(c.name == "extension 0" and not c.ok for c in report.checks)
