@@ -59,6 +59,8 @@ app.add_typer(credentials_app, name="credentials",
 app.add_typer(consent_app, name="consent",
               short_help="claimant keys, consents, bindings, withdrawals")
 app.command("verify", short_help="verify a receipt against the chain alone")(verify.verify)
+app.command("verify-promise", short_help="was an acceptance promise kept? (chain alone)")(
+    verify.verify_promise)
 app.command("audit", short_help="prove every read of records was consented")(verify.audit)
 app.add_typer(connect_app, name="connect",
               short_help="the institution's agent: MLLP, FHIR, watch folder -> gateway")

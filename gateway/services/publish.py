@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -32,11 +32,15 @@ from gateway.core.errors import (
 )
 from gateway.core.keys import PublicKey
 from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS, Packet
+from gateway.core.promise import Promise
 from gateway.core.types import Digest, parse_hex32
 from gateway.services.bindings import index_identity
 from gateway.store.db import Database
 from gateway.store.tables import DataKey, Record, utcnow
 from gateway.store.vault import Vault, stored_meta
+
+if TYPE_CHECKING:
+    from gateway.services.promises import PromiseDesk, Signed
 
 
 class KeyDirectory(Protocol):
@@ -63,6 +67,8 @@ class Accepted:
     kind: str
     key_status: str = "fresh"
     """"stale" when the signing key was checked against the registry's last answer."""
+    promise: Promise | None = None
+    """The exchange's signed acceptance promise (gateway.core.promise), when it issues them."""
 
 
 class KeyCache:
@@ -109,8 +115,10 @@ class Publisher:
     def __init__(self, db: Database, keys: KeyCache, vault: Vault,
                  on_urgent: Callable[[], None] | None = None,
                  on_stored: Callable[[Session, Stored], None] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, promises: PromiseDesk | None = None) -> None:
         self.db, self.keys, self.vault, self.on_urgent = db, keys, vault, on_urgent
+        self.promises = promises
+        """Signs each acceptance's promise in the storing transaction (None: no promises)."""
         self.threads = threads or min(4, os.cpu_count() or 1)
         """Threads verifying the signatures of a large batch (see :meth:`_check_all`)."""
         self._pool: ThreadPoolExecutor | None = None
@@ -179,10 +187,11 @@ class Publisher:
             raise InputError(f"{len(errors)} of {len(items)} envelopes rejected; nothing stored",
                              code="batch_rejected",
                              errors=[{"index": i, **e.to_dict()} for i, e in errors])
+        signed = self._promises(checked)
         try:
-            results = self._store(checked)
+            results = self._store(checked, signed)
         except IntegrityError:  # a concurrent request stored one of the digests first
-            results = self._store(checked)
+            results = self._store(checked, signed)
         self.accepted_total += sum(not r.duplicate for r in results)
         if self.on_urgent and any(r.urgent and not r.duplicate for r in results):
             self.on_urgent()
@@ -218,11 +227,27 @@ class Publisher:
             return [c for i, c, _ in pending if i not in bad], errors
         return [c for _, c, _ in pending], errors
 
-    def _store(self, checked: list[Checked]) -> list[Accepted]:
+    def _promises(self, checked: list[Checked]) -> list[Signed] | None:
+        """Each envelope's promise, signed before the storing transaction (so signing holds
+        no database lock), on the pool for a large batch like the verifications; a
+        duplicate's is discarded for the one already given."""
+        if self.promises is None:
+            return None
+        desk, now = self.promises, self.promises.now()
+        if len(checked) < PARALLEL_MIN or self.threads < 2:
+            return [desk.promise_for(c, now) for c in checked]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="claimx-verify")
+        return list(self._pool.map(lambda c: desk.promise_for(c, now), checked,
+                                   chunksize=max(1, len(checked) // (4 * self.threads))))
+
+    def _store(self, checked: list[Checked], signed: list[Signed] | None) -> list[Accepted]:
         with self.db.session() as s:
             results, new = store_checked(s, self.vault, checked)
             if new and self.on_stored is not None:
                 self.on_stored(s, new)
+            if self.promises is not None and signed is not None:
+                results = self.promises.issue(s, signed, results)
         return results
 
 

@@ -350,3 +350,47 @@ class ShareLink(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+# --- accountable acceptance (issue 10 item 3) ---------------------------------------------
+
+
+class PromiseRow(Base):
+    """One signed acceptance promise (gateway.core.promise.Promise), one per acceptance.
+
+    Stored as its fields and signature, not as a JSON document (a few dozen bytes a record
+    instead of ~700); the deployment it names is this database's. A digest has more than
+    one only when a rejected record was published again: the older promise then holds its
+    signed rejection. ``deadline`` is the one in force (extensions applied), in Unix seconds
+    like the document, so due promises are found by index."""
+
+    __tablename__ = "promises"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    promise_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """SHA-256 of the signed bytes (not indexed: rows are found by digest and deadline; each
+    index costs every publish)."""
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    issuer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """The key that signed the record."""
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    accepted_at: Mapped[int] = mapped_column(BigInteger)
+    merge_delay: Mapped[int] = mapped_column(Integer)
+    signer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signer_key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(128))
+    deadline: Mapped[int] = mapped_column(BigInteger, index=True)
+    rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The signed rejection (JSON) that ended it, if the record was rejected at logging."""
+
+
+class PromiseExtensionRow(Base):
+    """A signed extension of an open promise (gateway.core.promise.Extension)."""
+
+    __tablename__ = "promise_extensions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    promise_row: Mapped[int] = mapped_column(ForeignKey("promises.id"), index=True)
+    extended_at: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
