@@ -18,6 +18,7 @@ from gateway.cli.credentials import credentials_app
 from gateway.cli.deploy import deploy
 from gateway.cli.keys import keys_app, sign
 from gateway.cli.members import members_app
+from gateway.cli.monitor import monitor
 from gateway.cli.publish import publish
 
 app = typer.Typer(
@@ -60,6 +61,8 @@ app.add_typer(consent_app, name="consent",
               short_help="claimant keys, consents, bindings, withdrawals")
 app.command("verify", short_help="verify a receipt against the chain alone")(verify.verify)
 app.command("audit", short_help="prove every read of records was consented")(verify.audit)
+app.command("monitor", short_help="watch the chain and the log for anything done in your "
+            "name")(monitor)
 app.add_typer(connect_app, name="connect",
               short_help="the institution's agent: MLLP, FHIR, watch folder -> gateway")
 

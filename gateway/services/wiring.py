@@ -27,6 +27,7 @@ from gateway.chain.council import (
     load_dev_keys,
     write_dev_keys,
 )
+from gateway.chain.directory import ProvenKeys
 from gateway.config import Settings
 from gateway.core.errors import ClaimxError
 from gateway.core.keys import SigningKey
@@ -92,7 +93,8 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
                           on_anchored=notify_anchored, keys=registry, chain_time=chain.now,
                           on_rejected=binding_rejected)
-    keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain.now,
+    # envelopes are accepted only under keys whose stored proof of possession verifies here
+    keys = KeyCache(ProvenKeys(registry), settings.key_cache_seconds, chain_time=chain.now,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
