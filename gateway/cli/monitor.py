@@ -204,17 +204,14 @@ def _run(mon: Monitor, name: str, follow: bool, interval: float, rounds: int) ->
             try:
                 found = mon.poll()
                 unchecked = False
-            except Unchecked as exc:
-                unchecked = _unchecked(exc.cause, exc.fix)
-                found = []
-            except ChainError as exc:
+            except ClaimxError as exc:
                 unchecked = _unchecked(f"the chain did not answer ({exc.code}: {exc.msg})",
                                        "check that the node is up and --rpc-url")
                 found = []
-            except ClaimxError as exc:
-                unchecked = _unchecked(f"the gateway's log could not be read ({exc.code}: "
-                                       f"{exc.msg})", "check --gateway and CLAIMX_TOKEN")
-                found = []
+            if mon.progress.log_error is not None:
+                unchecked = _unchecked(f"the gateway's log could not be read "
+                                       f"({mon.progress.log_error})",
+                                       "check --gateway and CLAIMX_TOKEN")
             for note in mon.progress.notes:
                 typer.echo(f"note: {note}", err=True)
             for f in found:

@@ -28,6 +28,7 @@ from typing import Any
 
 from gateway.chain.directory import ProvenKeys
 from gateway.chain.history import MemberEvent, RegistryHistory
+from gateway.core.errors import ChainError, ClaimxError
 from gateway.core.keys import algorithm_name
 from gateway.core.types import hex32
 from gateway.verify.logwatch import Fetch, LogMirror, new_leaves
@@ -58,6 +59,8 @@ class Progress:
     log_size: int | None = None
     anchored_size: int | None = None
     notes: list[str] = field(default_factory=list)
+    log_error: str | None = None
+    """Why the log could not be read this poll (the chain's findings still stand)."""
 
 
 class Monitor:
@@ -91,8 +94,14 @@ class Monitor:
                                                       self.progress.block + 1, latest, governors)
             self.progress.block = latest
         found = [*self._keys(), *self._operators(), *self._council()]
+        self.progress.log_error = None
         if self.fetch is not None:
-            found += self._log()
+            try:
+                found += self._log()
+            except ChainError:
+                raise
+            except ClaimxError as exc:  # the gateway's answer, not the chain's
+                self.progress.log_error = f"{exc.code}: {exc.msg}"
         for check in self.checks:
             found += check(self)
         fresh = [f for f in found if f.ref not in self._seen]
