@@ -25,6 +25,7 @@ import httpx
 
 from gateway.core.envelope import Envelope
 from gateway.core.errors import ClaimxError
+from gateway.core.promise import Promise, PromiseBundle
 from gateway.core.webhook import verify_signature
 
 __all__ = ["ApiError", "Client", "Event", "EventPage", "Published", "verify_signature"]
@@ -63,11 +64,16 @@ class Published:
     key_status: str
     """"fresh", or "stale": the chain was down and the key was checked against the registry's
     last answer."""
+    promise: Promise | None = None
+    """The exchange's signed acceptance promise (keep it: ``claimx verify-promise`` proves
+    with it whether the exchange included the record in time); None from older gateways."""
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Published:
+        raw = obj.get("promise")
         return cls(str(obj["digest"]), bool(obj["duplicate"]), bool(obj["urgent"]),
-                   str(obj["kind"]), str(obj.get("key_status", "fresh")))
+                   str(obj["kind"]), str(obj.get("key_status", "fresh")),
+                   Promise.model_validate(raw) if raw is not None else None)
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,11 @@ class Client:
     def proof(self, digest: str) -> JsonObject:
         """Inclusion proof and anchoring heads, without the payload (what auditors read)."""
         return self._json("GET", f"/v1/records/{digest}/proof")  # type: ignore[no-any-return]
+
+    def promise(self, digest: str) -> PromiseBundle:
+        """The record's acceptance promise, its extensions and how it ended (inclusion proof
+        or signed rejection): what ``claimx verify-promise`` checks against the chain."""
+        return PromiseBundle.model_validate(self._json("GET", f"/v1/records/{digest}/promise"))
 
     def log_head(self) -> JsonObject:
         return self._json("GET", "/v1/log/head")  # type: ignore[no-any-return]

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
                                  "progress link (POST /v1/claims/{id}/share)")
     green_channel_minutes: int = Field(30, gt=0, description="response clock of urgent "
                                        "evidence requests")
+    merge_delay_seconds: int = Field(300, gt=0, description="maximum merge delay an "
+                                     "acceptance promise states: a routine record is in an "
+                                     "anchored head within this long of its publish")
+    urgent_merge_delay_seconds: int = Field(10, gt=0, description="the same for green-"
+                                            "channel (urgent) records")
     anchor_interval_seconds: float = Field(5.0, gt=0, description="routine batch interval")
     anchor_batch_max: int = Field(5000, gt=0, description="anchor at once when this many wait")
     urgent_poll_seconds: float = Field(0.25, gt=0, description="green-channel check period")

@@ -31,6 +31,8 @@ def _loaded_after(code: str) -> set[str]:
     "from gateway.push import verify_signature",
     "from gateway.merkle import leaf_hash, root_hash, verify_inclusion, verify_consistency",
     "from gateway.canonical import canonical_bytes",
+    "from gateway.core.promise import decide, verify_signature, PromiseBundle",
+    "from gateway.verify.promise import verify_promise",
 ])
 def test_client_entry_points_load_no_database_web_or_http_stack(code: str) -> None:
     loaded = _loaded_after(code)

@@ -29,10 +29,12 @@ from gateway.api.schemas import (
     SignatureModel,
 )
 from gateway.core.errors import InputError
+from gateway.core.promise import PromiseBundle
 from gateway.core.receipt import Receipt
 from gateway.services import records
 from gateway.services.access import find_record, read_payload
 from gateway.services.auth import PUBLISHERS, require_role
+from gateway.services.promises import promise_bundle
 from gateway.services.publish import Accepted
 from gateway.services.receipts import build_receipt, inclusion
 
@@ -56,7 +58,7 @@ class BatchModel(BaseModel):
 
 def _published(a: Accepted) -> Published:
     return Published(digest=a.digest.hex(), duplicate=a.duplicate, urgent=a.urgent, kind=a.kind,
-                     key_status=a.key_status)
+                     key_status=a.key_status, promise=a.promise)
 
 
 def _hex(digest: str) -> bytes:
@@ -121,6 +123,15 @@ def get_proof(s: SessionDep, sv: ServicesDep, caller: CallerDep,
     """Inclusion proof and anchoring heads without the payload (what auditors read)."""
     rec = find_record(s, _hex(digest))
     return ProofOut(**inclusion(s, rec, sv.cache).model_dump(), chain=sv.chain_ref)
+
+
+@router.get("/v1/records/{digest}/promise", response_model=PromiseBundle, tags=["proofs"])
+def get_promise(s: SessionDep, sv: ServicesDep, caller: CallerDep,
+                digest: DigestPath) -> PromiseBundle:
+    """The record's signed acceptance promise, its signed extensions and how it ended: an
+    inclusion proof (kept), a signed rejection, or neither yet (open; broken once the
+    deadline has passed). Check it without trusting us: `claimx verify-promise FILE`."""
+    return promise_bundle(s, _hex(digest), sv.cache, now=sv.promises.clock())
 
 
 @router.post("/v1/records/{digest}/erase", response_model=Erased, tags=["records"])

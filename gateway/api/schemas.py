@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from gateway.core.promise import Promise
 from gateway.core.receipt import AnchorRef, ChainRef, Inclusion
 from gateway.services.records import RecordStatus
 
@@ -53,6 +54,10 @@ class Published(BaseModel):
     kind: str
     key_status: str = Field("fresh", description='"stale": the chain was down and the '
                             "signing key was checked against the registry's last answer")
+    promise: Promise | None = Field(None, description="the exchange's signed acceptance "
+                                    "promise: in an anchored head within merge_delay seconds "
+                                    "of accepted_at, or a signed rejection (GET "
+                                    "/v1/records/{digest}/promise follows it)")
 
 
 class RecordAnchor(BaseModel):

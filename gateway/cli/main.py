@@ -60,6 +60,8 @@ app.add_typer(credentials_app, name="credentials",
 app.add_typer(consent_app, name="consent",
               short_help="claimant keys, consents, bindings, withdrawals")
 app.command("verify", short_help="verify a receipt against the chain alone")(verify.verify)
+app.command("verify-promise", short_help="was an acceptance promise kept? (chain alone)")(
+    verify.verify_promise)
 app.command("audit", short_help="prove every read of records was consented")(verify.audit)
 app.command("monitor", short_help="watch the chain and the log for anything done in your "
             "name")(monitor)

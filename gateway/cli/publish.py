@@ -42,7 +42,11 @@ def publish(
                                             help="envelopes per request")] = 500,
     passphrase_env: Annotated[str | None, typer.Option(help="key passphrase variable")] = None,
 ) -> None:
-    """Publish records to a gateway and print each one's digest and key_status.
+    """Publish records to a gateway and print each one's digest, key_status and promise.
+
+    Each record's `promise` is the exchange's signed acceptance promise: the record will be
+    in a tree head anchored on chain within its merge_delay (or end in a signed rejection).
+    Keep the output: `claimx verify-promise` proves with it whether the promise was kept.
 
     \b
     Examples:
@@ -68,7 +72,9 @@ def publish(
             for start in range(0, len(envelopes), batch_size):
                 for p in client.publish_batch(envelopes[start:start + batch_size]):
                     out.append({"digest": p.digest, "kind": p.kind, "urgent": p.urgent,
-                                "duplicate": p.duplicate, "key_status": p.key_status})
+                                "duplicate": p.duplicate, "key_status": p.key_status,
+                                "promise": p.promise.model_dump(mode="json")
+                                if p.promise else None})
                 bar.advance(task, min(batch_size, len(envelopes) - start))
         finally:
             if out:
@@ -77,6 +83,18 @@ def publish(
     typer.echo(f"published {len(out)} records to {url}"
                + (f" ({stale} with key_status stale: the chain was down)" if stale else ""),
                err=True)
+    _tell_promises(out)
+
+
+def _tell_promises(out: list[dict[str, Any]]) -> None:
+    """One line on the promises printed above: what the exchange is now bound to."""
+    promised = [p["promise"] for p in out if p["promise"]]
+    if not promised:
+        return
+    last = max(p["accepted_at"] + p["merge_delay"] for p in promised)
+    typer.echo(f"{len(promised)} signed acceptance promises (the `promise` of each record "
+               f"above): all due in an anchored head by {last} (Unix time); keep them and "
+               "check with `claimx verify-promise`", err=True)
 
 
 def _target(gateway: str | None, profile: Path | None) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""``claimx verify`` and ``claimx audit``: the auditor's commands, trusting only the chain.
+"""``claimx verify``, ``claimx verify-promise`` and ``claimx audit``: the auditor's (and the
+institution's) commands, trusting only the chain.
 
 They import the verify and chain layers only: no database, no web framework.
 """
@@ -29,6 +30,7 @@ from gateway.cli.outcome import (
 from gateway.core.errors import ChainError, ClaimxError
 
 if TYPE_CHECKING:
+    from gateway.core.promise import PromiseBundle
     from gateway.core.receipt import Receipt
     from gateway.verify.audit import ReadAudit
     from gateway.verify.receipt import Report
@@ -186,3 +188,96 @@ def _audit(digests: list[str], gateway: str, token: str, rpc_url: str, address: 
                         "check the auditor's token (CLAIMX_TOKEN) and the digests",
                         exc.code) from exc
     return results
+
+
+OPEN = 3
+"""``claimx verify-promise``: the promise is genuine and still running (its deadline ahead)."""
+
+
+def verify_promise(
+    promise: Annotated[Path, typer.Argument(help="the promise: the bundle from GET "
+                                            "/v1/records/{digest}/promise, or the `promise` "
+                                            "object of a publish response")],
+    rpc_url: Annotated[str, typer.Option(envvar="CLAIMX_RPC_URL",
+                                         help="JSON-RPC node of the consortium chain")],
+    log: LogOpt = None,
+    deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
+    at: Annotated[int | None, typer.Option("--at", help="decide as of this Unix time "
+                                           "(default: now, or the latest block's time if "
+                                           "the chain is ahead)", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    timeout: TimeoutOpt = CHAIN_TIMEOUT,
+) -> None:
+    """Check an acceptance promise against the chain alone: kept, or broken.
+
+    The signature must be by a key the MemberRegistry holds for the exchange operator, and
+    the promise must name this chain and evidence log (no replay from another deployment).
+    Then: KEPT when its inclusion proof reaches a head on chain anchored by the deadline in
+    force (extensions are signed by the operator too, each made before the deadline it
+    moves); REJECTED (honoured) when a signed rejection came in time and the registry
+    confirms the record's key was not valid; OPEN while the deadline is ahead; BROKEN
+    otherwise: with this file, proof the exchange broke its promise.
+
+    Exit status: 0 KEPT or REJECTED; 1 BROKEN or INVALID (not a genuine promise of this
+    exchange: tampered, signed by another key, or for another deployment); 2 UNCHECKED
+    (node unreachable, file unreadable); 3 OPEN (not decided yet: check again later).
+
+    \b
+    Example:
+      curl -H "Authorization: Bearer $CLAIMX_TOKEN" \\
+          $GATEWAY/v1/records/$DIGEST/promise > promise.json
+      claimx verify-promise promise.json --rpc-url http://127.0.0.1:8545 --log 0xEVIDENCE_LOG
+    """
+    import time
+
+    from gateway.verify.promise import verify_promise as check
+
+    try:
+        bundle = _read_promise(promise)
+        address = log_address(log, deployment)
+        chain = open_chain(rpc_url, timeout)
+        open_log(chain, address, bundle.promise.chain.registry)
+        try:
+            now = max(int(time.time()), chain.now()) if at is None else at
+            report = check(bundle, chain, address, now=now)
+        except ChainError as exc:
+            raise unanswered(exc, chain) from exc
+    except Unchecked as exc:
+        give_up(exc, as_json)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for c in report.checks:
+            typer.echo(f"[{'PASS' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
+        if report.decision is not None:
+            typer.echo(f"{report.verdict}: {report.decision.detail}")
+        else:
+            typer.echo(report.verdict)
+    if report.verdict in ("BROKEN", "INVALID"):
+        typer.echo(f"{report.verdict}: " + ("the exchange did not keep this promise (no "
+                   "timely inclusion in an anchored head, no justified signed rejection)"
+                   if report.verdict == "BROKEN" else "not a genuine promise of this "
+                   "deployment's exchange (see the [FAIL] line)"), err=True)
+    raise typer.Exit(VALID if report.honoured else OPEN if report.verdict == "OPEN"
+                     else INVALID)
+
+
+def _read_promise(path: Path) -> PromiseBundle:
+    """A bundle, or a bare promise (nothing proven yet about how it ended)."""
+    from gateway.core.promise import Promise, PromiseBundle
+
+    try:
+        raw = path.read_bytes()
+        try:
+            return PromiseBundle.from_json(raw)
+        except ClaimxError:
+            bare = Promise.from_json(raw)
+            return PromiseBundle(promise=bare, state="open", deadline=bare.deadline)
+    except OSError as exc:
+        raise Unchecked(f"cannot read {path} ({exc.strerror})", "give the path of a promise "
+                        "saved from GET /v1/records/{digest}/promise", "unreadable_promise"
+                        ) from exc
+    except ClaimxError as exc:
+        raise Unchecked(f"{path} is not a claimx promise ({exc.code}: {exc.msg})",
+                        "save it again from GET /v1/records/{digest}/promise, unchanged",
+                        "malformed_promise") from exc

@@ -9,7 +9,8 @@ returns.
 Two tables: ``sources`` remembers each accepted input by its idempotency key (sending facility,
 control id and source hash for HL7; the content hash for files and FHIR bodies) with the
 digests it produced, so a re-sent input is answered from what is stored and never signed again
-with a new salt; ``items`` holds one envelope per digest and its delivery state.
+with a new salt; ``items`` holds one envelope per digest and its delivery state, and once
+sent the gateway's answer, whose ``promise`` is the exchange's signed acceptance promise.
 """
 
 from __future__ import annotations
@@ -163,6 +164,17 @@ class Outbox:
             rows = self._db.execute(f"SELECT digest, state FROM items WHERE digest IN ({marks})",
                                     tuple(digests)).fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def promise(self, digest: str) -> dict[str, Any] | None:
+        """The exchange's signed acceptance promise for a sent record (the ``promise`` of the
+        gateway's answer, kept with the item): the evidence that it must include the record
+        in time (``claimx verify-promise``). None until sent, or from an older gateway."""
+        with self._lock:
+            row = self._db.execute("SELECT response FROM items WHERE digest = ? AND state = ?",
+                                   (digest, SENT)).fetchone()
+        answer = json.loads(row[0]) if row and row[0] else {}
+        promise = answer.get("promise") if isinstance(answer, dict) else None
+        return promise if isinstance(promise, dict) else None
 
     def status(self) -> dict[str, Any]:
         """Counts by state and the oldest waiting item (what `claimx connect status` shows)."""

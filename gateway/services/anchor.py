@@ -71,8 +71,12 @@ class AnchorWorker:
                  fault: Fault | None = None,
                  on_anchored: Callable[[Session, int, int], None] | None = None,
                  keys: KeyDirectory | None = None, chain_time: Callable[[], int] | None = None,
-                 on_rejected: Callable[[Session, Record], None] | None = None) -> None:
+                 on_rejected: Callable[[Session, Record], None] | None = None,
+                 on_failure: Callable[[ClaimxError], None] | None = None) -> None:
         self.db, self.chain, self.settings, self.sender = db, chain, settings, sender
+        self.on_failure = on_failure
+        """Called when a cycle fails (gateway.services.promises extends open promises while
+        the chain is unavailable)."""
         self.keys, self.chain_time, self.on_rejected = keys, chain_time, on_rejected
         """With ``keys``, each batch's keys are re-checked at ``chain_time()`` before it is
         appended (gateway.services.logcheck); without, records are appended as accepted."""
@@ -205,6 +209,8 @@ class AnchorWorker:
                     self.cycle()
             except ClaimxError as exc:
                 log.error("anchor cycle failed: %s (%s); retrying", exc.msg, exc.code)
+                if self.on_failure is not None:
+                    self.on_failure(exc)
                 self._stop.wait(self.settings.anchor_interval_seconds)
             except SQLAlchemyError as exc:  # e.g. a lost lease race or a database restart
                 log.error("anchor cycle hit a database error: %s; retrying", type(exc).__name__)

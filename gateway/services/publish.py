@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -33,11 +33,15 @@ from gateway.core.errors import (
 )
 from gateway.core.keys import PublicKey
 from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS, Packet
+from gateway.core.promise import Promise
 from gateway.core.types import Digest, parse_hex32
 from gateway.services.bindings import index_identity
 from gateway.store.db import Database
 from gateway.store.tables import DataKey, Record, utcnow
 from gateway.store.vault import Vault
+
+if TYPE_CHECKING:
+    from gateway.services.promises import PromiseDesk
 
 
 class KeyDirectory(Protocol):
@@ -64,6 +68,8 @@ class Accepted:
     kind: str
     key_status: str = "fresh"
     """"stale" when the signing key was checked against the registry's last answer."""
+    promise: Promise | None = None
+    """The exchange's signed acceptance promise (gateway.core.promise), when it issues them."""
 
 
 class KeyCache:
@@ -110,8 +116,10 @@ class Publisher:
     def __init__(self, db: Database, keys: KeyCache, vault: Vault,
                  on_urgent: Callable[[], None] | None = None,
                  on_stored: Callable[[Session, Stored], None] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, promises: PromiseDesk | None = None) -> None:
         self.db, self.keys, self.vault, self.on_urgent = db, keys, vault, on_urgent
+        self.promises = promises
+        """Signs each acceptance's promise in the storing transaction (None: no promises)."""
         self.threads = threads or min(4, os.cpu_count() or 1)
         """Threads verifying the signatures of a large batch (see :meth:`_check_all`)."""
         self._pool: ThreadPoolExecutor | None = None
@@ -224,6 +232,8 @@ class Publisher:
             results, new = store_checked(s, self.vault, checked)
             if new and self.on_stored is not None:
                 self.on_stored(s, new)
+            if self.promises is not None:
+                results = self.promises.issue(s, checked, results)
         return results
 
 

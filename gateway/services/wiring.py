@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import func, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from gateway.chain.client import Chain, Deployment, Registry
 from gateway.chain.council import (
@@ -38,12 +41,13 @@ from gateway.services.auth import MemberDirectory
 from gateway.services.bindings import binding_rejected
 from gateway.services.claims import match_new_records, notify_anchored
 from gateway.services.ledger import OPERATOR_SLUG, Ledger
+from gateway.services.promises import ChainClock, PromiseDesk, Terms
 from gateway.services.publish import KeyCache, Publisher
 from gateway.services.push.worker import PushWorker
 from gateway.services.requests import ClockSweep
 from gateway.store.db import Database
 from gateway.store.log import NodeCache
-from gateway.store.tables import Anchor
+from gateway.store.tables import Anchor, Record
 from gateway.store.vault import Vault
 
 log = logging.getLogger("claimx")
@@ -62,11 +66,11 @@ class Services:
     vault: Vault
     ledger: Ledger
     push: PushWorker
+    promises: PromiseDesk
 
     @property
     def chain_ref(self) -> ChainRef:
-        d = self.deployment
-        return ChainRef(chain_id=d.chain_id, evidence_log=d.log, registry=d.registry)
+        return _chain_ref(self.deployment)
 
 
 def build_services(settings: Settings, *, chain: Chain | None = None,
@@ -90,21 +94,52 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     cache = NodeCache()
     log_client = chain.evidence_log(deployment.log)
     registry = chain.registry(deployment.registry)
+    operator_key, operator = _operator_key(settings, chain, registry)
+    chain_time = ChainClock(chain.now)
+    chain_time()  # the first reading: promises are dated in chain time from the start
+    promises = PromiseDesk(operator_key, operator, _chain_ref(deployment),
+                           Terms(settings.merge_delay_seconds,
+                                 settings.urgent_merge_delay_seconds),
+                           clock=chain_time.now, chain_time=chain_time)
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
-                          on_anchored=notify_anchored, keys=registry, chain_time=chain.now,
-                          on_rejected=binding_rejected)
+                          on_anchored=notify_anchored, keys=registry, chain_time=chain_time,
+                          on_rejected=_rejected(promises),
+                          on_failure=partial(promises.on_cycle_failed, db,
+                                             margin=_extension_margin(settings)))
     # envelopes are accepted only under keys whose stored proof of possession verifies here
-    keys = KeyCache(ProvenKeys(registry), settings.key_cache_seconds, chain_time=chain.now,
+    keys = KeyCache(ProvenKeys(registry), settings.key_cache_seconds, chain_time=chain_time,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
-    publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
+    publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records,
+                          promises=promises)
     worker.reconcile(chain_tip=chain.block_number() if local_node else None)
     worker.recover()  # refuses a database whose log does not match this chain
     members = MemberDirectory(registry, settings.key_cache_seconds,
                               grace=settings.key_grace_seconds)
-    ledger = Ledger(*_operator_key(settings, chain, registry), vault)
+    ledger = Ledger(operator_key, operator, vault)
     return Services(settings, db, chain, deployment, publisher, worker, cache, members, vault,
-                    ledger, PushWorker(db, settings, vault=vault, on_cycle=ClockSweep(db)))
+                    ledger, PushWorker(db, settings, vault=vault, on_cycle=ClockSweep(db)),
+                    promises)
+
+
+def _chain_ref(d: Deployment) -> ChainRef:
+    return ChainRef(chain_id=d.chain_id, evidence_log=d.log, registry=d.registry)
+
+
+def _rejected(promises: PromiseDesk) -> Callable[[Session, Record], None]:
+    """A record rejected at logging: its claimant-key binding (if any) and its promise end."""
+    def on_rejected(s: Session, rec: Record) -> None:
+        binding_rejected(s, rec)
+        promises.reject(s, rec)
+    return on_rejected
+
+
+def _extension_margin(settings: Settings) -> float:
+    """How far ahead a failing anchor cycle extends promises: more than the worker's retry
+    period (it waits the anchor interval after a failure, and a chain call may take the
+    whole chain timeout), so each promise is extended before its deadline passes."""
+    return 2 * (settings.anchor_interval_seconds + settings.urgent_poll_seconds
+                + settings.chain_timeout_seconds) + 1
 
 
 def _operator_key(settings: Settings, chain: Chain, registry: Registry) -> tuple[SigningKey,

@@ -350,3 +350,37 @@ class ShareLink(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+# --- accountable acceptance (issue 10 item 3) ---------------------------------------------
+
+
+class PromiseRow(Base):
+    """One signed acceptance promise (gateway.core.promise.Promise), one per acceptance.
+
+    A digest has more than one only when a rejected record was published again: the older
+    promise then holds its signed rejection. ``deadline`` is the one in force (extensions
+    applied), in Unix seconds like the document, so due promises are found by index."""
+
+    __tablename__ = "promises"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    promise_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    issuer: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    deadline: Mapped[int] = mapped_column(BigInteger, index=True)
+    document: Mapped[str] = mapped_column(Text)
+    """The signed promise as JSON."""
+    rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The signed rejection (JSON) that ended it, if the record was rejected at logging."""
+
+
+class PromiseExtensionRow(Base):
+    """A signed extension of an open promise (gateway.core.promise.Extension)."""
+
+    __tablename__ = "promise_extensions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    promise_row: Mapped[int] = mapped_column(ForeignKey("promises.id"), index=True)
+    extended_at: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)

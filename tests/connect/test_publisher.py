@@ -43,7 +43,9 @@ class FakeGateway:
                 if any(e["payload"] == outer.bad for e in envs):
                     return self._answer(422, {"error": {"code": "invalid_payload",
                                                         "message": "bad"}}, len(envs))
-                out = [{"digest": e["signatures"][0]["keyid"], "duplicate": False} for e in envs]
+                out = [{"digest": e["signatures"][0]["keyid"], "duplicate": False,
+                        "promise": {"digest": e["signatures"][0]["keyid"], "merge_delay": 300}}
+                       for e in envs]
                 self._answer(201, out if self.path.endswith("/batch") else out[0], len(envs))
 
             def _answer(self, status: int, obj: Any, n: int) -> None:
@@ -123,3 +125,16 @@ def test_an_unreachable_gateway_keeps_the_items_queued(tmp_path: Path) -> None:
     assert pub.drain_once() == 0
     assert box.status()["queued"] == 1
     assert box.status()["oldest_waiting"]["last_error"] == "ConnectError"
+
+
+def test_each_sent_record_keeps_its_acceptance_promise(tmp_path: Path,
+                                                       gateway: FakeGateway) -> None:
+    box = Outbox(tmp_path / "o.db")
+    box.add("a", "watch", [_record(1), _record(2)])
+    box.add("b", "watch", [_record(3)])
+    assert box.promise(f"{1:064x}") is None  # not sent: nothing promised yet
+    assert Publisher(box, gateway.url, "t").drain_once() == 3
+    for n in (1, 2, 3):
+        assert box.promise(f"{n:064x}") == {"digest": f"{n:064x}", "merge_delay": 300}
+    box.close()
+    assert Outbox(tmp_path / "o.db").promise(f"{3:064x}") is not None  # durable

@@ -208,6 +208,9 @@ def test_insurer_hospital_and_police_from_the_document_alone(gateway: Gateway,
             out = ok(http.post("/v1/records/batch", headers=gateway.token(who),
                                json={"envelopes": envs}), 201)
         for kind, res in zip(mine[0]["kinds"], out, strict=True):
+            promise = res.pop("promise")  # §8.6: the exchange's signed acceptance promise
+            assert promise["digest"] == digests[kind] and promise["signature"]
+            assert promise["urgent"] is (kind == "police.accident_determination")
             assert res == {"digest": digests[kind], "duplicate": False, "kind": kind,
                            "urgent": kind == "police.accident_determination",
                            "key_status": "fresh"}  # §8.5: "stale" only while the chain is down

@@ -65,6 +65,8 @@ def test_publish_signs_packets_in_batches_and_prints_digests(served: Served,
     out = json.loads(done.stdout)
     assert len(out) == 5 and len({o["digest"] for o in out}) == 5
     assert all(o["key_status"] == "fresh" and not o["duplicate"] for o in out)
+    assert all(o["promise"]["digest"] == o["digest"] for o in out)  # each one's promise
+    assert "5 signed acceptance promises" in done.stderr
     again = run(["p.json", *key, "--gateway", served.url], hospital["token"], cwd=tmp_path)
     assert [o["digest"] for o in json.loads(again.stdout)] == [o["digest"] for o in out]
     assert all(o["duplicate"] for o in json.loads(again.stdout))  # idempotent
@@ -165,6 +167,8 @@ def test_client_drives_records_claims_requests_and_events(served: Served) -> Non
         batch = hospital.publish_batch(envs)
         assert [p.duplicate for p in batch] == [True, False, False]
         assert batch[0].digest == one.digest
+        assert one.promise is not None and batch[0].promise == one.promise  # the one given
+        assert hospital.promise(one.digest).promise == one.promise
         assert _receipt(hospital, one.digest)["digest"] == one.digest
         assert hospital.proof(one.digest)["leaf_index"] >= 0
         assert hospital.record(one.digest)["digest"] == one.digest
