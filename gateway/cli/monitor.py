@@ -31,7 +31,7 @@ from gateway.core.errors import ChainError, ClaimxError, InputError
 if TYPE_CHECKING:
     import httpx
 
-    from gateway.verify.monitor import Monitor
+    from gateway.verify.monitor import Check, Monitor
     from gateway.verify.profile import Profile
 
 
@@ -52,6 +52,9 @@ def monitor(
     published: Annotated[Path | None, typer.Option(
         help="what you published: your `claimx connect` outbox (SQLite) or a file of hex "
         "digests, one per line")] = None,
+    promises: Annotated[Path | None, typer.Option(
+        help="the acceptance promises you were given: your `claimx connect` outbox, a folder "
+        "of saved promise JSON files, or one file")] = None,
     acknowledge: Annotated[list[str] | None, typer.Option(
         "--acknowledge", help="0x transaction hash of a council action you have reviewed; "
         "repeatable")] = None,
@@ -91,6 +94,9 @@ def monitor(
       log_mismatch          the gateway's listing does not reproduce the root on chain
       council_action        the council suspended/reinstated you, revoked a key of yours,
                             or changed your operators (with the SafeTx and its signers)
+      broken_promise        an acceptance promise past its deadline (extensions counted)
+                            without inclusion in a head anchored in time (needs --promises)
+      invalid_promise       a promise not signed by this deployment's exchange operator
 
     Your admission is printed as a note, not a finding. A profile file holds the same as
     the options (a JSON object; relative paths from the file's folder):
@@ -99,7 +105,7 @@ def monitor(
       {"member": "hospital.ruijin",
        "keys": ["0xKEYID", "hospital.pub.pem"],
        "operators": ["0xOPERATOR"],
-       "published": "outbox.db",
+       "published": "outbox.db", "promises": "outbox.db",
        "acknowledged": ["0xTXHASH"]}
 
     Exit status: 0 nothing found; 1 findings (on stdout, one per line: `CODE: what, who,
@@ -115,6 +121,8 @@ def monitor(
     try:
         watched = _profile(profile, member, expect_key, expect_operator, published,
                            acknowledge)
+        if promises is not None:
+            watched.promises.append(promises)
         mon, client = _monitor(watched, rpc_url, log_address(log, deployment), gateway, token,
                                from_block, timeout)
     except Unchecked as exc:
@@ -188,9 +196,21 @@ def _monitor(watched: Profile, rpc_url: str, address: str, gateway: str | None,
                                   ) from exc
     else:
         typer.echo("note: the log is not checked (no --gateway)", err=True)
+    checks: list[Check] = []
+    if watched.promises:
+        from gateway.verify.promises import PromiseWatch, read_promises
+
+        try:
+            given = [p for path in watched.promises for p in read_promises(path)]
+        except InputError as exc:
+            raise Unchecked(f"promises: {exc.msg}", "give your connect outbox, a folder of "
+                            "promise JSON files or one file as --promises", "bad_profile"
+                            ) from exc
+        typer.echo(f"note: {len(given)} acceptance promise(s) to follow", err=True)
+        checks.append(PromiseWatch(given, fetch))
     try:
         return Monitor(watched, chain, ev.registry_address(), address, fetch=fetch,
-                       from_block=from_block), client
+                       from_block=from_block, checks=checks), client
     except ChainError as exc:
         raise unanswered(exc, chain) from exc
 
@@ -222,6 +242,8 @@ def _run(mon: Monitor, name: str, follow: bool, interval: float, rounds: int) ->
             p = mon.progress
             log = "" if p.log_size is None else f", log {p.log_size} leaves " \
                                                 f"({p.anchored_size or 0} anchored)"
+            if p.open_promises is not None:
+                log += f", {p.open_promises} promise(s) open"
             typer.echo(f"monitor: {name}: poll {n} at block {p.block}{log}, {total} "
                        f"finding(s) so far", err=True)
             time.sleep(interval)

@@ -14,7 +14,9 @@ chain and the gateway's public log and is told, one finding per line, of
 * ``council_action``: what the council's Safe executed about it (suspensions, reinstatements,
   emergency key revocations, operator changes), with the SafeTx and its signers. Its
   admission is a note, not a finding; reviewed actions are acknowledged in the profile;
-* ``broken_promise`` (:mod:`gateway.verify.promises`, when promises are given).
+* ``broken_promise``, ``invalid_promise``: acceptance promises past their deadline without
+  inclusion in a head anchored in time, or not signed by the exchange operator
+  (:mod:`gateway.verify.promises`, when the promises are given).
 
 Nothing here trusts the gateway: keys, operators, proofs and council actions come from the
 chain (its events and state), and the log listing is held to the anchored root.
@@ -59,6 +61,8 @@ class Progress:
     log_size: int | None = None
     anchored_size: int | None = None
     notes: list[str] = field(default_factory=list)
+    open_promises: int | None = None
+    """Promises not yet decided (None: no promises given)."""
     log_error: str | None = None
     """Why the log could not be read this poll (the chain's findings still stand)."""
 

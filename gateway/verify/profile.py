@@ -9,12 +9,15 @@ fields can be given or extended on the command line::
       "keys": ["0x<key id>", "keys/hospital.key"],  # key ids, or PEM key files
       "operators": ["0x<operator account>"],
       "published": "connect/outbox.db",           # optional: what it published
+      "promises": "connect/outbox.db",            # optional: the promises it was given
       "acknowledged": ["0x<transaction hash>"]    # council actions already reviewed
     }
 
 ``published`` is the ``claimx connect`` outbox (SQLite) or a text file of record digests,
 one per line: with it, a record in the log under one of the institution's own keys that it
-never published is reported too (its key was used by someone else).
+never published is reported too (its key was used by someone else). ``promises`` is the same
+outbox (it keeps each sent record's acceptance promise), a folder of saved promise JSON files
+or one such file: each is decided at every poll (:mod:`gateway.verify.promises`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Profile:
     """Digests the institution published, when it said (None: not checked)."""
     acknowledged: set[str] = field(default_factory=set)
     """Lowercased transaction hashes of council actions already reviewed."""
+    promises: list[Path] = field(default_factory=list)
+    """Where the acceptance promises the institution was given are kept."""
     base: Path = Path(".")
     """Folder relative paths in the profile file are read from."""
 
@@ -71,13 +76,21 @@ class Profile:
                 raise InputError(f"{path}: \"published\" is a file name", code="bad_profile",
                                  file=str(path), loc=["published"])
             profile.add_published(profile.base / published)
+        if body.get("promises") is not None:
+            if not isinstance(body["promises"], str):
+                raise InputError(f"{path}: \"promises\" is a file or folder name",
+                                 code="bad_profile", file=str(path), loc=["promises"])
+            profile.promises.append(profile.base / body["promises"])
         return profile
 
     @classmethod
     def for_member(cls, text: str, *, base: Path = Path(".")) -> Profile:
         """A profile with nothing expected yet for the member ``text`` (slug or 0x id)."""
         if text.startswith("0x") and len(text) == 66:
-            mid = MemberId(parse_hex32(text, "member id"))
+            try:
+                mid = MemberId(parse_hex32(text, "member id"))
+            except ValueError as exc:
+                raise InputError(str(exc), code="bad_profile", loc=["member"]) from exc
         else:
             mid = member_id(text)
         return cls(mid, text, base=base)
