@@ -67,7 +67,8 @@ def monitor(
     log: LogOpt = None,
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
     from_block: Annotated[int, typer.Option(
-        min=0, help="first block to read registry events from (0: the whole chain)")] = 0,
+        min=0, help="first block to read registry events from (0: the whole chain; a later one "
+        "misses earlier operator changes)")] = 0,
     follow: Annotated[bool, typer.Option(
         "--follow", help="keep watching: poll every --interval seconds, print each new "
         "finding once, and a progress line on stderr")] = False,

@@ -53,3 +53,27 @@ def test_a_forged_promise_is_invalid(world: World, tmp_path: Path) -> None:
     mon.checks.append(PromiseWatch(read_promises(tmp_path / "p.json"), http_fetch(w.client)))
     [found] = mon.poll()
     assert found.code == "invalid_promise"
+
+
+def test_promises_and_published_digests_from_the_connect_outbox(world: World,
+                                                               tmp_path: Path) -> None:
+    """The agent's own outbox (gateway.connect.outbox) is what the monitor reads, read only."""
+    from gateway.connect.outbox import Outbox, Record
+    from gateway.verify.profile import read_published
+
+    w = world
+    answer = w.publish_answer(n=4)
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.add("file:bill.csv", "watch", [Record(answer["digest"], "hospital.invoice", {})])
+    [item] = outbox.due(10, now=10**10)
+    outbox.mark_sent([(item.id, answer)])
+    outbox.close()
+    assert read_published(tmp_path / "outbox.db") == {bytes.fromhex(answer["digest"])}
+    [promise] = read_promises(tmp_path / "outbox.db")
+    assert promise.digest == answer["digest"]
+    p = w.profile()
+    p.add_published(tmp_path / "outbox.db")
+    mon = w.monitor(p)
+    mon.checks.append(PromiseWatch([promise], http_fetch(w.client)))
+    w.services.worker.cycle()
+    assert mon.poll() == []  # published by us, anchored in time: nothing to report
