@@ -70,16 +70,22 @@ class RegistryHistory:
         self._safe: dict[str, str] | None = None  # the Safe's events, on first use
         self._safes: dict[str, Any] = {}
         self._receipts: dict[str, Any] = {}
+        self._governors: set[str] = set()
+        self._governors_to = -1
         self._txs: dict[str, Any] = {}
 
     def latest_block(self) -> int:
         return self.reg.chain.block_number()
 
     def governors(self, to_block: int) -> set[str]:
-        """Every account ever granted DEFAULT_ADMIN_ROLE (the council Safes), lowercased."""
-        granted = self._logs([_topic_of(self._events, "RoleGranted"), "0x" + ADMIN_ROLE.hex()],
-                             0, to_block)
-        return {str(e["args"]["account"]).lower() for e in granted}
+        """Every account ever granted DEFAULT_ADMIN_ROLE (the council Safes), lowercased;
+        read incrementally, so a follower asks only about new blocks."""
+        if to_block > self._governors_to:
+            granted = self._logs([_topic_of(self._events, "RoleGranted"),
+                                  "0x" + ADMIN_ROLE.hex()], self._governors_to + 1, to_block)
+            self._governors |= {str(e["args"]["account"]).lower() for e in granted}
+            self._governors_to = to_block
+        return set(self._governors)
 
     def member_events(self, member_id: bytes, from_block: int, to_block: int,
                       governors: set[str]) -> list[MemberEvent]:

@@ -98,11 +98,16 @@ def test_council_actions_are_reported_with_their_signers(world: World) -> None:
     assert codes(found) == ["council_action", "unexpected_operator"]
     assert "added by the council" in next(f.message for f in found
                                           if f.code == "unexpected_operator")
+    # the council cannot register a key, but the operator it added can: caught as well
+    planted = SigningKey.generate()
+    reg.register_key(w.hospital.id, planted, sender=newcomer)
+    [found_key] = mon.poll()
+    assert found_key.code == "unexpected_key" and newcomer in found_key.message
     # reviewed actions are acknowledged in the profile; the operator is then listed
     p = w.profile()
     p.add_operators([newcomer])
     p.acknowledge(council_txs(w.monitor().poll()))
-    assert w.monitor(p).poll() == []
+    assert codes(w.monitor(p).poll()) == ["unexpected_key"]
 
 
 def council_txs(found: list[Finding]) -> list[str]:
