@@ -59,6 +59,17 @@ def test_claimx_audit_loads_no_database_or_web_framework() -> None:
     assert not loaded & {"sqlalchemy", "alembic", "fastapi", "starlette"}
 
 
+def test_claimx_monitor_loads_no_database_or_web_framework() -> None:
+    """The monitor reads the chain and the gateway's public log over HTTP, nothing else."""
+    code = ("import sys\nfrom gateway.cli.main import app\nimport gateway.verify.monitor\n"
+            "sys.argv = ['claimx', 'monitor', '--member', 'hospital.x', '--gateway', "
+            "'http://127.0.0.1:9', '--rpc-url', 'http://127.0.0.1:9', '--log', '0x' + '00' * 20, "
+            "'--token', 'x']\n"
+            "try:\n    app()\nexcept BaseException:\n    pass")
+    loaded = _loaded_after(code)
+    assert "gateway" in loaded and not loaded & {"sqlalchemy", "alembic", "fastapi", "starlette"}
+
+
 def test_help_loads_no_chain_or_database() -> None:
     code = ("import sys\nfrom gateway.cli.main import app\nsys.argv = ['claimx', '--help']\n"
             "try:\n    app()\nexcept SystemExit:\n    pass")

@@ -21,6 +21,7 @@ from gateway.api.schemas import (
     ConsistencyOut,
     EnvelopeOut,
     Erased,
+    LeavesOut,
     LogHead,
     ProofOut,
     Published,
@@ -157,6 +158,17 @@ def get_consistency(s: SessionDep, sv: ServicesDep, caller: CallerDep,
                     second: Annotated[int, Query(ge=1)]) -> ConsistencyOut:
     """RFC 9162 consistency proof between two sizes of the log."""
     return ConsistencyOut.model_validate(records.consistency(s, sv.cache, first, second))
+
+
+@router.get("/v1/log/leaves", response_model=LeavesOut, tags=["proofs"])
+def get_leaves(s: SessionDep, sv: ServicesDep, caller: CallerDep,
+               start: Annotated[int, Query(ge=0)] = 0,
+               limit: Annotated[int, Query(ge=1, le=records.LEAVES_MAX)] = records.LEAVES_MAX,
+               ) -> LeavesOut:
+    """Leaves of the log from ``start``: each one's digest, issuer, key id and kind (no
+    personal data), so an institution's `claimx monitor` sees every entry in its name and
+    recomputes the anchored roots from the digests."""
+    return LeavesOut.model_validate(records.log_leaves(s, sv.cache, start, limit))
 
 
 def _batch_items(body: bytes, limit: int) -> list[Any]:

@@ -99,6 +99,24 @@ class LogHead(BaseModel):
     chain: ChainRef
 
 
+class LeafOut(BaseModel):
+    """One leaf of the log as a monitor sees it: no subject, no payload."""
+
+    index: int = Field(ge=0)
+    digest: str = Field(description="the record's SHA-256 (the leaf is SHA-256(0x00 || it))")
+    issuer: str = Field(description="0x member id of the issuing member")
+    key_id: str = Field(description="0x id of the key that signed the record")
+    kind: str
+
+
+class LeavesOut(BaseModel):
+    """A page of the log's leaves, in index order."""
+
+    log_size: int
+    start: int
+    leaves: list[LeafOut]
+
+
 class ConsistencyOut(BaseModel):
     """RFC 9162 §2.1.4 consistency proof between two sizes of the log."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
@@ -147,7 +148,9 @@ class Registry:
         return [bytes(k) for k in self.chain.call(self.c.functions.keysOf(member_id))]
 
     def is_operator(self, member_id: bytes, account: str) -> bool:
-        return bool(self.chain.call(self.c.functions.isOperator(member_id, account)))
+        """Whether ``account`` (any letter case) is one of the member's operator accounts."""
+        return bool(self.chain.call(self.c.functions.isOperator(
+            member_id, Web3.to_checksum_address(account))))
 
 
 class EvidenceLogClient:

@@ -18,6 +18,7 @@ from gateway.cli.credentials import credentials_app
 from gateway.cli.deploy import deploy
 from gateway.cli.keys import keys_app, sign
 from gateway.cli.members import members_app
+from gateway.cli.monitor import monitor
 from gateway.cli.publish import publish
 
 app = typer.Typer(
@@ -62,6 +63,8 @@ app.command("verify", short_help="verify a receipt against the chain alone")(ver
 app.command("verify-promise", short_help="was an acceptance promise kept? (chain alone)")(
     verify.verify_promise)
 app.command("audit", short_help="prove every read of records was consented")(verify.audit)
+app.command("monitor", short_help="watch the chain and the log for anything done in your "
+            "name")(monitor)
 app.add_typer(connect_app, name="connect",
               short_help="the institution's agent: MLLP, FHIR, watch folder -> gateway")
 

@@ -81,6 +81,29 @@ def log_head(s: Session, cache: NodeCache, chain: ChainRef) -> dict[str, Any]:
             "anchored": None if latest is None else anchor_ref(latest), "chain": chain}
 
 
+LEAVES_MAX = 1000
+"""Most leaves one ``GET /v1/log/leaves`` page returns."""
+
+
+def log_leaves(s: Session, cache: NodeCache, start: int, limit: int) -> dict[str, Any]:
+    """Leaves ``[start, start + limit)`` of the log: index, digest, issuer, key id and kind.
+
+    What a monitor needs to see every entry made in its name (and to recompute the anchored
+    roots from the digests, so that no leaf can be left out of the listing); never a subject,
+    a payload or anything else about a person.
+    """
+    size = EvidenceLogDB(s, cache).size()
+    end = min(size, start + min(limit, LEAVES_MAX))
+    rows = s.execute(select(Record.leaf_index, Record.digest, Record.issuer, Record.key_id,
+                            Record.kind)
+                     .where(Record.leaf_index >= start, Record.leaf_index < end)
+                     .order_by(Record.leaf_index)).all()
+    return {"log_size": size, "start": start,
+            "leaves": [{"index": r.leaf_index, "digest": r.digest.hex(),
+                        "issuer": hex32(r.issuer), "key_id": hex32(r.key_id), "kind": r.kind}
+                       for r in rows]}
+
+
 def consistency(s: Session, cache: NodeCache, first: int, second: int) -> dict[str, Any]:
     """RFC 9162 consistency proof between two sizes of the log; 422 unless
     0 <= first <= second <= log size."""

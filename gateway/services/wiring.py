@@ -30,6 +30,7 @@ from gateway.chain.council import (
     load_dev_keys,
     write_dev_keys,
 )
+from gateway.chain.directory import ProvenKeys
 from gateway.config import Settings
 from gateway.core.errors import ClaimxError
 from gateway.core.keys import SigningKey
@@ -105,7 +106,8 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                           on_rejected=_rejected(promises),
                           on_failure=partial(promises.on_cycle_failed, db,
                                              margin=_extension_margin(settings)))
-    keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain_time,
+    # envelopes are accepted only under keys whose stored proof of possession verifies here
+    keys = KeyCache(ProvenKeys(registry), settings.key_cache_seconds, chain_time=chain_time,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records,

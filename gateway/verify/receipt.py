@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.chain.directory import check_possession
 from gateway.core import merkle
 from gateway.core.envelope import Envelope
 from gateway.core.errors import ChainError, ClaimxError
@@ -143,9 +144,19 @@ def _signature(ctx: dict[str, Any]) -> str:
             reasons.append("registered key does not hash to its key id")
             continue
         env.verify_with(key)
+        ctx.update(registry=registry, issuer=issuer, key_id=sig.keyid, key_state=state)
         return f"signed by key {sig.keyid.hex()[:16]}… ({algorithm_name(key.algorithm)}), " \
                "valid for the issuer at anchoring time"
     raise _Stop("no valid signature: " + "; ".join(reasons))
+
+
+def _possession(ctx: dict[str, Any]) -> str:
+    """The signing key's registration carried the key's own signature over it: otherwise an
+    operator account registered a key it may not hold (the contract cannot check this)."""
+    key_id: bytes = ctx["key_id"]
+    check_possession(ctx["registry"], ctx["issuer"], key_id, ctx["key_state"])
+    return f"key {key_id.hex()[:16]}… signed its own registration for the issuer " \
+           "(member, key, chain and registry)"
 
 
 def _not_revoked(ctx: dict[str, Any]) -> str:
@@ -163,6 +174,7 @@ _CHECKS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("inclusion proof", _inclusion),
     ("anchoring transaction", _anchor_time),
     ("issuer signature", _signature),
+    ("key proof of possession", _possession),
     ("not revoked", _not_revoked),
 ]
 
