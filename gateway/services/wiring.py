@@ -74,8 +74,10 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     """Assemble the gateway's parts; the anchor worker is built but not started.
 
     ``deploy_missing`` deploys the contracts when the deployment file does not exist yet;
-    ``local_node`` says the chain is our own anvil, whose last second of blocks a crash may
-    lose (the database's anchors in them are dropped and anchored again).
+    ``local_node`` says the chain is our own anvil. Any node, ours or not, may lose blocks
+    (a kill -9, a restore from an older state): the worker anchors the lost heads again
+    under its lease (gateway.services.reconcile); here the database is only checked to
+    belong to the chain.
     """
     if chain is None:
         chain = Chain.connect(settings.rpc_url, settings.anchor_private_key,
@@ -91,13 +93,12 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     registry = chain.registry(deployment.registry)
     worker = AnchorWorker(db, log_client, settings, sender=deployment.admin, cache=cache,
                           on_anchored=notify_anchored, keys=registry, chain_time=chain.now,
-                          on_rejected=binding_rejected)
+                          on_rejected=binding_rejected, block_number=chain.block_number)
     keys = KeyCache(registry, settings.key_cache_seconds, chain_time=chain.now,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
-    worker.reconcile(chain_tip=chain.block_number() if local_node else None)
-    worker.recover()  # refuses a database whose log does not match this chain
+    worker.check_chain()  # refuses a database whose log is not this chain's (read only)
     members = MemberDirectory(registry, settings.key_cache_seconds,
                               grace=settings.key_grace_seconds)
     ledger = Ledger(*_operator_key(settings, chain, registry), vault)
