@@ -98,7 +98,10 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records)
-    worker.check_chain()  # refuses a database whose log is not this chain's (read only)
+    # refuses a database whose log is not this chain's; heads the chain lost are anchored
+    # again before serving when this process can take the lease (else its holder does)
+    if worker.check_chain() and worker.hold_lease():
+        worker.sync()
     members = MemberDirectory(registry, settings.key_cache_seconds,
                               grace=settings.key_grace_seconds)
     ledger = Ledger(*_operator_key(settings, chain, registry), vault)
