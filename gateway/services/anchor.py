@@ -231,6 +231,10 @@ class AnchorWorker:
                 self._stop.wait(self.settings.urgent_poll_seconds)
             self.wake.wait(self.settings.urgent_poll_seconds)
             self.wake.clear()
+        try:
+            self.lease.release()  # a clean stop: a standby may take over at once
+        except SQLAlchemyError:
+            pass  # the database is gone: the lease lapses by itself
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="claimx-anchor", daemon=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import ClaimxError, ConflictError
@@ -61,7 +61,9 @@ class LeaseKeeper:
         self._checked = time.monotonic()
 
     def hold(self, ttl: float | None = None) -> bool:
-        """Take or renew the lease; False while another live holder has it."""
+        """Take or renew the lease; False while another live holder has it. A database error
+        propagates and leaves what this process holds as it was (a restart of the database
+        does not cost the leader its lease)."""
         ttl = self.ttl if ttl is None else ttl
         now = self.clock()
         expires = now + timedelta(seconds=ttl)
@@ -85,7 +87,7 @@ class LeaseKeeper:
                 if done.rowcount != 1:  # type: ignore[attr-defined]
                     return self._lost(None)
                 return self._won(epoch)
-        except (IntegrityError, OperationalError):  # another process won the same race
+        except IntegrityError:  # another process created the row first: it won
             return self._lost(None)
 
     def guard(self) -> int:
