@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     urgent_poll_seconds: float = Field(0.25, gt=0, description="green-channel check period")
     lease_seconds: float = Field(15.0, gt=0, description="anchor-worker lease; a dead worker's "
                                  "standby takes over after this long")
+    worker_id: str | None = Field(
+        None, description="this worker's lease holder id (one per process); default: the id "
+        "kept in CLAIMX_HOME/worker.id, so a restarted worker takes its lease back at once")
+    confirmations: int = Field(1, ge=1, description="blocks (the anchor's own included) before "
+                               "an anchor counts as confirmed and its records as anchored; 1 "
+                               "on an instant-final chain (QBFT, anvil), more on a chain that "
+                               "can reorganise")
     key_cache_seconds: float = Field(10.0, ge=0, description="how long a key's chain status "
                                      "is reused before asking the registry again")
     key_grace_seconds: float = Field(300.0, ge=0, description="while the chain is down, a "
@@ -72,6 +79,9 @@ class Settings(BaseSettings):
                                              "next part of a request body (408 past it)")
     http_keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive "
                                            "connections are closed after this")
+    http_shutdown_seconds: float = Field(3.0, gt=0, description="on SIGTERM, open "
+                                         "connections (SSE streams) get this long to finish "
+                                         "before the server closes them and exits")
     http_max_connections: int = Field(1000, gt=0, description="open connections at once; "
                                       "past it requests get 503")
     max_batch: int = Field(5000, gt=0, description="most envelopes in one batch request")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -126,6 +127,33 @@ def _wait_healthy(served: Served, timeout: float) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"claimx serve did not answer within {timeout} s:\n{served.log_text()}")
         time.sleep(0.2)
+
+
+@contextmanager
+def own_anvil(args: Sequence[str] = (), *, port: int | None = None
+              ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """An anvil of this test only (it may be frozen or killed), started with ``args`` (e.g.
+    ``--state FILE``), waited for, and always resumed and killed afterwards."""
+    assert ANVIL.exists(), f"anvil binary missing at {ANVIL}: run `npm ci`"
+    port = port or free_port()
+    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent",
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                                      "params": []}, timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "anvil did not start"
+                time.sleep(0.1)
+        yield proc, url
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait(10)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Serving the app with bounded clients: header, body and idle timeouts and a connection cap.
+"""Serving the app with bounded clients: header, body and idle timeouts, a connection cap and
+a bounded shutdown (SIGTERM closes open SSE streams after ``http_shutdown_seconds``).
 
 uvicorn bounds idle keep-alive connections (``timeout_keep_alive``) and the number of
 connections (``limit_concurrency``: past it a request gets 503), but has no deadline for a
@@ -83,4 +84,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     protocol = type("ClaimxH11Protocol", (BoundedH11Protocol,),
                     {"header_timeout": settings.http_header_timeout_seconds})
     return {"http": protocol, "timeout_keep_alive": settings.http_keep_alive_seconds,
-            "limit_concurrency": settings.http_max_connections}
+            "limit_concurrency": settings.http_max_connections,
+            # without it SIGTERM waits for every open SSE stream, which never ends by itself
+            "timeout_graceful_shutdown": settings.http_shutdown_seconds}

@@ -73,8 +73,12 @@ def _run(settings: Settings, host: str, port: int, worker: bool, dev_members: Pa
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.services.lease import claim_worker_id
     from gateway.services.wiring import build_services
 
+    if worker:  # a restart takes its own lease back at once (gateway/services/lease.py)
+        settings = settings.model_copy(update={
+            "worker_id": claim_worker_id(settings.home, settings.worker_id)})
     services = build_services(settings, deploy_missing=local_node or dev_members is not None,
                               local_node=local_node)
     if dev_members is not None:
@@ -112,12 +116,18 @@ def worker(
     database_url: Annotated[str, typer.Option(envvar="CLAIMX_DATABASE_URL",
                                               help="the gateways' database")],
     deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
+    worker_id: Annotated[str | None, typer.Option(
+        envvar="CLAIMX_WORKER_ID", show_default=False,
+        help="this worker's lease holder id, one per process (default: kept in "
+        "CLAIMX_HOME/worker.id); a restart under the same id takes the lease back at once, "
+        "any other worker waits for it to expire")] = None,
 ) -> None:
     """Run the background jobs without the HTTP API (gateways then run `serve --no-worker`):
     anchoring, webhook delivery and the evidence-request clock sweep.
 
     Several may run: the one holding the anchor lease anchors, the others stand by; webhook
-    deliveries are claimed row by row, so every worker sends, none twice.
+    deliveries are claimed row by row, so every worker sends, none twice. The lease fences:
+    a worker paused past it (SIGSTOP, a frozen VM) writes nothing once another took over.
 
     \b
     Example:
@@ -125,11 +135,14 @@ def worker(
           --database-url postgresql+psycopg://claimx@127.0.0.1/claimx
     """
     from gateway.config import Settings
+    from gateway.services.lease import claim_worker_id
     from gateway.services.wiring import build_services
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    services = build_services(Settings(rpc_url=rpc_url, database_url=database_url,
-                                       deployment_file=deployment))
+    settings = Settings(rpc_url=rpc_url, database_url=database_url, deployment_file=deployment)
+    settings = settings.model_copy(update={"worker_id": claim_worker_id(settings.home,
+                                                                        worker_id)})
+    services = build_services(settings)
     typer.echo(f"worker for evidence log {services.deployment.log}: anchoring, webhooks, "
                "request clocks", err=True)
     services.push.start()  # webhook delivery and the request-clock sweep, in a thread

@@ -29,7 +29,7 @@ def database_check(sv: Services) -> dict[str, Any]:
     try:
         with sv.db.session() as s:
             size = EvidenceLogDB(s, sv.cache).size()
-            anchored = s.scalar(select(func.max(Anchor.size))) or 0
+            anchored = s.scalar(select(func.max(Anchor.size)).where(Anchor.confirmed)) or 0
             oldest = s.scalar(select(func.min(Record.accepted_at)).where(
                 or_(Record.leaf_index.is_(None), Record.leaf_index >= anchored)))
             lease = s.get(Lease, LEASE_NAME)
@@ -43,7 +43,7 @@ def database_check(sv: Services) -> dict[str, Any]:
         left = (as_utc(lease.expires_at) - now).total_seconds()
         worker = {"lease_holder": lease.holder if left > 0 else None,
                   "this_process": lease.holder == sv.worker.holder and left > 0,
-                  "lease_expires_in_seconds": round(left, 1)}
+                  "lease_expires_in_seconds": round(left, 1), "epoch": lease.epoch}
     age = None if oldest is None else round((now - as_utc(oldest)).total_seconds(), 1)
     return {"database": {"ok": True}, "worker": worker,
             "anchor": {"log_size": size, "anchored_size": anchored, "lag": size - anchored,

@@ -43,17 +43,21 @@ def anchor_ref(a: Anchor) -> AnchorRef:
 
 
 def latest_anchor(s: Session) -> Anchor | None:
-    return s.scalar(select(Anchor).order_by(Anchor.size.desc()).limit(1))
+    """The latest confirmed tree head: anchors not yet confirmed, or lost by the chain and
+    waiting to be anchored again (gateway.services.reconcile), are never cited."""
+    return s.scalar(select(Anchor).where(Anchor.confirmed).order_by(Anchor.size.desc())
+                    .limit(1))
 
 
 def anchored_size(s: Session) -> int:
-    """The size of the latest anchored tree head, 0 before the first anchor."""
-    return s.scalar(select(Anchor.size).order_by(Anchor.size.desc()).limit(1)) or 0
+    """The size of the latest confirmed tree head, 0 before the first."""
+    return s.scalar(select(Anchor.size).where(Anchor.confirmed)
+                    .order_by(Anchor.size.desc()).limit(1)) or 0
 
 
 def first_anchor(s: Session, leaf_index: int) -> Anchor | None:
-    """The first anchored head that includes the leaf (None while none does)."""
-    return s.scalar(select(Anchor).where(Anchor.size > leaf_index)
+    """The first confirmed head that includes the leaf (None while none does)."""
+    return s.scalar(select(Anchor).where(Anchor.size > leaf_index, Anchor.confirmed)
                     .order_by(Anchor.size).limit(1))
 
 

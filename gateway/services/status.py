@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 
 
 def latest_anchor(sv: Services) -> dict[str, Any] | None:
-    """The newest head this gateway anchored (None before the first; an error if the
+    """The newest confirmed head this gateway anchored (None before the first; an error if the
     database does not answer)."""
     try:
         with sv.db.session() as s:
-            a = s.scalar(select(Anchor).order_by(Anchor.size.desc()).limit(1))
+            a = s.scalar(select(Anchor).where(Anchor.confirmed)
+                         .order_by(Anchor.size.desc()).limit(1))
     except SQLAlchemyError as exc:
         return {"error": type(exc).__name__}
     if a is None:

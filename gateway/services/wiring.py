@@ -79,8 +79,10 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
     """Assemble the gateway's parts; the anchor worker is built but not started.
 
     ``deploy_missing`` deploys the contracts when the deployment file does not exist yet;
-    ``local_node`` says the chain is our own anvil, whose last second of blocks a crash may
-    lose (the database's anchors in them are dropped and anchored again).
+    ``local_node`` says the chain is our own anvil. Any node, ours or not, may lose blocks
+    (a kill -9, a restore from an older state): the worker anchors the lost heads again
+    under its lease (gateway.services.reconcile); here the database is only checked to
+    belong to the chain.
     """
     if chain is None:
         chain = Chain.connect(settings.rpc_url, settings.anchor_private_key,
@@ -105,15 +107,18 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                           on_anchored=notify_anchored, keys=registry, chain_time=chain_time,
                           on_rejected=_rejected(promises),
                           on_failure=partial(promises.on_cycle_failed, db,
-                                             margin=_extension_margin(settings)))
+                                             margin=_extension_margin(settings)),
+                          block_number=chain.block_number)
     # envelopes are accepted only under keys whose stored proof of possession verifies here
     keys = KeyCache(ProvenKeys(registry), settings.key_cache_seconds, chain_time=chain_time,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records,
                           promises=promises)
-    worker.reconcile(chain_tip=chain.block_number() if local_node else None)
-    worker.recover()  # refuses a database whose log does not match this chain
+    # refuses a database whose log is not this chain's; heads the chain lost are anchored
+    # again before serving when this process can take the lease (else its holder does)
+    if worker.check_chain() and worker.hold_lease():
+        worker.sync()
     members = MemberDirectory(registry, settings.key_cache_seconds,
                               grace=settings.key_grace_seconds)
     ledger = Ledger(operator_key, operator, vault)

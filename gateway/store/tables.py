@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -123,6 +124,12 @@ class Anchor(Base):
     block_time: Mapped[int] = mapped_column(BigInteger)
     gas_used: Mapped[int] = mapped_column(BigInteger, default=0)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The lease epoch (fencing token) of the worker that wrote this row; None before 0010."""
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """The chain holds this head with ``CLAIMX_CONFIRMATIONS`` confirmations: only then are
+    its records reported anchored and cited by receipts. False while it is too shallow, or
+    after the chain lost it (until it is anchored again)."""
 
 
 class Lease(Base):
@@ -132,6 +139,9 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """The fencing token: raised each time a process takes the lease (a restart too), never
+    by a renewal; every chain write and anchor row is checked against it."""
 
 
 # --- the insurer's side (issue 4) -------------------------------------------------------

@@ -40,8 +40,9 @@ class Entry:
 
     def anchored_at(self, chain: Any, log_address: str) -> int:
         """Chain time (seconds) of the head that first held the entry."""
-        head = chain.evidence_log(log_address).head_at(self.receipt.anchored_in.head_index)
-        return int(head.timestamp)
+        first = self.receipt.anchored_in
+        log = chain.evidence_log(log_address)
+        return int(log.head_at(log.head_index_of_size(first.size)).timestamp)  # by size
 
 
 def verified_entry(digest: str, kind: str, fetch: Fetch, chain: Any, log_address: str, *,

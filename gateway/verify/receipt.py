@@ -92,15 +92,29 @@ def _envelope(ctx: dict[str, Any]) -> str:
     return f"payload is canonical; SHA-256 = {r.digest} ({packet.kind})"
 
 
+def head_of(log: Any, size: int, root: str) -> Any:
+    """The chain's head of ``size`` leaves, which must have ``root``: a head is identified by
+    its size and root, never by the index or transaction a receipt names (a chain that lost
+    blocks holds the same head again, anchored by another transaction)."""
+    try:
+        head = log.head_at(log.head_index_of_size(size))
+    except ChainError as exc:
+        if exc.name == "EvidenceLogUnknownSize":
+            raise _Stop(f"the chain holds no head of size {size}") from exc
+        raise
+    if head.root.hex() != root.lower():
+        raise _Stop(f"the chain's head of size {size} has root {head.root.hex()}, the receipt "
+                    f"claims {root}")
+    return head
+
+
 def _tree_head(ctx: dict[str, Any]) -> str:
     r: Receipt = ctx["receipt"]
-    head = ctx["log"].head_at(r.tree_head.head_index)
-    if head.size != r.tree_head.size or head.root.hex() != r.tree_head.root:
-        raise _Stop(f"tree head {r.tree_head.head_index} on chain is size {head.size} root "
-                    f"{head.root.hex()}, receipt claims size {r.tree_head.size} root "
-                    f"{r.tree_head.root}")
+    head = head_of(ctx["log"], r.tree_head.size, r.tree_head.root)
     ctx["head"] = head
-    return f"head #{head.index} on chain: size {head.size}, root {head.root.hex()[:16]}…"
+    moved = "" if head.index == r.tree_head.head_index else \
+        f" (the receipt says #{r.tree_head.head_index})"
+    return f"head #{head.index} on chain{moved}: size {head.size}, root {head.root.hex()[:16]}…"
 
 
 def _inclusion(ctx: dict[str, Any]) -> str:
@@ -114,19 +128,19 @@ def _inclusion(ctx: dict[str, Any]) -> str:
 
 def _anchor_time(ctx: dict[str, Any]) -> str:
     r: Receipt = ctx["receipt"]
-    first = ctx["log"].head_at(r.anchored_in.head_index)
+    first = head_of(ctx["log"], r.anchored_in.size, r.anchored_in.root)
     if first.size <= r.leaf_index:
         raise _Stop(f"head #{first.index} has size {first.size}: it cannot hold leaf "
                     f"{r.leaf_index}")
     if first.index > 0 and ctx["log"].head_at(first.index - 1).size > r.leaf_index:
         raise _Stop("an earlier head already held the leaf: receipt names the wrong first head")
-    tx = ctx["log"].anchor_tx_of(first.index)
-    if tx.hex() != r.anchored_in.tx_hash:
-        raise _Stop(f"head #{first.index} was anchored by tx {tx.hex()}, receipt says "
-                    f"{r.anchored_in.tx_hash}")
+    tx = ctx["log"].anchor_tx_of(first.index)  # the chain's, never the receipt's
+    stale = "" if tx.hex() == r.anchored_in.tx_hash else \
+        f" (the receipt's tx {r.anchored_in.tx_hash[:16]}… is not on this chain: the head " \
+        "was anchored again)"
     ctx["anchored_at"] = first.timestamp
     return f"first anchored in head #{first.index}, block {first.block_number}, " \
-           f"time {first.timestamp}, tx {tx.hex()[:16]}…"
+           f"time {first.timestamp}, tx {tx.hex()[:16]}…{stale}"
 
 
 def _signature(ctx: dict[str, Any]) -> str:

@@ -106,3 +106,45 @@ def test_breaker_counts_real_transport_failures(anvil_url: str) -> None:
     provider.endpoint_uri = anvil_url  # type: ignore[attr-defined]
     live.breaker.probe_after = 0.0
     assert live.now() > 0 and live.breaker.state == "closed"
+
+
+def _until_answered(chain: Chain, within: float) -> float:
+    """Call the node as traffic would (every 0.1 s) until it answers; the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        try:
+            chain.now()
+            return time.monotonic() - start
+        except ChainError:  # ChainUnavailableError while open, a time-out while probing
+            time.sleep(0.1)
+    pytest.fail(f"the breaker let no call through within {within} s of the node answering")
+
+
+@pytest.mark.anvil
+@pytest.mark.slow  # its own anvil, frozen then killed
+def test_traffic_flows_again_within_5_s_of_the_node_answering() -> None:
+    """Frozen (SIGSTOP) and resumed, then killed and restarted on the same port: each time
+    calls go through again within 5 s of the node answering, with the default probe period."""
+    import signal
+
+    from tests.support import free_port, own_anvil
+
+    port = free_port()
+    with own_anvil(port=port) as (anvil, url):
+        chain = Chain.connect(url, timeout=1)
+        anvil.send_signal(signal.SIGSTOP)
+        while chain.breaker.state == "closed":
+            with pytest.raises(ChainError):
+                chain.now()
+        time.sleep(1.5)  # mid-way through the breaker's probe period
+        anvil.send_signal(signal.SIGCONT)
+        assert _until_answered(chain, 10) < 5
+        assert chain.breaker.state == "closed"
+        anvil.kill()
+        anvil.wait(10)
+        while chain.breaker.state == "closed":
+            with pytest.raises(ChainError):
+                chain.now()
+        with own_anvil(port=port):  # returns once the new node answers
+            assert _until_answered(chain, 10) < 5
+            assert chain.breaker.state == "closed"

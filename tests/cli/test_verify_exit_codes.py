@@ -126,9 +126,24 @@ def test_no_log_and_no_deployment_file_is_unchecked(published: Published,
 
 
 def test_a_head_the_chain_does_not_have_is_invalid(published: Published, tmp_path: Path) -> None:
-    """The contract's own answer (EvidenceLogUnknownHead) is a verdict, not a set-up problem."""
+    """The contract's own answer (EvidenceLogUnknownSize) is a verdict, not a set-up problem."""
     bad = json.loads(json.dumps(published.receipt))
-    bad["tree_head"]["head_index"] = 999
+    bad["tree_head"]["size"] = 999
     proc = verify(published, bad, tmp_path, "--log", published.deployment.log)
     assert proc.returncode == 1, proc.stderr
-    assert "[FAIL] tree head on chain: contract_error: EvidenceLogUnknownHead" in proc.stdout
+    assert "[FAIL] tree head on chain: the chain holds no head of size 999" in proc.stdout
+
+
+def test_a_head_is_found_by_size_and_root_not_by_the_index_named(published: Published,
+                                                                 tmp_path: Path) -> None:
+    """A chain that lost blocks holds the same head again (same size and root): the index
+    and transaction a receipt names are pointers the verifier checks against the chain."""
+    moved = json.loads(json.dumps(published.receipt))
+    moved["tree_head"]["head_index"] = 999
+    proc = verify(published, moved, tmp_path, "--log", published.deployment.log)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(the receipt says #999)" in proc.stdout
+    wrong_root = json.loads(json.dumps(published.receipt))
+    wrong_root["tree_head"]["root"] = "ab" * 32
+    proc = verify(published, wrong_root, tmp_path, "--log", published.deployment.log)
+    assert proc.returncode == 1 and "the receipt claims abab" in proc.stdout, proc.stdout

@@ -25,34 +25,9 @@ from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
 from gateway.core.types import member_id
-from tests.support import ANVIL, Served, free_port, serve_gateway
+from tests.support import Served, free_port, own_anvil, serve_gateway
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def own_anvil() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """An anvil of this test only (it will be frozen), always resumed and killed afterwards."""
-    assert ANVIL.exists(), f"anvil binary missing at {ANVIL}: run `npm ci`"
-    port = free_port()
-    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                      "params": []}, timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "anvil did not start"
-                time.sleep(0.1)
-        yield proc, url
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.kill()
-        proc.wait(10)
 
 
 def envelope(slug: str, kind: str, key: SigningKey, **body: Any) -> dict[str, Any]:

@@ -52,7 +52,9 @@ def assert_log_intact(db: Database, chain: Chain, deployment: Deployment, expect
 @pytest.mark.parametrize("point", ["before_sequence_commit", "after_sequence", "after_anchor_tx"])
 def test_crash_at_every_point_recovers(chain: Chain, deployment: Deployment, database_url: str,
                                        tmp_path: Path, point: str) -> None:
-    settings = Settings(home=tmp_path, anchor_batch_max=40)
+    # one worker id throughout: each rebuild is the same worker restarted, which takes its
+    # lease back at once (gateway/services/lease.py)
+    settings = Settings(home=tmp_path, anchor_batch_max=40, worker_id="crash-test")
     db = Database(database_url)
     services = build_services(settings, chain=chain, deployment=deployment, db=db)
     hospital = admit(chain, deployment, "hospital.crash")

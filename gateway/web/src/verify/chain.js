@@ -68,6 +68,16 @@ class Chain {
     return { index, root: h.root.slice(2), size: Number(h.size), timestamp: h.timestamp, block: h.blockNumber };
   }
 
+  /** The head of `size` leaves, which must have `root`: a head is identified by its size and
+   * root, never by the index or transaction a receipt names (a chain that lost blocks holds
+   * the same head again, anchored by another transaction). */
+  async headOfSize(size, root) {
+    const index = await this.read(this.log, logAbi, "headIndexOfSize", [BigInt(size)]);
+    const head = await this.headAt(Number(index));
+    if (head.root !== root) throw new Error(`the chain's head of size ${size} has root ${head.root}, the receipt claims ${root}`);
+    return head;
+  }
+
   async anchorTx(head) {
     let logs;
     try {
