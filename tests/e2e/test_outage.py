@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,34 +24,19 @@ from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
 from gateway.core.types import member_id
+from gateway.dev import node
+from gateway.dev.node import Anvil
 from tests.support import ANVIL, Served, free_port, serve_gateway
 
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def own_anvil() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """An anvil of this test only (it will be frozen), always resumed and killed afterwards."""
+def own_anvil() -> Iterator[Anvil]:
+    """An anvil of this test only (it will be frozen), always resumed and stopped afterwards."""
     assert ANVIL.exists(), f"anvil binary missing at {ANVIL}: run `npm ci`"
-    port = free_port()
-    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                      "params": []}, timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "anvil did not start"
-                time.sleep(0.1)
-        yield proc, url
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.kill()
-        proc.wait(10)
+    with node.start(binary=ANVIL, timeout=20) as anvil:
+        yield anvil
 
 
 def envelope(slug: str, kind: str, key: SigningKey, **body: Any) -> dict[str, Any]:
@@ -84,7 +68,8 @@ def assert_unavailable(r: httpx.Response, code: str) -> None:
 
 
 def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Path) -> None:
-    with own_anvil() as (anvil, url):
+    with own_anvil() as anvil:
+        url = anvil.url
         chain = Chain.connect(url)
         dep_file = tmp_path / "deployment.json"
         dep = chain.deploy()
@@ -107,10 +92,10 @@ def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Pa
             assert httpx.get(f"{gw.url}/readyz", timeout=10).status_code == 200
             time.sleep(1.2)  # the cached answers are now older than the ttl
 
-            anvil.send_signal(signal.SIGSTOP)
+            anvil.pause()
             stale_digest = _while_frozen(gw, h, p, hosp, police, unseen_key)
 
-            anvil.send_signal(signal.SIGCONT)
+            anvil.resume()
             took = wait_until(lambda: httpx.get(f"{gw.url}/readyz", timeout=10).status_code
                               == 200, 10, "readiness after SIGCONT")
             assert took < 7.5  # within 5 s of the node answering, plus one breaker probe
