@@ -14,7 +14,7 @@ from gateway.core.errors import ChainError
 from gateway.services.anchor import AnchorWorker
 from gateway.services.wiring import Services, build_services
 from gateway.store.tables import Anchor
-from tests.services.test_anchor_worker import publish
+from tests.services.anchor_support import publish
 from tests.support import admit
 
 
