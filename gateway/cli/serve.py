@@ -50,7 +50,7 @@ def serve(
     """
     from gateway.config import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr()
     overrides: dict[str, object] = {"rpc_url": rpc_url, "database_url": database_url}
     if deployment:
         overrides["deployment_file"] = deployment
@@ -66,6 +66,13 @@ def serve(
     finally:
         if node is not None:
             node.stop()
+
+
+def _log_to_stderr() -> None:
+    """INFO lines with time and source; Alembic's plugin set-up (a dozen lines at every
+    start that say nothing to an operator) only from WARNING up."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _run(settings: Settings, host: str, port: int, worker: bool, dev_members: Path | None, *,
@@ -127,7 +134,7 @@ def worker(
     from gateway.config import Settings
     from gateway.services.wiring import build_services
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr()
     services = build_services(Settings(rpc_url=rpc_url, database_url=database_url,
                                        deployment_file=deployment))
     typer.echo(f"worker for evidence log {services.deployment.log}: anchoring, webhooks, "
