@@ -37,7 +37,6 @@ warnings.filterwarnings("ignore")
 from benchkit import http, inprocess, naive  # noqa: E402
 from benchkit.common import (  # noqa: E402
     CONSOLE,
-    anvil,
     packet_bytes,
     pg_database,
     progress,
@@ -50,6 +49,7 @@ from rich.table import Table  # noqa: E402
 from gateway.api.server import tune_interpreter  # noqa: E402
 from gateway.chain.client import Chain  # noqa: E402
 from gateway.core.keys import SigningKey  # noqa: E402
+from gateway.dev import node  # noqa: E402
 
 
 def _args() -> argparse.Namespace:
@@ -88,7 +88,8 @@ def main() -> None:
         c_pg = inprocess.run(chain, a.n, a.batch, pg, "claimx in-process EVM + PostgreSQL")
     ceiling_sample()
     urgent = inprocess.urgent_under_load(chain, a.routine)
-    with anvil() as url:
+    with node.start() as anvil:
+        url = anvil.url
         progress(f"naive, anvil: send and wait, {a.naive_sample} records")
         n_anvil = naive.send_and_wait(Chain.connect(url), a.naive_sample)
         progress(f"naive, anvil: pipelined, {a.pipelined_sample} records")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gateway.chain.client import Chain, Deployment
-from tests.support import ANVIL, ASSETS, Served, free_port, serve_gateway
+from tests.support import ANVIL, ASSETS, Served, serve_gateway
 
 PG_ADMIN_URL = os.environ.get(
     "CLAIMX_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -37,28 +35,10 @@ def anvil_url() -> Iterator[str]:
     """A real anvil node as a separate process on a free port, stopped at session end."""
     if not ANVIL.exists():
         pytest.skip(f"anvil binary missing at {ANVIL}: run `npm ci` (scripts/setup.sh does)")
-    port = free_port()
-    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            Chain.connect(url)
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None:
-                pytest.fail(f"anvil exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("anvil did not answer within 20 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    from gateway.dev import node
+
+    with node.start(binary=ANVIL, timeout=20) as anvil:
+        yield anvil.url
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: tests/e2e/test_external_client.py uses
     from gateway.chain.client import Chain, Deployment  # and must load nothing of claimx
     from gateway.core.keys import SigningKey
     from gateway.core.types import KeyAlgorithm, Role
+    from gateway.dev.node import Anvil
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).parent / "assets"
@@ -130,30 +130,19 @@ def _wait_healthy(served: Served, timeout: float) -> None:
 
 
 @contextmanager
-def own_anvil(args: Sequence[str] = (), *, port: int | None = None
-              ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """An anvil of this test only (it may be frozen or killed), started with ``args`` (e.g.
-    ``--state FILE``), waited for, and always resumed and killed afterwards."""
+def own_anvil(state: Path | None = None, *, port: int | None = None) -> Iterator[Anvil]:
+    """An anvil of this test only (it may be frozen or killed), its chain kept in ``state``
+    when given (dumped every second), always resumed and killed afterwards."""
+    from gateway.dev import node
+
     assert ANVIL.exists(), f"anvil binary missing at {ANVIL}: run `npm ci`"
-    port = port or free_port()
-    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent",
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    anvil = node.start(state, port, binary=ANVIL, timeout=20)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                      "params": []}, timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "anvil did not start"
-                time.sleep(0.1)
-        yield proc, url
+        yield anvil
     finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.kill()
-        proc.wait(10)
+        anvil.resume()
+        anvil.proc.kill()
+        anvil.proc.wait(10)
 
 
 @dataclass

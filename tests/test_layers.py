@@ -39,6 +39,13 @@ def test_client_entry_points_load_no_database_web_or_http_stack(code: str) -> No
     assert not loaded & set(HEAVY), f"{code!r} loaded {sorted(loaded & set(HEAVY))}"
 
 
+def test_the_members_sdk_loads_httpx_but_no_database_chain_or_web_framework() -> None:
+    loaded = _loaded_after("from gateway.client import Client, verify_signature\n"
+                           "from gateway.core.claimant import sign_consent, make_binding")
+    assert "httpx" in loaded
+    assert not loaded & {"sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "web3"}
+
+
 def test_claimx_verify_loads_no_database_web_framework_or_http_client(tmp_path: Path) -> None:
     receipt = tmp_path / "receipt.json"
     receipt.write_text("{}")

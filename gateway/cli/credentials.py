@@ -19,12 +19,14 @@ from gateway.core.types import MemberId
 
 credentials_app = typer.Typer(help="Issue and revoke members' API credentials (stored only as "
                               "hashes in the gateway database).", no_args_is_help=True)
-DbOpt = Annotated[str, typer.Option("--database-url", envvar="CLAIMX_DATABASE_URL",
-                                    help="the gateway's database")]
+DbOpt = Annotated[str | None, typer.Option(
+    "--database-url", envvar="CLAIMX_DATABASE_URL", show_default=False,
+    help="the gateway's database; default: the local network's CLAIMX_HOME/claimx.db "
+    "(.claimx/claimx.db, made by `claimx serve` with no URLs)")]
 
 
 @credentials_app.command("issue")
-def issue(member: MemberArg, database_url: DbOpt,
+def issue(member: MemberArg, database_url: DbOpt = None,
           label: Annotated[str, typer.Option(help="which system holds it")] = "",
           rpc_url: Annotated[str | None, typer.Option(
               "--rpc-url", envvar="CLAIMX_RPC_URL", show_default=False,
@@ -50,11 +52,26 @@ def issue(member: MemberArg, database_url: DbOpt,
     mid = member_arg(member)
     if not no_check:
         _check_member(member, mid, rpc_url, deployment)
-    with Database(database_url).session() as s:
+    with Database(_database_url(database_url)).session() as s:
         token = issue_credential(s, mid, label)
     typer.echo(token)
     typer.echo("send it as `Authorization: Bearer <token>`; it cannot be shown again",
                err=True)
+
+
+def _database_url(given: str | None) -> str:
+    """``given``, else the local network's SQLite file, which must exist: a token written
+    into a database no gateway uses would fail only when first used."""
+    if given:
+        return given
+    from gateway.config import Settings
+
+    path = Settings().home / "claimx.db"
+    if not path.exists():
+        raise typer.BadParameter(f"no gateway database at {path}: start `claimx serve` in "
+                                 "this folder first, or give the gateway's --database-url",
+                                 param_hint="--database-url")
+    return f"sqlite:///{path.resolve()}"
 
 
 def _check_member(member: str, mid: MemberId, rpc_url: str | None,
@@ -79,11 +96,11 @@ def _check_member(member: str, mid: MemberId, rpc_url: str | None,
 
 
 @credentials_app.command("revoke")
-def revoke(member: MemberArg, database_url: DbOpt) -> None:
+def revoke(member: MemberArg, database_url: DbOpt = None) -> None:
     """Revoke every credential of MEMBER."""
     from gateway.services.auth import revoke_credentials
     from gateway.store.db import Database
 
-    with Database(database_url).session() as s:
+    with Database(_database_url(database_url)).session() as s:
         n = revoke_credentials(s, member_arg(member))
     typer.echo(f"revoked {n} credential(s)")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,7 +19,10 @@ from gateway.cli.common import (
     registry,
 )
 from gateway.core.errors import InputError
-from gateway.core.types import KeyAlgorithm, Role, hex32, parse_hex32
+from gateway.core.types import KeyAlgorithm, MemberId, Role, hex32, parse_hex32
+
+if TYPE_CHECKING:
+    from gateway.chain.client import Registry
 
 members_app = typer.Typer(help="Admit, suspend and reinstate members; register and revoke "
                           "their signing keys (consortium admin).", no_args_is_help=True)
@@ -44,10 +48,10 @@ def admit(slug: Annotated[str, typer.Argument(help="the new member's slug, e.g. 
     try:
         r = Role[role.upper()]
     except KeyError as exc:
-        raise typer.BadParameter(f"unknown role {role!r}") from exc
-    registry(rpc_url, deployment, private_key_env).admit_member(
-        member_arg(slug), r, name, operator or [])
-    typer.echo(f"admitted {slug} as {r.name.lower()}: id {hex32(member_arg(slug))}")
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from exc
+    mid = member_arg(slug)
+    registry(rpc_url, deployment, private_key_env).admit_member(mid, r, name, operator or [])
+    typer.echo(f"admitted {slug} as {r.name.lower()}: id {hex32(mid)}")
 
 
 @members_app.command("add-key")
@@ -139,27 +143,28 @@ def revoke_key(member: MemberArg, key_id: Annotated[str, typer.Option(help="0x k
                deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
                private_key_env: KeyEnvOpt = None) -> None:
     """Revoke a signing key from a time on."""
-    registry(rpc_url, deployment, private_key_env).revoke_key(
-        member_arg(member), parse_hex32(key_id, "key id"), at)
+    kid = _key_id(key_id)
+    registry(rpc_url, deployment, private_key_env).revoke_key(member_arg(member), kid, at)
     typer.echo(f"key {key_id} of {member} revoked")
 
 
-@members_app.command("suspend")
-def suspend(member: MemberArg, rpc_url: RpcOpt,
-            deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
-            private_key_env: KeyEnvOpt = None) -> None:
-    """Suspend a member: its keys are invalid from now until reinstated."""
-    registry(rpc_url, deployment, private_key_env).suspend_member(member_arg(member))
-    typer.echo(f"{member} suspended")
+def _member_action(name: str, act: Callable[[Registry, MemberId], None], done: str,
+                   doc: str) -> None:
+    """Register ``claimx members NAME MEMBER``: one registry call on MEMBER, then a line."""
+    def command(member: MemberArg, rpc_url: RpcOpt,
+                deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
+                private_key_env: KeyEnvOpt = None) -> None:
+        act(registry(rpc_url, deployment, private_key_env), member_arg(member))
+        typer.echo(f"{member} {done}")
+
+    command.__doc__ = doc
+    members_app.command(name)(command)
 
 
-@members_app.command("reinstate")
-def reinstate(member: MemberArg, rpc_url: RpcOpt,
-              deployment: DeploymentOpt = DEFAULT_DEPLOYMENT,
-              private_key_env: KeyEnvOpt = None) -> None:
-    """Lift a member's suspension."""
-    registry(rpc_url, deployment, private_key_env).reinstate_member(member_arg(member))
-    typer.echo(f"{member} reinstated")
+_member_action("suspend", lambda reg, mid: reg.suspend_member(mid), "suspended",
+               "Suspend a member: its keys are invalid from now until reinstated.")
+_member_action("reinstate", lambda reg, mid: reg.reinstate_member(mid), "reinstated",
+               "Lift a member's suspension.")
 
 
 @members_app.command("list")
@@ -181,7 +186,6 @@ def show(member: MemberArg, rpc_url: RpcOpt, deployment: DeploymentOpt = DEFAULT
     """One member, with each key's status at a time as the registry answers it, as JSON."""
     from gateway.chain.directory import describe
 
-    mid = member_arg(member)
     reg = registry(rpc_url, deployment, None)
-    out = describe(reg, mid, at or reg.chain.now())
+    out = describe(reg, member_arg(member), at or reg.chain.now())
     typer.echo(json.dumps(out, indent=2, ensure_ascii=False))

@@ -1,6 +1,6 @@
 """``claimx publish``: sign packets (or take signed envelopes) and publish them in batches.
 
-Built on the members' client (gateway/client.py): a batch is retried on 503 (after its
+Built on the members' client (gateway/client/): a batch is retried on 503 (after its
 ``Retry-After``) and on network errors, which is safe because records are content-addressed
 (a batch sent twice stores each record once and says ``duplicate``).
 """

@@ -50,7 +50,7 @@ def serve(
     """
     from gateway.config import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr()
     overrides: dict[str, object] = {"rpc_url": rpc_url, "database_url": database_url}
     if deployment:
         overrides["deployment_file"] = deployment
@@ -66,6 +66,13 @@ def serve(
     finally:
         if node is not None:
             node.stop()
+
+
+def _log_to_stderr() -> None:
+    """INFO lines with time and source; Alembic's plugin set-up (a dozen lines at every
+    start that say nothing to an operator) only from WARNING up."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _run(settings: Settings, host: str, port: int, worker: bool, dev_members: Path | None, *,
@@ -138,7 +145,7 @@ def worker(
     from gateway.services.lease import claim_worker_id
     from gateway.services.wiring import build_services
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr()
     settings = Settings(rpc_url=rpc_url, database_url=database_url, deployment_file=deployment)
     settings = settings.model_copy(update={"worker_id": claim_worker_id(settings.home,
                                                                         worker_id)})

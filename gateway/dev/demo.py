@@ -5,42 +5,45 @@ hospital and a police bureau for evidence (green channel: a 30-minute clock). Th
 institutions see the requests and publish signed records through the real HTTP API; the
 records attach to the claim as they arrive and are pushed to the insurer's webhook (a local
 receiver that checks every signature) (a re-published bill is recognised as a
-duplicate), the accident determination is anchored at once, the claim becomes ready, and
-the insurer fetches receipts (each read logged on the evidence log) and verifies them
-against the chain alone. A tampered receipt fails.
+duplicate), the accident determination is anchored at once, the claim becomes ready, the
+insurer's claims engine follows the claim's event stream (dropped and resumed), and the
+insurer fetches receipts (each read logged on the evidence log) and verifies them against
+the chain alone. A tampered receipt fails.
+
+Every member system here is the members' SDK, :class:`gateway.client.Client`, talking to the
+gateway over real HTTP on a loopback port (:mod:`gateway.dev.loopback`); the claimant's key,
+consent and key binding are made with :mod:`gateway.core.claimant`. Only what an operator
+does (deploying, admitting members, issuing credentials, running an anchor cycle now rather
+than at its interval) reaches into the gateway's services directly.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from fastapi.testclient import TestClient
 from rich.console import Console
 from rich.table import Table
 
 from gateway.api.app import create_app
 from gateway.chain.client import Chain
 from gateway.chain.council import dev_council
+from gateway.client import ApiError, Client, Event
 from gateway.config import Settings
-from gateway.core.binding import BINDING_KIND, binding_body
-from gateway.core.consent import ConsentScope, scope_bytes
+from gateway.core.claimant import make_binding, new_claimant_key, public_key_b64, sign_consent
+from gateway.core.consent import ConsentScope
 from gateway.core.envelope import sign_packet
-from gateway.core.errors import ClaimxError
 from gateway.core.keys import SigningKey, algorithm_name
 from gateway.core.packet import SourceRef, new_packet
 from gateway.core.receipt import Receipt
 from gateway.core.types import KeyAlgorithm, MemberId, Role, hex32, member_id
-from gateway.core.webhook import verify_signature
+from gateway.dev.loopback import ThreadedGateway, WebhookReceiver
 from gateway.services.auth import issue_credential
 from gateway.services.wiring import Services, build_services
 from gateway.verify.audit import audit_reads
@@ -62,9 +65,9 @@ class Member:
     def id(self) -> MemberId:
         return member_id(self.slug)
 
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+    def client(self, gateway: ThreadedGateway) -> Client:
+        """The member's own system: the SDK with the member's credential."""
+        return Client(gateway.url, self.token, timeout=30)
 
 
 def run_demo(out_dir: Path, console: Console) -> bool:
@@ -81,28 +84,32 @@ def run_demo(out_dir: Path, console: Console) -> bool:
     hospital, police, insurer, auditor = _admit(sv, console)
     receipts_dir = out_dir / "receipts"
     receipts_dir.mkdir(exist_ok=True)
-    hook = _Hook()
-    with TestClient(create_app(sv)) as client, hook:
+    with ThreadedGateway(create_app(sv)) as gw, WebhookReceiver() as hook, \
+            insurer.client(gw) as insurer_cx, hospital.client(gw) as hospital_cx, \
+            police.client(gw) as police_cx, auditor.client(gw) as auditor_cx:
+        console.print(f"gateway on {gw.url}; every member below uses the SDK "
+                      "(gateway.client.Client) over HTTP")
         started = time.monotonic()
-        r = client.post("/v1/webhooks", json={"url": hook.url}, headers=insurer.auth)
-        r.raise_for_status()
-        hook.secret = r.json()["secret"]
+        hook.secret = insurer_cx.create_webhook(hook.url).secret or ""
         console.print(f"[bold]insurer[/] registered a webhook ({hook.url}) for pushed events")
-        claim = _open_claim(client, insurer, hospital, police, console)
-        _request(client, insurer, claim, hospital, ["hospital.discharge_summary",
-                                                    "hospital.invoice"], console)
-        _request(client, insurer, claim, police, ["police.accident_determination"], console)
-        _institutions_answer(client, hospital, police, console)
+        claim = _open_claim(insurer_cx, hospital_cx, insurer, hospital, police, console)
+        _request(insurer_cx, claim, hospital, ["hospital.discharge_summary",
+                                               "hospital.invoice"], console)
+        _request(insurer_cx, claim, police, ["police.accident_determination"], console)
+        _institutions_answer(hospital_cx, police_cx, hospital, police, console)
         sv.worker.wake.set()
         sv.worker.cycle()  # the routine batch, without waiting for its interval
-        view = client.get(f"/v1/claims/{claim}", headers=insurer.auth).json()
+        view = insurer_cx.claim(claim)
         _show_claim(console, view, time.monotonic() - started)
-        _show_pushed(hook, len(view["timeline"]), console)
-        paths = _receipts(client, insurer, claim, view, receipts_dir, console)
+        hook.wait_for(len(view["timeline"]))
+        _show_pushed(hook, console)
+        followed = _follow(insurer_cx, claim, view, console)
+        paths = _receipts(insurer_cx, claim, view, receipts_dir, console)
         sv.worker.cycle()  # the reads' log entries, anchored
-        audited = _audit(sv, client, auditor, view["records"][0]["digest"], console)
+        audited = _audit(sv, auditor_cx, view["records"][0]["digest"], console)
     pushed_ok = bool(hook.events) and all(ok for _, ok in hook.events)
-    ok = view["status"] == "ready" and pushed_ok and audited and _verify_all(sv, paths, console)
+    ok = view["status"] == "ready" and pushed_ok and followed and audited and \
+        _verify_all(sv, paths, console)
     tampered = _tamper(paths["hospital.invoice"], receipts_dir)
     report = verify_receipt(Receipt.from_json(tampered.read_text()), sv.chain, deployment.log)
     _show(console, f"tampered receipt {tampered.name}", report)
@@ -140,52 +147,43 @@ def _admit(sv: Services, console: Console) -> list[Member]:
     return members
 
 
-def _open_claim(client: TestClient, insurer: Member, hospital: Member, police: Member,
-                console: Console) -> str:
-    claimant_key = ed25519.Ed25519PrivateKey.generate()
+def _open_claim(insurer_cx: Client, hospital_cx: Client, insurer: Member, hospital: Member,
+                police: Member, console: Console) -> str:
+    claimant_key = new_claimant_key()  # the claimant's own key, in the claimant's app
+    assert hospital.key is not None
+    binding = make_binding(hospital.key, hex32(hospital.id), CLAIMANT,
+                           public_key_b64(claimant_key))
+    hospital_cx.publish(binding)
+    console.print("[bold]hospital[/] bound the claimant's key to the claimant's pseudonym "
+                  "(identity.binding, signed and logged): only that key's consent counts")
     scope = ConsentScope(
         subject=CLAIMANT, insurer=hex32(insurer.id),
         institutions=[hex32(hospital.id), hex32(police.id)],
         kinds=["hospital.discharge_summary", "hospital.invoice",
                "police.accident_determination"],
-        date_from=datetime(2026, 10, 1).date(), date_to=datetime(2026, 12, 31).date(),
+        date_from=date(2026, 10, 1), date_to=date(2026, 12, 31),
         expires_at=datetime.now(UTC) + timedelta(days=90))
-    raw_pub = claimant_key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                     serialization.PublicFormat.Raw)
-    assert hospital.key is not None
-    binding = new_packet(kind=BINDING_KIND, issuer=hex32(hospital.id), subject=CLAIMANT,
-                         body=binding_body(CLAIMANT, raw_pub, datetime.now(UTC)))
-    client.post("/v1/records", json=sign_packet(binding, hospital.key).to_json(),
-                headers=hospital.auth).raise_for_status()
-    console.print("[bold]hospital[/] bound the claimant's key to the claimant's pseudonym "
-                  "(identity.binding, signed and logged): only that key's consent counts")
-    body = {"reference": "PAC-2026-0042", "subject": CLAIMANT, "policy": "ACC-778120",
-            "incident_date": "2026-11-01", "kind": "accident",
-            "consent": {"scope": scope.model_dump(mode="json"), "claimant_signature": {
-                "algorithm": "ed25519", "public_key": base64.b64encode(raw_pub).decode(),
-                "sig": base64.b64encode(claimant_key.sign(scope_bytes(scope))).decode()}}}
-    r = client.post("/v1/claims", json=body, headers=insurer.auth)
-    r.raise_for_status()
-    claim = r.json()
+    consent = sign_consent(claimant_key, scope.model_dump(mode="json", exclude_none=True))
+    claim = insurer_cx.open_claim({"reference": "PAC-2026-0042", "subject": CLAIMANT,
+                                   "policy": "ACC-778120", "incident_date": "2026-11-01",
+                                   "kind": "accident", "consent": consent})
     console.print(f"[bold]insurer[/] opened claim {claim['reference']} ({claim['kind']}, "
                   f"green channel) first, with the claimant's signed consent; consent digest "
                   f"{claim['consent']['digest'][:16]}… goes into the evidence log")
     return str(claim["id"])
 
 
-def _request(client: TestClient, insurer: Member, claim: str, institution: Member,
-             kinds: list[str], console: Console) -> None:
-    r = client.post(f"/v1/claims/{claim}/requests", headers=insurer.auth,
-                    json={"institution": hex32(institution.id), "kinds": kinds})
-    r.raise_for_status()
-    due = r.json()["remaining_seconds"] // 60
+def _request(insurer_cx: Client, claim: str, institution: Member, kinds: list[str],
+             console: Console) -> None:
+    req = insurer_cx.request_evidence(claim, hex32(institution.id), kinds)
+    due = req["remaining_seconds"] // 60
     console.print(f"[bold]insurer[/] asked {institution.name} for {', '.join(kinds)} "
                   f"(response clock: {due} min)")
 
 
-def _institutions_answer(client: TestClient, hospital: Member, police: Member,
-                         console: Console) -> None:
-    open_reqs = client.get("/v1/requests", headers=hospital.auth).json()
+def _institutions_answer(hospital_cx: Client, police_cx: Client, hospital: Member,
+                         police: Member, console: Console) -> None:
+    open_reqs = hospital_cx.requests(status="open")
     console.print(f"[bold]hospital[/] sees {len(open_reqs)} open request(s) addressed to it")
     assert hospital.key is not None and police.key is not None
     bill_source = SourceRef(format="csv_bill", sha256="c3" * 32)
@@ -211,10 +209,9 @@ def _institutions_answer(client: TestClient, hospital: Member, police: Member,
         new_packet(kind="hospital.invoice", issuer=issuer, subject=CLAIMANT, body=bill_body,
                    source=bill_source),
     ]
-    envs = [sign_packet(p, hospital.key).to_json() for p in hospital_packets]
-    r = client.post("/v1/records/batch", json={"envelopes": envs}, headers=hospital.auth)
-    r.raise_for_status()
-    console.print(f"[bold]hospital[/] published {len(envs)} signed records in one batch "
+    published = hospital_cx.publish_batch([sign_packet(p, hospital.key)
+                                           for p in hospital_packets])
+    console.print(f"[bold]hospital[/] published {len(published)} signed records in one batch "
                   "(the bill twice)")
     accident = new_packet(kind="police.accident_determination", issuer=hex32(police.id),
                           subject=CLAIMANT, urgent=True, body={
@@ -224,15 +221,8 @@ def _institutions_answer(client: TestClient, hospital: Member, police: Member,
                               "liability": [{"party": 1, "share": 0},
                                             {"party": 2, "share": 100}]})
     start = time.monotonic()
-    r = client.post("/v1/records", json=sign_packet(accident, police.key).to_json(),
-                    headers=police.auth)
-    r.raise_for_status()
-    digest = r.json()["digest"]
-    while client.get(f"/v1/records/{digest}", headers=police.auth).json()["status"] != \
-            "anchored":
-        if time.monotonic() - start > 30:
-            raise RuntimeError("urgent record was not anchored within 30 s")
-        time.sleep(0.05)
+    digest = police_cx.publish(sign_packet(accident, police.key)).digest
+    police_cx.wait_anchored(digest, timeout=30)
     console.print(f"[bold]police[/] published the accident determination; [yellow]green "
                   f"channel[/]: anchored {time.monotonic() - start:.2f} s after publication")
 
@@ -255,81 +245,67 @@ def _show_claim(console: Console, view: dict[str, Any], elapsed: float) -> None:
     console.print(f"claim ready {elapsed:.1f} s after it was opened")
 
 
-class _Hook:
-    """The insurer's webhook receiver: a local HTTP server checking each signature."""
-
-    def __init__(self) -> None:
-        self.secret = ""
-        self.events: list[tuple[str, bool]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                try:
-                    verify_signature(hook.secret, self.headers.get("X-Claimx-Signature"), body)
-                    ok = True
-                except ClaimxError:
-                    ok = False
-                hook.events.append((json.loads(body)["event"]["type"], ok))
-                self.send_response(204 if ok else 401)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/claimx"
-
-    def __enter__(self) -> _Hook:
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _show_pushed(hook: _Hook, expected: int, console: Console) -> None:
-    deadline = time.monotonic() + 15
-    while len(hook.events) < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
+def _show_pushed(hook: WebhookReceiver, console: Console) -> None:
     signed = sum(ok for _, ok in hook.events)
     received = sum(t == "record.received" for t, _ in hook.events)
     console.print(f"[bold]insurer's webhook[/] was pushed {len(hook.events)} events as they "
                   f"happened ({received} record.received), {signed} with a valid signature")
 
 
-def _receipts(client: TestClient, insurer: Member, claim: str, view: dict[str, Any],
-              out: Path, console: Console) -> dict[str, Path]:
+def _follow(insurer_cx: Client, claim: str, view: dict[str, Any], console: Console) -> bool:
+    """The claims engine follows the claim's server-sent events, loses the connection part
+    way and resumes with ``Last-Event-ID``: it must see the timeline, nothing missed or
+    repeated."""
+    expected = [e["id"] for e in view["timeline"]]
+    half = len(expected) // 2
+
+    def take(n: int, after: int) -> list[Event]:
+        stream = insurer_cx.stream_events(after, claim_id=claim, reconnect=False,
+                                          read_timeout=10)
+        try:
+            return list(itertools.islice(stream, n))
+        finally:
+            stream.close()  # the connection drops here
+
+    try:
+        first = take(half, 0)
+        rest = take(len(expected) - half, first[-1].id if first else 0)
+    except ApiError as exc:
+        console.print(f"[red]event stream failed[/]: {exc}")
+        return False
+    seen = [e.id for e in first + rest]
+    ok = seen == expected
+    console.print(f"[bold]insurer's claims engine[/] followed the claim's event stream (SSE): "
+                  f"{len(first)} events, connection dropped, resumed with Last-Event-ID for "
+                  f"{len(rest)} more: " + ("[green]none missed, none repeated[/]" if ok else
+                                           f"[red]got {seen}, expected {expected}[/]"))
+    return ok
+
+
+def _receipts(insurer_cx: Client, claim: str, view: dict[str, Any], out: Path,
+              console: Console) -> dict[str, Path]:
     paths = {}
     for rec in view["records"]:
-        r = client.get(f"/v1/records/{rec['digest']}/receipt", params={"claim": claim},
-                       headers=insurer.auth)
-        r.raise_for_status()
+        receipt = insurer_cx.receipt(rec["digest"], claim=claim)
         path = out / f"{rec['kind']}.receipt.json"
-        path.write_text(json.dumps(r.json(), indent=2, ensure_ascii=False) + "\n")
+        path.write_text(json.dumps(receipt, indent=2, ensure_ascii=False) + "\n")
         paths[rec["kind"]] = path
     console.print(f"[bold]insurer[/] fetched {len(paths)} receipts under the claim's consent "
                   f"(each read appended to the evidence log) into {out}")
     return paths
 
 
-def _audit(sv: Services, client: TestClient, auditor: Member, digest: str,
-           console: Console) -> bool:
+def _audit(sv: Services, auditor_cx: Client, digest: str, console: Console) -> bool:
     """The auditor sees who read the record but not the record, and proves from the chain
     that each read was consented (gateway.verify.audit, as `claimx audit` does against a node)."""
-    denied = client.get(f"/v1/records/{digest}/envelope", headers=auditor.auth)
-    console.print(f"[bold]auditor[/] may not read payloads (HTTP {denied.status_code}: "
-                  f"{denied.json()['error']['code']}) but proves every read was allowed:")
-
-    def fetch(path: str) -> dict[str, Any]:
-        r = client.get(path, headers=auditor.auth)
-        r.raise_for_status()
-        return dict(r.json())
-
-    reads = audit_reads(digest, fetch, sv.chain, sv.deployment.log)
+    try:
+        auditor_cx.envelope(digest)
+        console.print("[bold red]the auditor read a payload: this must never happen[/]")
+        return False
+    except ApiError as denied:
+        console.print(f"[bold]auditor[/] may not read payloads (HTTP {denied.status}: "
+                      f"{denied.code}) but proves every read was allowed:")
+    reads = audit_reads(digest, auditor_cx.get, sv.chain, sv.deployment.log)
     for r in reads:
         verdict = "[green]consented[/]" if r.report.valid else "[red]NOT PROVEN[/]"
         console.print(f"  read by {r.member[:10]}… under claim {str(r.claim_id)[:8]}…: "

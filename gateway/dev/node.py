@@ -1,4 +1,10 @@
-"""The local network's chain: a managed anvil child whose state lives under CLAIMX_HOME/chain/.
+"""anvil as a child process: :func:`start` for any caller, and :class:`LocalNode`, the local
+network's chain whose state lives under CLAIMX_HOME/chain/.
+
+:func:`start` is the one place an anvil is started and waited for (the tests' session node,
+the benchmarks, outage drills): ``start(state_file=None, port=None)`` returns a running
+:class:`Anvil` with its ``url``, ``stop()``, and ``pause()``/``resume()`` (SIGSTOP/SIGCONT:
+a node that accepts connections and never answers). It dies with the thread that started it.
 
 ``claimx serve`` without ``--rpc-url`` starts anvil (from the project's npm toolchain, or
 ``CLAIMX_ANVIL``) with ``--state chain/state.json --state-interval 1``: anvil loads the file
@@ -25,7 +31,9 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
 from gateway.core.errors import ClaimxError
@@ -62,6 +70,96 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Anvil:
+    """A running anvil child: ``url`` answers JSON-RPC. A context manager that stops it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path | None) -> None:
+        self.proc, self.url, self.log = proc, url, log
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def pause(self) -> None:
+        """Freeze the node (SIGSTOP): connections are accepted and never answered."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (anvil dumps its state file, if it has one), SIGKILL after ``timeout``;
+        a paused node is resumed first so it can hear the SIGTERM."""
+        if self.proc.poll() is not None:
+            return
+        self.resume()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def __enter__(self) -> Anvil:
+        return self
+
+    def __exit__(self, _t: type[BaseException] | None, _e: BaseException | None,
+                 _tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def start(state_file: Path | None = None, port: int | None = None, *,
+          binary: Path | None = None, log: Path | None = None, timeout: float = 30.0,
+          pass_fds: Sequence[int] = ()) -> Anvil:
+    """Start anvil on 127.0.0.1 (``port``, or a free one) and wait until it answers.
+
+    ``state_file``: loaded at start if it exists, dumped every second and on SIGTERM (a
+    chain that survives restarts); without it the chain is thrown away. Output goes to
+    ``log`` (else nowhere). The child runs in its own session (a terminal's Ctrl-C reaches
+    the caller only, which stops it) and gets SIGTERM when the starting thread dies
+    (``PR_SET_PDEATHSIG``), so no test run or benchmark leaves a node behind.
+    """
+    port = port or _free_port()
+    cmd = [str(binary or find_anvil()), "--host", "127.0.0.1", "--port", str(port), "--silent"]
+    if state_file is not None:
+        cmd += ["--state", str(state_file), "--state-interval", "1"]
+    parent = os.getpid()
+    with (log or Path(os.devnull)).open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                pass_fds=tuple(pass_fds),
+                                preexec_fn=lambda: _die_with_parent(parent))
+    node = Anvil(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_answering(node, timeout)
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
+def _wait_answering(node: Anvil, timeout: float) -> None:
+    """Until ``eth_chainId`` answers (plain urllib: no web3 loaded for this)."""
+    deadline = time.monotonic() + timeout
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                       "params": []}).encode()
+    where = f"; see {node.log}" if node.log else ""
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            tail = node.log.read_text(errors="replace")[-400:].strip() if node.log else ""
+            raise ClaimxError(f"anvil exited ({node.proc.returncode}) at start{where}"
+                              + (f": {tail}" if tail else ""), code="node_failed")
+        request = urllib.request.Request(node.url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:  # URLError, refused, reset: not up yet
+            pass
+        time.sleep(0.1)
+    raise ClaimxError(f"anvil did not answer within {timeout:.0f} s{where}", code="node_failed")
+
+
 class LocalNode:
     """One anvil child for one CLAIMX_HOME; :meth:`start` returns its JSON-RPC URL."""
 
@@ -71,27 +169,23 @@ class LocalNode:
         self.folder = home / "chain"
         self.state = self.folder / "state.json"
         self.binary = binary or find_anvil()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.node: Anvil | None = None
         self.port = port
         self.url = ""
         self._lock: IO[bytes] | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.node.proc if self.node is not None else None
 
     def start(self, timeout: float = 30.0) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self._keep_good_state()
-        port = self.port or _free_port()
-        cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(port), "--state",
-               str(self.state), "--state-interval", "1", "--silent"]
-        parent = os.getpid()
-        with (self.folder / "anvil.log").open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         pass_fds=(self._lock.fileno(),) if self._lock else (),
-                                         preexec_fn=lambda: _die_with_parent(parent))
-        (self.folder / "anvil.pid").write_text(f"{self.proc.pid}\n")
-        self.url = f"http://127.0.0.1:{port}"
-        self._wait(timeout)
+        self.node = start(self.state, self.port, binary=self.binary, log=self.folder / "anvil.log",
+                          timeout=timeout, pass_fds=(self._lock.fileno(),) if self._lock else ())
+        (self.folder / "anvil.pid").write_text(f"{self.node.pid}\n")
+        self.url = self.node.url
         (self.folder / "url").write_text(self.url + "\n")  # for `claimx verify --rpc-url`
         return self.url
 
@@ -132,39 +226,10 @@ class LocalNode:
                                   code="home_in_use") from exc
         self._lock = lock
 
-    def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                           "params": []}).encode()
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                tail = (self.folder / "anvil.log").read_text(errors="replace")[-400:]
-                raise ClaimxError(f"anvil exited ({self.proc.returncode}) at start; see "
-                                  f"{self.folder / 'anvil.log'}: {tail.strip()}",
-                                  code="node_failed")
-            request = urllib.request.Request(self.url, body,
-                                             {"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:  # URLError, refused, reset: not up yet
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise ClaimxError(f"anvil did not answer within {timeout:.0f} s; see "
-                          f"{self.folder / 'anvil.log'}", code="node_failed")
-
     def stop(self) -> None:
         """Terminate anvil (it dumps its state on SIGTERM) and release the lock."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.node is not None:
+            self.node.stop()
         if self._lock is not None:
             self._lock.close()
             self._lock = None

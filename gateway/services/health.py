@@ -33,9 +33,10 @@ def database_check(sv: Services) -> dict[str, Any]:
             oldest = s.scalar(select(func.min(Record.accepted_at)).where(
                 or_(Record.leaf_index.is_(None), Record.leaf_index >= anchored)))
             lease = s.get(Lease, LEASE_NAME)
-            counts = dict(s.execute(select(Delivery.status, func.count())
-                                    .where(Delivery.status.in_(("pending", "parked")))
-                                    .group_by(Delivery.status)).tuples().all())
+            counts = {status: n for status, n in s.execute(
+                select(Delivery.status, func.count())
+                .where(Delivery.status.in_(("pending", "parked")))
+                .group_by(Delivery.status))}  # rows unpack as tuples (SQLAlchemy 2.1)
     except SQLAlchemyError as exc:
         return {"database": {"ok": False, "error": type(exc).__name__}}
     worker: dict[str, Any] = {"lease_holder": None}

@@ -1,11 +1,10 @@
-"""What every comparison shares: the realistic invoice packet, signing, anvil, PostgreSQL,
-and the 2-thread Ed25519 verification ceiling."""
+"""What every comparison shares: the realistic invoice packet, signing, PostgreSQL and the
+2-thread Ed25519 verification ceiling (anvil comes from gateway.dev.node.start)."""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
-from gateway.chain.client import Chain
 from gateway.core.canonical import canonical_bytes
 from gateway.core.envelope import Envelope, pae, sign_packet
 from gateway.core.keys import SigningKey
@@ -25,7 +23,6 @@ from gateway.core.packet import new_packet
 from gateway.core.types import hex32
 
 ROOT = Path(__file__).resolve().parents[2]
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 PG_ADMIN_URL = os.environ.get(
     "CLAIMX_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CONSOLE = Console(stderr=True)
@@ -81,32 +78,6 @@ def verify_ceiling(envelopes: list[dict[str, Any]], key: SigningKey, *, threads:
     with ThreadPoolExecutor(threads) as pool:
         total = sum(pool.map(worker, range(threads)))
     return total / (time.perf_counter() - start)
-
-
-@contextmanager
-def anvil() -> Iterator[str]:
-    """A real anvil node on a free port for the length of the block."""
-    port = free_port()
-    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                Chain.connect(url)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("anvil did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @contextmanager

@@ -130,8 +130,8 @@ def test_traffic_flows_again_within_5_s_of_the_node_answering() -> None:
     from tests.support import free_port, own_anvil
 
     port = free_port()
-    with own_anvil(port=port) as (anvil, url):
-        chain = Chain.connect(url, timeout=1)
+    with own_anvil(port=port) as node:
+        anvil, chain = node.proc, Chain.connect(node.url, timeout=1)
         anvil.send_signal(signal.SIGSTOP)
         while chain.breaker.state == "closed":
             with pytest.raises(ChainError):

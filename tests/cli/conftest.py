@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
-from gateway.chain.client import Chain, Deployment
+from gateway.chain.client import Chain
 from gateway.config import Settings
 from gateway.core.envelope import sign_packet
 from gateway.core.packet import new_packet
 from gateway.services.auth import issue_credential
 from gateway.services.wiring import build_services
 from gateway.store.db import Database
+from tests.cli.cli_support import Published
 from tests.support import admit
-
-
-@dataclass(frozen=True)
-class Published:
-    receipt: dict[str, Any]
-    deployment: Deployment
-    deployment_file: Path
-    rpc_url: str
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +50,3 @@ def silent_node() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         yield f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
-def closed_port_url() -> str:
-    """A URL nobody listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"

@@ -105,3 +105,22 @@ def test_worker_reads_the_default_deployment_file(anvil_url: str, tmp_path: Path
                                  "--database-url", f"sqlite:///{tmp_path / 'x.db'}"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "no deployment file at .claimx/deployment.json" in result.stderr
+
+
+def test_credentials_default_to_the_local_networks_database_and_refuse_a_missing_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.services.auth import credential_is_live
+    from gateway.store.db import Database
+
+    for name in ("CLAIMX_DATABASE_URL", "CLAIMX_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    missing = runner.invoke(app, ["credentials", "issue", "hospital.dev", "--no-check"])
+    assert missing.exit_code == 2 and "no gateway database" in missing.output
+    assert not (tmp_path / ".claimx").exists()  # nothing made on the way
+    (tmp_path / ".claimx").mkdir()
+    db = Database(f"sqlite:///{tmp_path / '.claimx' / 'claimx.db'}")  # as `claimx serve` makes
+    issued = runner.invoke(app, ["credentials", "issue", "hospital.dev", "--no-check"])
+    assert issued.exit_code == 0, issued.output
+    with db.session() as s:
+        assert credential_is_live(s, member_id("hospital.dev"), issued.stdout.strip())

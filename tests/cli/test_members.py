@@ -44,6 +44,10 @@ def test_members_show_reports_each_key_status(anvil_url: str, tmp_path: Path) ->
                             "--deployment", dep))
     assert shown["suspended_at"] is not None
     assert {k["status"] for k in shown["keys"]} == {"member_suspended"}
+    assert "police.cli reinstated" in _run("members", "reinstate", "police.cli", *common)
+    shown = json.loads(_run("members", "show", "police.cli", *common))
+    assert shown["suspended_at"] is None
+    assert [k["status"] for k in shown["keys"]] == ["revoked", "valid"]
 
 
 def test_members_refusals_are_one_line_errors(anvil_url: str, tmp_path: Path) -> None:
@@ -59,6 +63,10 @@ def test_members_refusals_are_one_line_errors(anvil_url: str, tmp_path: Path) ->
     out = _run("members", "add-key", "insurer.cli", "--key-id", "0x" + "ab" * 32,
                "--public-key", "0x" + "01" * 32, "--alg", "rsa", *common, code=2)
     assert "unknown algorithm" in out
+    out = _run("members", "revoke-key", "insurer.cli", "--key-id", "0xnot-hex", *common, code=2)
+    assert "--key-id" in out  # a usage error naming the option, not a traceback
+    out = _run("members", "admit", "x.cli", "--role", "pharmacy", "--name", "X", *common, code=2)
+    assert "--role" in out and "unknown role" in out
     dep.write_text('{"chain_id": 1}')
     out = _run("members", "suspend", "insurer.cli", *common, code=2)
     assert "cannot read deployment file" in out

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.chain.client import Chain
-from tests.cli.conftest import Published, closed_port_url
+from tests.cli.cli_support import Published, closed_port_url
 from tests.support import CLAIMX
 
 pytestmark = pytest.mark.anvil

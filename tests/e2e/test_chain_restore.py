@@ -61,7 +61,8 @@ def wait_for(check: Any, within: float, what: str) -> None:
 def test_node_restored_from_an_older_state_is_anchored_again(tmp_path: Path) -> None:
     port, state = free_port(), tmp_path / "anvil-state.json"
     old = tmp_path / "anvil-state.old.json"
-    with own_anvil(["--state", str(state), "--state-interval", "1"], port=port) as (anvil, url):
+    with own_anvil(state, port=port) as node:
+        anvil, url = node.proc, node.url
         with serve_gateway(tmp_path, ["--rpc-url", url]) as gw:  # deploys, admits dev members
             first = publish(gw, "kept", 3)
             wait_for(lambda: anchored(gw, first), 20, "the first records anchored")
@@ -72,7 +73,7 @@ def test_node_restored_from_an_older_state_is_anchored_again(tmp_path: Path) -> 
             given = [receipt(gw, d).json() for d in first + second]
             anvil.kill()
             anvil.wait(10)
-            with own_anvil(["--state", str(old), "--state-interval", "1"], port=port):
+            with own_anvil(old, port=port):
                 given += _during_and_after(gw, url, second)
                 _assert_chain_holds(gw, url, first + second, given)
             assert "Traceback" not in gw.log_text()

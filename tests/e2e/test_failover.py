@@ -45,7 +45,8 @@ def chain_size(chain: Chain, sv: Services) -> int:
 
 def test_paused_leader_is_fenced_and_the_standby_takes_over(tmp_path: Path,
                                                              pg_url: str) -> None:
-    with own_anvil() as (_, url):
+    with own_anvil() as node:
+        url = node.url
         chain = Chain.connect(url)
         dep = chain.deploy()
         dep_file = tmp_path / "deployment.json"

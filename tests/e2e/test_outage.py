@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -59,7 +58,8 @@ def assert_unavailable(r: httpx.Response, code: str) -> None:
 
 
 def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Path) -> None:
-    with own_anvil() as (anvil, url):
+    with own_anvil() as anvil:
+        url = anvil.url
         chain = Chain.connect(url)
         dep_file = tmp_path / "deployment.json"
         dep = chain.deploy()
@@ -82,10 +82,10 @@ def test_frozen_chain_reads_stale_publishes_honest_503_and_recovery(tmp_path: Pa
             assert httpx.get(f"{gw.url}/readyz", timeout=10).status_code == 200
             time.sleep(1.2)  # the cached answers are now older than the ttl
 
-            anvil.send_signal(signal.SIGSTOP)
+            anvil.pause()
             stale_digest = _while_frozen(gw, h, p, hosp, police, unseen_key)
 
-            anvil.send_signal(signal.SIGCONT)
+            anvil.resume()
             took = wait_until(lambda: httpx.get(f"{gw.url}/readyz", timeout=10).status_code
                               == 200, 10, "readiness after SIGCONT")
             assert took < 7.5  # within 5 s of the node answering, plus one breaker probe

@@ -1,8 +1,7 @@
-"""`claimx publish` and the members' client (gateway/client.py) against a real `claimx serve`."""
+"""`claimx publish` and the members' client (gateway/client/) against a real `claimx serve`."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -14,13 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.client import ApiError, Client, verify_signature
 from gateway.core import webhook
-from gateway.core.binding import BINDING_KIND, binding_body
-from gateway.core.canonical import canonical_bytes
+from gateway.core.claimant import (
+    make_binding,
+    new_claimant_key,
+    public_key_b64,
+    sign_consent,
+    sign_withdrawal,
+)
 from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
@@ -129,19 +132,22 @@ def test_publish_retries_a_503_until_the_chain_is_back(tmp_path: Path) -> None:
         assert len(json.loads(out)) == 3
 
 
-def _claim(members: dict[str, Any], claimant: ed25519.Ed25519PrivateKey) -> dict[str, Any]:
+def _claim(members: dict[str, Any], claimant: ed25519.Ed25519PrivateKey,
+           reference: str = "SDK-1") -> dict[str, Any]:
     scope = {"subject": CLAIMANT, "insurer": members["insurer.dev"]["member_id"],
              "institutions": [members["hospital.dev"]["member_id"]], "kinds": [],
              "date_from": "2026-01-01", "date_to": "2026-12-31",
-             "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-             "signed_at": datetime.now(UTC).isoformat()}
-    pub = claimant.public_key().public_bytes(serialization.Encoding.Raw,
-                                             serialization.PublicFormat.Raw)
-    return {"reference": "SDK-1", "subject": CLAIMANT, "policy": "ACC-1",
+             "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
+    return {"reference": reference, "subject": CLAIMANT, "policy": "ACC-1",
             "incident_date": "2026-11-01", "kind": "accident",
-            "consent": {"scope": scope, "claimant_signature": {
-                "algorithm": "ed25519", "public_key": base64.b64encode(pub).decode(),
-                "sig": base64.b64encode(claimant.sign(canonical_bytes(scope))).decode()}}}
+            "consent": sign_consent(claimant, scope)}
+
+
+def _bind(hospital: Client, members: dict[str, Any], claimant: ed25519.Ed25519PrivateKey,
+          key: SigningKey) -> str:
+    """The hospital binds the claimant's key to the subject; the binding's digest."""
+    return hospital.publish(make_binding(key, members["hospital.dev"]["member_id"], CLAIMANT,
+                                         public_key_b64(claimant))).digest
 
 
 def _receipt(cx: Client, digest: str) -> dict[str, Any]:
@@ -176,12 +182,8 @@ def test_client_drives_records_claims_requests_and_events(served: Served) -> Non
             hospital.record("00" * 32)
         assert missing.value.status == 404
 
-        claimant = ed25519.Ed25519PrivateKey.generate()  # bound by the hospital first
-        raw = claimant.public_key().public_bytes(serialization.Encoding.Raw,
-                                                 serialization.PublicFormat.Raw)
-        hospital.publish(sign_packet(new_packet(
-            kind=BINDING_KIND, issuer=m["hospital.dev"]["member_id"], subject=CLAIMANT,
-            body=binding_body(CLAIMANT, raw, datetime.now(UTC))), key))
+        claimant = new_claimant_key()  # bound by the hospital first
+        _bind(hospital, m, claimant, key)
         view = insurer.open_claim(_claim(m, claimant))
         claim_id = view["id"]
         assert any(c["id"] == claim_id for c in insurer.claims())
@@ -204,3 +206,67 @@ def test_client_drives_records_claims_requests_and_events(served: Served) -> Non
         assert insurer.withdraw_consent(claim_id)["id"] == claim_id
         assert insurer.close_claim(claim_id, "withdrawn")["id"] == claim_id
     assert verify_signature is webhook.verify_signature
+
+
+def test_client_covers_webhooks_reads_under_a_claim_and_the_claimants_withdrawal(
+        served: Served) -> None:
+    from gateway.core.packet import Packet
+    from gateway.dev.loopback import WebhookReceiver
+
+    m = served.members
+    key = SigningKey.load(Path(m["hospital.dev"]["key_file"]))
+    with client(served, "hospital.dev") as hospital, \
+            client(served, "insurer.dev") as insurer, \
+            client(served, "auditor.dev") as auditor, WebhookReceiver() as receiver:
+        hook = insurer.create_webhook(receiver.url)
+        assert hook.secret and hook.url == receiver.url
+        receiver.secret = hook.secret
+        assert [w.id for w in insurer.webhooks()] == [hook.id]
+        assert insurer.webhooks()[0].secret is None  # shown once only
+
+        claimant = new_claimant_key()
+        binding = _bind(hospital, m, claimant, key)
+        assert hospital.binding(binding)["claimant_key"] == public_key_b64(claimant)
+        claim_id = insurer.open_claim(_claim(m, claimant, "SDK-2"))["id"]
+        env = sign_packet(Packet.from_obj(packets(served, "read", 1)[0]), key)
+        digest = hospital.publish(env).digest
+        assert hospital.wait_anchored(digest, timeout=30)["status"] == "anchored"
+
+        assert insurer.receipt(digest, claim=claim_id)["digest"] == digest
+        assert insurer.envelope(digest, claim=claim_id)["payload"] == env.to_json()["payload"]
+        reads = auditor.access_log(digest)["reads"]
+        assert len(reads) == 2 and all(r["claim_id"] == claim_id for r in reads)
+        with pytest.raises(ApiError) as forbidden:
+            auditor.envelope(digest)
+        assert forbidden.value.status == 403
+        head = auditor.log_head()
+        assert auditor.get("/v1/log/head") == head
+        assert auditor.consistency(1, head["anchored"]["size"])["second"] >= 1
+        hospital_id = m["hospital.dev"]["member_id"]
+        assert hospital_id in {x["id"] for x in auditor.members()}
+        assert auditor.member(hospital_id)["role"] == "hospital"
+
+        link = insurer.share_claim(claim_id, days=2)
+        assert "#t=cxs_" in link["url"]
+        assert insurer.revoke_share(claim_id, link["id"])["revoked_at"]
+
+        with Client(served.url) as anonymous:  # the claimant holds no member credential
+            out = anonymous.withdraw_by_claimant(
+                sign_withdrawal(claimant, CLAIMANT, m["insurer.dev"]["member_id"]))
+        assert out["subject"] == CLAIMANT and out["log_entry"]
+        with pytest.raises(ApiError) as withdrawn:
+            insurer.receipt(digest, claim=claim_id)
+        assert withdrawn.value.status == 403
+
+        receiver.wait_for(4)
+        assert receiver.events and all(ok for _, ok in receiver.events)
+        deliveries = insurer.deliveries()
+        assert deliveries and {d.endpoint_id for d in deliveries} == {hook.id}
+        with pytest.raises(ApiError) as not_parked:  # only a parked delivery is replayed
+            insurer.replay_delivery(deliveries[0].id)
+        assert not_parked.value.code == "not_parked"
+        insurer.delete_webhook(hook.id)
+        assert insurer.webhooks() == []
+        with pytest.raises(ApiError) as missing:
+            hospital.wait_anchored("00" * 32, timeout=1)
+        assert missing.value.status == 404

@@ -1,5 +1,6 @@
-"""The README's examples work when pasted: its local-network blocks are run as written (the
-port moved off 8000 so parallel runs do not collide), and every file it names exists."""
+"""The README's examples work when pasted: its local-network blocks (shell, then the SDK's
+Python) are run as written (the port moved off 8000 so parallel runs do not collide), and
+every file it names exists."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from tests.support import ANVIL, ROOT, free_port
 README = (ROOT / "README.md").read_text()
 
 
-def block(name: str) -> str:
-    found = re.search(rf"<!-- readme-test: {name} -->\n```sh\n(.*?)```", README, re.S)
+def block(name: str, lang: str = "sh") -> str:
+    found = re.search(rf"<!-- readme-test: {name} -->\n```{lang}\n(.*?)```", README, re.S)
     assert found, f"README lost its `{name}` block"
     return found.group(1)
 
@@ -67,6 +68,11 @@ def test_local_network_blocks_run_as_written(tmp_path: Path) -> None:
                               env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "VALID" in done.stdout and "INVALID" not in done.stdout, done.stdout
+        sdk = block("sdk", "python").replace("localhost:8000", f"127.0.0.1:{port}")
+        ran = subprocess.run([sys.executable, "-c", sdk], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert ran.stdout.startswith("anchored in a tree of"), ran.stdout
     finally:
         proc.terminate()
         proc.wait(20)

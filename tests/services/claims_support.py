@@ -144,3 +144,24 @@ def _auditor_fetch(client: TestClient, auditor: M) -> Any:
         assert r.status_code == 200, (path, r.text)
         return r.json()  # type: ignore[no-any-return]
     return get
+
+
+def with_key(sv: Any, m: M) -> M:
+    """Give a member (an insurer, say) a registered signing key so it can publish."""
+    key = SigningKey.generate()
+    registry = sv.chain.registry(sv.deployment.registry)
+    operator = sv.chain.new_funded_account()
+    registry.add_operator(m.id, operator)  # the council adds it; the member's operator then
+    registry.register_key(m.id, key, sender=operator)  # registers the key, with its proof
+    return M(m.slug, m.role, key, m.headers)
+
+
+def bind_past_the_route(sv: Any, m: M, key: ed25519.Ed25519PrivateKey) -> None:
+    """Insurers may not publish at all (403 role_forbidden); suppose one got a binding into
+    the log anyway (through the publisher, past the route's role check)."""
+    assert m.key is not None
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    packet = new_packet(kind=BINDING_KIND, issuer=m.hex, subject=CLAIMANT,
+                        body=binding_body(CLAIMANT, raw, datetime.now(UTC)))
+    sv.publisher.publish([sign_packet(packet, m.key).to_json()])

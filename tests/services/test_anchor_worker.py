@@ -15,24 +15,16 @@ from sqlalchemy import func, select
 
 from gateway.chain.client import Chain, Deployment
 from gateway.config import Settings
-from gateway.core.envelope import sign_packet
-from gateway.core.packet import new_packet
-from gateway.services.wiring import Services, build_services
+from gateway.services.wiring import build_services
 from gateway.store.db import Database
 from gateway.store.log import EvidenceLogDB
 from gateway.store.tables import Anchor, Record
-from tests.support import Institution, admit
+from tests.services.anchor_support import publish
+from tests.support import admit
 
 
 class Crash(BaseException):
     """Stands for the process dying: nothing after the crash point runs."""
-
-
-def publish(services: Services, inst: Institution, n: int, *, urgent: bool = False) -> None:
-    envs = [sign_packet(new_packet(kind="hospital.lab_report", issuer=inst.issuer,
-                                   subject="ee" * 32, body={"n": i}, urgent=urgent),
-                        inst.key).to_json() for i in range(n)]
-    services.publisher.publish(envs)
 
 
 def assert_log_intact(db: Database, chain: Chain, deployment: Deployment, expected: int) -> None:

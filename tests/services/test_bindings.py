@@ -12,18 +12,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 
-from gateway.core.binding import BINDING_KIND, BINDING_REVOKED_KIND, binding_body
+from gateway.core.binding import BINDING_KIND, BINDING_REVOKED_KIND
 from gateway.core.canonical import canonical_bytes
 from gateway.core.envelope import sign_packet
-from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
 from tests.services import claims_support
 from tests.services.claims_support import (
     CLAIMANT,
     M,
     bind,
+    bind_past_the_route,
     claim_body,
     publish,
+    with_key,
 )
 
 world = claims_support.world  # the fixture
@@ -38,30 +39,9 @@ def post_claim(client: TestClient, ins: M, **kw: Any) -> Any:
     return client.post("/v1/claims", json=claim_body(ins, **kw), headers=ins.headers)
 
 
-def with_key(sv: Any, m: M) -> M:
-    """Give a member (an insurer, say) a registered signing key so it can publish."""
-    key = SigningKey.generate()
-    registry = sv.chain.registry(sv.deployment.registry)
-    operator = sv.chain.new_funded_account()
-    registry.add_operator(m.id, operator)  # the council adds it; the member's operator then
-    registry.register_key(m.id, key, sender=operator)  # registers the key, with its proof
-    return M(m.slug, m.role, key, m.headers)
-
-
 def test_unbound_key_is_refused(world: Any) -> None:
     _, client, m = world
     refused(post_claim(client, m["insurer"], bound=False), 403, "claimant_key_unbound")
-
-
-def bind_past_the_route(sv: Any, m: M, key: ed25519.Ed25519PrivateKey) -> None:
-    """Insurers may not publish at all (403 role_forbidden); suppose one got a binding into
-    the log anyway (through the publisher, past the route's role check)."""
-    assert m.key is not None
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                        serialization.PublicFormat.Raw)
-    packet = new_packet(kind=BINDING_KIND, issuer=m.hex, subject=CLAIMANT,
-                        body=binding_body(CLAIMANT, raw, datetime.now(UTC)))
-    sv.publisher.publish([sign_packet(packet, m.key).to_json()])
 
 
 def test_insurer_binding_its_own_key_is_refused(world: Any) -> None:

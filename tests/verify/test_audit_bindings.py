@@ -18,8 +18,16 @@ from gateway.core.packet import new_packet
 from gateway.store.tables import AccessLog, IdentityBinding, Record
 from gateway.verify.audit import ReadAudit, audit_reads
 from tests.services import claims_support
-from tests.services.claims_support import CLAIMANT, M, _auditor_fetch, bind, claim_body, publish
-from tests.services.test_bindings import bind_past_the_route, with_key
+from tests.services.claims_support import (
+    CLAIMANT,
+    M,
+    _auditor_fetch,
+    bind,
+    bind_past_the_route,
+    claim_body,
+    publish,
+    with_key,
+)
 
 world = claims_support.world  # the fixture
 
