@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/claimx demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
