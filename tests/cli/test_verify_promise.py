@@ -20,7 +20,7 @@ from gateway.core.packet import new_packet
 from gateway.services.auth import issue_credential
 from gateway.services.wiring import build_services
 from gateway.store.db import Database
-from tests.cli.conftest import closed_port_url
+from tests.cli.cli_support import closed_port_url
 from tests.support import CLAIMX, admit
 
 pytestmark = pytest.mark.anvil

@@ -4,7 +4,6 @@ the event JSON on its stdin, resuming after a restart without repeating one."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import sys
@@ -15,24 +14,17 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests import flow_support
 from tests.connect.support import run_agent, wait_for
-from tests.support import ROOT, Served, serve_gateway
+from tests.support import Served, serve_gateway
 
 pytestmark = pytest.mark.slow
 RECORDER = ("import sys\nwith open(sys.argv[1], 'ab') as f:\n"
             "    f.write(sys.stdin.buffer.read() + b'\\n')\n")
 
 
-def _api_flow() -> Any:
-    spec = importlib.util.spec_from_file_location("api_flow", ROOT / "scripts" / "api_flow.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _request(served: Served) -> str:
-    members, flow = served.members, _api_flow()
+    members, flow = served.members, flow_support
     claimant = ed25519.Ed25519PrivateKey.generate()
     bound = httpx.post(f"{served.url}/v1/records", headers=served.auth("hospital.dev"),
                        json=flow._binding(members, "hospital.dev", claimant), timeout=30)

@@ -3,7 +3,6 @@ records from the hospital (Ed25519) and the police (P-256), and headless Chromiu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests import flow_support
 from tests.support import CLAIMX, ROOT, Served, serve_gateway
 
 CHROMIUM = Path(os.environ.get("CLAIMX_CHROMIUM", "/usr/bin/chromium"))
@@ -27,16 +27,8 @@ SHOTS = os.environ.get("CLAIMX_SCREENSHOT_DIR")
 """When set, the browser tests also save their screenshots there (docs/ in the README's)."""
 
 
-def _api_flow() -> Any:
-    spec = importlib.util.spec_from_file_location("api_flow", ROOT / "scripts" / "api_flow.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-flow = _api_flow()
-"""scripts/api_flow.py: its signed consent and signed records are the README's own."""
+flow = flow_support
+"""The claim, binding and records scripts/api_flow.py makes, as JSON bodies."""
 
 
 @dataclass

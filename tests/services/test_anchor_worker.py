@@ -150,7 +150,12 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(anvil_url: str, tmp_path
         proc.terminate()
         proc.wait(10)
     # the head may be on chain but not yet recorded when the worker stops: a restart's
-    # recovery records it, exactly as after a kill at that point
+    # recovery records it, exactly as after a kill at that point; recovery runs under the
+    # lease, which the stopped worker's id may hold until it lapses (0.5 s)
+    deadline = time.monotonic() + 10
+    while not services.worker.hold_lease():
+        assert time.monotonic() < deadline, "the stopped worker's lease never lapsed"
+        time.sleep(0.2)
     services.worker.recover()
     assert kills == 4
     with services.db.session() as s:

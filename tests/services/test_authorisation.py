@@ -48,6 +48,8 @@ ROUTES: list[tuple[str, str, set[str]]] = [
                                            "auditor"}),
     ("GET", "/v1/records/{digest}/access-log", {"hospital", "auditor"}),
     ("POST", "/v1/records/{digest}/erase", {"hospital"}),
+    ("GET", "/v1/records/{digest}/promise", ALL),  # any member may hold the exchange to it
+    ("GET", "/v1/log/leaves", ALL),  # digests, issuers, key ids: what the monitor checks
     ("GET", "/v1/log/head", {"hospital", "police", "insurer", "insurer2", "auditor"}),
     ("POST", "/v1/claims", {"insurer", "insurer2"}),
     ("GET", "/v1/claims", {"insurer", "insurer2"}),

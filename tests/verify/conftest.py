@@ -56,6 +56,16 @@ class World:
         return dict(r.json())
 
 
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def chain(request: pytest.FixtureRequest) -> Chain:
+    """A fresh in-process EVM per test (the monitor reads the registry's events from block 0,
+    which on the session's shared EVM, thousands of blocks into a suite, took minutes), or the
+    session's anvil (whose log queries are indexed)."""
+    if request.param == "embedded":
+        return Chain.embedded()
+    return Chain.connect(request.getfixturevalue("anvil_url"))
+
+
 @pytest.fixture
 def world(chain: Chain, tmp_path: Path) -> Iterator[World]:
     d, council = dev_council(chain)
