@@ -11,13 +11,24 @@ the body deadline is enforced where the body is read (``gateway.api.app.BodyLimi
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gateway.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+RUN_WORKER_ENV = "CLAIMX_SERVE_RUN_WORKER"
+"""Set by `claimx serve --workers N` for its processes: ``1`` runs an anchor worker in each
+(the lease elects the one that works), ``0`` none (``--no-worker``)."""
+FACTORY = "gateway.api.server:app_from_environment"
+"""What each `serve --workers N` process imports and calls to build its app."""
 
 
 class BoundedH11Protocol(H11Protocol):
@@ -79,11 +90,61 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The keyword arguments ``uvicorn.run`` gets from ``settings``."""
+def log_to_stderr() -> None:
+    """INFO lines with time and source; Alembic's plugin set-up (a dozen lines at every
+    start that say nothing to an operator) only from WARNING up."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def uvicorn_options(settings: Settings, *, workers: int = 1) -> dict[str, Any]:
+    """The keyword arguments ``uvicorn.run`` gets from ``settings``. With ``workers`` > 1
+    uvicorn starts that many processes on one listening socket; they get the protocol by
+    name (a class made here would not reach a freshly started interpreter)."""
+    common = {"timeout_keep_alive": settings.http_keep_alive_seconds,
+              "limit_concurrency": settings.http_max_connections,
+              # without it SIGTERM waits for every open SSE stream, which never ends by itself
+              "timeout_graceful_shutdown": settings.http_shutdown_seconds}
+    if workers > 1:
+        return common | {"http": f"{__name__}:BoundedH11Protocol", "workers": workers,
+                         "factory": True}
     protocol = type("ClaimxH11Protocol", (BoundedH11Protocol,),
                     {"header_timeout": settings.http_header_timeout_seconds})
-    return {"http": protocol, "timeout_keep_alive": settings.http_keep_alive_seconds,
-            "limit_concurrency": settings.http_max_connections,
-            # without it SIGTERM waits for every open SSE stream, which never ends by itself
-            "timeout_graceful_shutdown": settings.http_shutdown_seconds}
+    return common | {"http": protocol}
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `claimx serve --workers N` process, built inside that process.
+
+    uvicorn starts its workers with ``spawn`` (a fresh interpreter, nothing inherited), so
+    each builds its own database engine, chain client, caches and anchor worker here, from
+    the CLAIMX_* environment the parent set (its URLs, deployment file and home). The
+    parent has already migrated the database, deployed and registered the operator key.
+    Every process runs an anchor worker under the one database lease: the holder anchors,
+    the others stand by and take over if it dies."""
+    from gateway.api.app import create_app
+    from gateway.services.wiring import build_services
+
+    log_to_stderr()
+    tune_interpreter()
+    settings = Settings()
+    run_worker = os.environ.get(RUN_WORKER_ENV, "1") == "1"
+    if run_worker:
+        settings = settings.model_copy(update={"worker_id": _worker_id(settings)})
+    BoundedH11Protocol.header_timeout = settings.http_header_timeout_seconds  # this process's
+    return create_app(build_services(settings), run_worker=run_worker)
+
+
+def _worker_id(settings: Settings) -> str:
+    """This process's lease holder id: CLAIMX_WORKER_ID, or CLAIMX_HOME/worker.id, for the
+    first process that locks it (a restart takes the lease back at once); the other
+    processes of the same home get fresh ids and stand by."""
+    from gateway.core.errors import ClaimxError
+    from gateway.services.lease import claim_worker_id
+
+    try:
+        return claim_worker_id(settings.home, settings.worker_id)
+    except ClaimxError as exc:
+        if exc.code != "worker_id_in_use":
+            raise
+        return claim_worker_id(settings.home)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +30,10 @@ def serve(
         help="file written by `claimx deploy` (default .claimx/deployment.json, under "
         "CLAIMX_HOME); written at first start on the local node or with --dev-members")] = None,
     worker: Annotated[bool, typer.Option(help="run the anchor worker in this process")] = True,
+    workers: Annotated[int, typer.Option(
+        min=1, help="gateway processes sharing the one listening socket (uvicorn's workers; "
+        "use PostgreSQL). Each runs an anchor worker under the database lease: one anchors, "
+        "the others stand by")] = 1,
     dev_members: Annotated[Path | None, typer.Option(
         help="development only: admit a hospital, police bureau, insurer and auditor and write "
         "their keys and API tokens to DIR/members.json (try them with scripts/api_flow.py); "
@@ -47,10 +52,13 @@ def serve(
       claimx serve --rpc-url http://127.0.0.1:8545 --dev-members .claimx/dev  # deploys once
       claimx serve --rpc-url http://127.0.0.1:8545 \\
           --database-url postgresql+psycopg://claimx@127.0.0.1/claimx
+      claimx serve --workers 2 --rpc-url http://127.0.0.1:8545 \\
+          --database-url postgresql+psycopg://claimx@127.0.0.1/claimx  # two processes
     """
+    from gateway.api.server import log_to_stderr
     from gateway.config import Settings
 
-    _log_to_stderr()
+    log_to_stderr()
     overrides: dict[str, object] = {"rpc_url": rpc_url, "database_url": database_url}
     if deployment:
         overrides["deployment_file"] = deployment
@@ -62,28 +70,22 @@ def serve(
         node = LocalNode(settings.home)
         settings = settings.model_copy(update={"rpc_url": node.start()})
     try:
-        _run(settings, host, port, worker, dev_members, local_node=node is not None)
+        _run(settings, host, port, worker, dev_members, local_node=node is not None,
+             workers=workers)
     finally:
         if node is not None:
             node.stop()
 
 
-def _log_to_stderr() -> None:
-    """INFO lines with time and source; Alembic's plugin set-up (a dozen lines at every
-    start that say nothing to an operator) only from WARNING up."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-
-
 def _run(settings: Settings, host: str, port: int, worker: bool, dev_members: Path | None, *,
-         local_node: bool) -> None:
+         local_node: bool, workers: int = 1) -> None:
     import uvicorn
 
     from gateway.api.app import create_app
     from gateway.services.lease import claim_worker_id
     from gateway.services.wiring import build_services
 
-    if worker:  # a restart takes its own lease back at once (gateway/services/lease.py)
+    if worker and workers == 1:  # a restart takes its lease back at once (services/lease.py)
         settings = settings.model_copy(update={
             "worker_id": claim_worker_id(settings.home, settings.worker_id)})
     services = build_services(settings, deploy_missing=local_node or dev_members is not None,
@@ -94,11 +96,39 @@ def _run(settings: Settings, host: str, port: int, worker: bool, dev_members: Pa
         seed_dev_members(services, dev_members)
         typer.echo(f"dev members' keys and tokens in {dev_members / 'members.json'}")
     _banner(services, host, port, local_node, dev_members)
-    from gateway.api.server import tune_interpreter, uvicorn_options
+    from gateway.api.server import FACTORY, tune_interpreter, uvicorn_options
 
+    if workers > 1:
+        _hand_over(services, worker, workers)
+        uvicorn.run(FACTORY, host=host, port=port,
+                    **uvicorn_options(services.settings, workers=workers))
+        return
     tune_interpreter()
     uvicorn.run(create_app(services, run_worker=worker), host=host, port=port,
                 **uvicorn_options(services.settings))
+
+
+def _hand_over(services: Services, worker: bool, workers: int) -> None:
+    """Before `serve --workers N` starts its processes: this one has migrated, deployed and
+    seeded; it lets go of the lease (taken if it re-anchored lost heads) and its database
+    connections, and leaves its settings in the environment each process builds from."""
+    from gateway.api.server import RUN_WORKER_ENV
+
+    st = services.settings
+    services.worker.lease.release()
+    services.db.engine.dispose()
+    env = {"CLAIMX_HOME": str(st.home), "CLAIMX_DATABASE_URL": st.database_url,
+           "CLAIMX_RPC_URL": st.rpc_url,
+           "CLAIMX_DEPLOYMENT_FILE": str(st.resolved_deployment_file()),
+           RUN_WORKER_ENV: "1" if worker else "0"}
+    os.environ.update({k: v for k, v in env.items() if v is not None})
+    if services.db.engine.dialect.name == "sqlite":
+        logging.getLogger("claimx.serve").warning(
+            "%d processes on one SQLite file take turns to write: use PostgreSQL to scale "
+            "out", workers)
+    typer.echo(f"  processes  {workers} on one socket, each with its own database pool and "
+               "chain client; " + ("the anchor lease elects one worker" if worker else
+                                   "no anchor worker (run `claimx worker`)"))
 
 
 def _banner(services: Services, host: str, port: int, local_node: bool,
@@ -141,11 +171,12 @@ def worker(
       claimx worker --rpc-url http://127.0.0.1:8545 \\
           --database-url postgresql+psycopg://claimx@127.0.0.1/claimx
     """
+    from gateway.api.server import log_to_stderr
     from gateway.config import Settings
     from gateway.services.lease import claim_worker_id
     from gateway.services.wiring import build_services
 
-    _log_to_stderr()
+    log_to_stderr()
     settings = Settings(rpc_url=rpc_url, database_url=database_url, deployment_file=deployment)
     settings = settings.model_copy(update={"worker_id": claim_worker_id(settings.home,
                                                                         worker_id)})

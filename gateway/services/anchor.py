@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,6 +55,12 @@ LEASE_NAME = "anchor-worker"
 SYNC_SECONDS = 1.0
 """How often an idle lease holder compares the chain's heads with the database's anchors
 (a node restored from an older state is noticed within this, records re-anchored)."""
+Lane = Literal["urgent", "all"]
+RIDE_ALONG = 100
+"""Routine records an urgent cycle sequences too (a few milliseconds); past this many it
+sequences only the urgent ones and leaves the routine batch to its own cycle."""
+_WAITING = (Record.leaf_index.is_(None), Record.rejected_at.is_(None))
+"""Accepted records not yet in the log."""
 RESYNC_ERRORS = ("EvidenceLogNotConsistent", "EvidenceLogNotGrowing",
                  "EvidenceLogProofForEmptyLog")
 """Reverts that mean the chain's heads are not what the database says: reconcile at once."""
@@ -116,25 +122,33 @@ class AnchorWorker:
         self._stop = threading.Event()
         self._last_anchor = time.monotonic()
         self._last_sync = 0.0
+        self._synced_epoch: int | None = None
+        self._last_lane: Lane | None = None
 
     # -- one cycle ---------------------------------------------------------------------
 
-    def cycle(self, *, limit: int | None = None) -> CycleResult:
+    def cycle(self, *, limit: int | None = None, urgent_only: bool = False) -> CycleResult:
         """Reconcile, sequence pending records and anchor the log head if the chain is
-        behind; LeaseLost (and nothing written) when another process holds the lease."""
+        behind; LeaseLost (and nothing written) when another process holds the lease. With
+        ``urgent_only`` only urgent records are sequenced (the green channel's lane)."""
         self.lease.guard()
         self.sync()
-        batch = limit or self.settings.anchor_batch_max
-        screened = None
+        return self._sequence_and_anchor(limit or self.settings.anchor_batch_max, urgent_only)
+
+    def _sequence_and_anchor(self, batch: int, urgent_only: bool) -> CycleResult:
+        """Steps (1) and (2) of a cycle, under a lease the caller has just checked."""
+        screened, ids = None, None
         if self.keys is not None:
             now = self.chain_time() if self.chain_time else int(time.time())
-            screened = check_pending(self.db, self.keys, now, batch)
+            screened = check_pending(self.db, self.keys, now, batch, urgent_only=urgent_only)
+            ids = screened.valid_ids
+        elif urgent_only:
+            ids = self._urgent_ids(batch)
         with self.db.session() as s:
             self.lease.check(s)
             if screened is not None:
                 mark_rejected(s, screened.rejected, self.on_rejected)
-            seq = EvidenceLogDB(s, self.cache).sequence(
-                batch, None if screened is None else screened.valid_ids)
+            seq = EvidenceLogDB(s, self.cache).sequence(batch, ids)
             self.fault("before_sequence_commit")
         self.fault("after_sequence")
         with self.db.session() as s:
@@ -157,6 +171,11 @@ class AnchorWorker:
         log.info("anchored tree size %d in block %d (%d gas)", size, result.block_number,
                  result.gas_used)
         return CycleResult(seq.new_size - seq.old_size, size, result.gas_used)
+
+    def _urgent_ids(self, limit: int) -> list[int]:
+        with self.db.session() as s:
+            return list(s.scalars(select(Record.id).where(*_WAITING, Record.urgent)
+                                  .order_by(Record.id).limit(limit)))
 
     def _write(self, size: int, root: bytes, proof: list[bytes]) -> AnchorResult:
         """The one chain write; a revert that says the chain's heads changed under us makes
@@ -182,8 +201,16 @@ class AnchorWorker:
     def sync(self) -> SyncResult:
         """Reconcile the anchors with the chain (both ways); needs the lease."""
         result = self.reconciler.sync()
-        self._last_sync = time.monotonic()
+        self._last_sync, self._synced_epoch = time.monotonic(), self.lease.epoch
         return result
+
+    def _sync_stale(self) -> bool:
+        """Whether the loop must reconcile before its next write: at most every SYNC_SECONDS
+        under one epoch (two chain reads: a third of an urgent cycle under load), at once
+        after taking the lease or a failed cycle. A head the chain lost in between makes the
+        anchor revert (its consistency proof starts from the lost head), which resyncs."""
+        return (self._synced_epoch != self.lease.epoch
+                or time.monotonic() - self._last_sync >= SYNC_SECONDS)
 
     def recover(self) -> None:
         """Take the lease and reconcile: a head a crash left unrecorded is recorded, heads
@@ -200,32 +227,40 @@ class AnchorWorker:
 
     def due(self) -> bool:
         """Whether a cycle should run now (urgent, full batch, or routine interval)."""
+        return self.lane() is not None
+
+    def lane(self) -> Lane | None:
+        """Which cycle to run now, or None. ``all`` sequences every pending record (a full
+        batch, the routine interval, or an urgent record with few others waiting);
+        ``urgent`` only the urgent ones, when more than RIDE_ALONG routine records wait: an
+        urgent record does not wait behind a routine batch's screening and sequencing. While
+        urgent records keep coming, a due routine cycle takes every other turn."""
         with self.db.session() as s:
-            waiting = (Record.leaf_index.is_(None), Record.rejected_at.is_(None))
             pending = s.scalar(select(func.count()).select_from(Record)
-                               .where(*waiting)) or 0
+                               .where(*_WAITING)) or 0
             urgent = s.scalar(select(func.count()).select_from(Record)
-                              .where(*waiting, Record.urgent)) or 0
+                              .where(*_WAITING, Record.urgent)) or 0
             unanchored = EvidenceLogDB(s, self.cache).size() > on_chain_size(s)
-        if urgent or pending >= self.settings.anchor_batch_max:
-            return True
         waited = time.monotonic() - self._last_anchor >= self.settings.anchor_interval_seconds
-        return waited and (pending > 0 or unanchored)
+        routine = pending > urgent and (pending >= self.settings.anchor_batch_max or waited)
+        if urgent and pending - urgent > RIDE_ALONG and not (
+                routine and self._last_lane == "urgent"):
+            return "urgent"
+        if urgent or routine or (waited and unanchored):
+            return "all"
+        return None
 
     def run(self) -> None:
         """Loop until :meth:`stop`; only the holder of the database lease works. Recovery
         (reconciling with the chain) runs under the lease, first thing after taking it."""
         while not self._stop.is_set():
             try:
-                if self.hold_lease():
-                    if self.due():
-                        self.cycle()
-                    elif time.monotonic() - self._last_sync >= SYNC_SECONDS:
-                        self.lease.guard()
-                        self.sync()
+                if self.hold_lease():  # renewed just now: the cycle needs no second check
+                    self._turn()
             except LeaseLost as exc:
                 log.warning("%s", exc.msg)
             except ClaimxError as exc:
+                self._last_sync = 0.0  # the next turn reconciles before writing
                 log.error("anchor cycle failed: %s (%s); retrying", exc.msg, exc.code)
                 if self.on_failure is not None:
                     self.on_failure(exc)
@@ -233,6 +268,7 @@ class AnchorWorker:
                 self._stop.wait(self.settings.urgent_poll_seconds if resync
                                 else self.settings.anchor_interval_seconds)
             except SQLAlchemyError as exc:  # e.g. a lost lease race or a database restart
+                self._last_sync = 0.0
                 log.error("anchor cycle hit a database error: %s; retrying", type(exc).__name__)
                 self._stop.wait(self.settings.urgent_poll_seconds)
             self.wake.wait(self.settings.urgent_poll_seconds)
@@ -241,6 +277,19 @@ class AnchorWorker:
             self.lease.release()  # a clean stop: a standby may take over at once
         except SQLAlchemyError:
             pass  # the database is gone: the lease lapses by itself
+
+    def _turn(self) -> None:
+        """One pass of the loop under a lease just renewed: a due cycle, else a periodic
+        reconcile with the chain."""
+        lane = self.lane()
+        if lane is None:
+            if self._sync_stale():
+                self.sync()
+            return
+        if self._sync_stale():
+            self.sync()
+        self._last_lane = lane
+        self._sequence_and_anchor(self.settings.anchor_batch_max, lane == "urgent")
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="claimx-anchor", daemon=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from gateway.core.types import hex32
@@ -36,12 +36,17 @@ class Screened:
     rejected: dict[int, str]
 
 
-def check_pending(db: Database, directory: KeyDirectory, now: int, limit: int) -> Screened:
+def check_pending(db: Database, directory: KeyDirectory, now: int, limit: int, *,
+                  urgent_only: bool = False) -> Screened:
     """Ask the registry about the keys of the next ``limit`` pending records (one call per
-    distinct key), outside any write transaction: chain calls never hold a database lock."""
+    distinct key), outside any write transaction: chain calls never hold a database lock.
+    With ``urgent_only``, the next urgent ones (the anchor worker's green-channel lane)."""
+    waiting: list[ColumnElement[bool]] = [Record.leaf_index.is_(None),
+                                          Record.rejected_at.is_(None)]
+    if urgent_only:
+        waiting.append(Record.urgent.is_(True))
     with db.session() as s:
-        rows = s.execute(select(Record.id, Record.issuer, Record.key_id)
-                         .where(Record.leaf_index.is_(None), Record.rejected_at.is_(None))
+        rows = s.execute(select(Record.id, Record.issuer, Record.key_id).where(*waiting)
                          .order_by(Record.id).limit(limit)).all()
     status = {(issuer, key_id): directory.key_status_at(issuer, key_id, now).status
               for issuer, key_id in {(r.issuer, r.key_id) for r in rows}}
