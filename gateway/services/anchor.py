@@ -55,10 +55,16 @@ LEASE_NAME = "anchor-worker"
 SYNC_SECONDS = 1.0
 """How often an idle lease holder compares the chain's heads with the database's anchors
 (a node restored from an older state is noticed within this, records re-anchored)."""
+BUSY_SYNC_SECONDS = 10.0
+"""The same while cycles run (an anchor on a chain that lost heads reverts and resyncs)."""
 Lane = Literal["urgent", "all"]
 RIDE_ALONG = 100
 """Routine records an urgent cycle sequences too (a few milliseconds); past this many it
 sequences only the urgent ones and leaves the routine batch to its own cycle."""
+CHUNK = 500
+"""Records per sequencing transaction of a routine cycle while the green channel is in use."""
+GREEN_RECENT_SECONDS = 10.0
+"""How long after an urgent record routine cycles keep to CHUNK-sized transactions."""
 _WAITING = (Record.leaf_index.is_(None), Record.rejected_at.is_(None))
 """Accepted records not yet in the log."""
 RESYNC_ERRORS = ("EvidenceLogNotConsistent", "EvidenceLogNotGrowing",
@@ -121,9 +127,17 @@ class AnchorWorker:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._last_anchor = time.monotonic()
+        """When a routine cycle last anchored (urgent-only anchors do not count)."""
         self._last_sync = 0.0
         self._synced_epoch: int | None = None
         self._last_lane: Lane | None = None
+        self._urgent_seen = -GREEN_RECENT_SECONDS
+        self._lease_margin = settings.lease_seconds * 2 / 3
+        """The loop renews the lease, and re-checks it before a chain write, only once less
+        than this is left of it: under SQLite each check waits for the write lock a
+        publishing request holds, which made up much of an urgent record's wait."""
+        self._cut_short = False
+        """The last routine cycle anchored early for an urgent record: its rest is due."""
 
     # -- one cycle ---------------------------------------------------------------------
 
@@ -137,29 +151,20 @@ class AnchorWorker:
 
     def _sequence_and_anchor(self, batch: int, urgent_only: bool) -> CycleResult:
         """Steps (1) and (2) of a cycle, under a lease the caller has just checked."""
-        screened, ids = None, None
-        if self.keys is not None:
-            now = self.chain_time() if self.chain_time else int(time.time())
-            screened = check_pending(self.db, self.keys, now, batch, urgent_only=urgent_only)
-            ids = screened.valid_ids
-        elif urgent_only:
-            ids = self._urgent_ids(batch)
-        with self.db.session() as s:
-            self.lease.check(s)
-            if screened is not None:
-                mark_rejected(s, screened.rejected, self.on_rejected)
-            seq = EvidenceLogDB(s, self.cache).sequence(batch, ids)
-            self.fault("before_sequence_commit")
-        self.fault("after_sequence")
+        if urgent_only:
+            sequenced = self._sequence(batch, *self._screen(batch, urgent_only=True))
+        else:
+            sequenced = self._sequence_routine(batch)
         with self.db.session() as s:
             logdb = EvidenceLogDB(s, self.cache)
             size = logdb.size()
             anchored = on_chain_size(s)
             if size <= anchored:
-                return CycleResult(seq.new_size - seq.old_size, None)
+                return CycleResult(sequenced, None)
             root = logdb.root(size)
             proof = logdb.consistency_proof(anchored, size) if anchored else []
-        self.lease.guard()  # re-checked right before the write: a pause may have cost it
+        if not self.lease.fresh(self._lease_margin):  # a pause may have cost it: ask
+            self.lease.guard()
         result = self._write(size, root, proof)
         self.fault("after_anchor_tx")
         with self.db.session() as s:
@@ -167,15 +172,72 @@ class AnchorWorker:
             record_anchor(s, result.head, result.tx_hash, result.gas_used, fence=fence,
                           confirmed=self.reconciler.deep(result.head),
                           on_anchored=self.on_anchored)
-        self._last_anchor = time.monotonic()
+        if not urgent_only:  # routine records wait for the interval from here
+            self._last_anchor = time.monotonic()
         log.info("anchored tree size %d in block %d (%d gas)", size, result.block_number,
                  result.gas_used)
-        return CycleResult(seq.new_size - seq.old_size, size, result.gas_used)
+        return CycleResult(sequenced, size, result.gas_used)
+
+    def _screen(self, limit: int, *, urgent_only: bool = False,
+                ) -> tuple[list[int] | None, dict[int, str]]:
+        """The next ``limit`` pending records (only urgent ones with ``urgent_only``) whose
+        keys are valid at chain time, to sequence, and those rejected; without a key
+        directory, None (the oldest pending, unchecked) or the urgent ones."""
+        if self.keys is None:
+            return (self._urgent_ids(limit) if urgent_only else None), {}
+        now = self.chain_time() if self.chain_time else int(time.time())
+        screened = check_pending(self.db, self.keys, now, limit, urgent_only=urgent_only)
+        return screened.valid_ids, screened.rejected
+
+    def _sequence(self, limit: int, ids: list[int] | None, rejected: dict[int, str]) -> int:
+        """Mark ``rejected`` and append up to ``limit`` records (``ids``, or the oldest
+        pending) in one committed transaction under the lease; how many were appended."""
+        with self.db.session() as s:
+            self.lease.check(s)
+            mark_rejected(s, rejected, self.on_rejected)
+            seq = EvidenceLogDB(s, self.cache).sequence(limit, ids)
+            self.fault("before_sequence_commit")
+        self.fault("after_sequence")
+        return seq.new_size - seq.old_size
+
+    def _sequence_routine(self, batch: int) -> int:
+        """A routine batch. While the green channel is in use (an urgent record seen in the
+        last GREEN_RECENT_SECONDS) it is screened and sequenced CHUNK records at a time, and
+        once an urgent record waits in between, that record is sequenced next and the cycle
+        anchors early (the rest is due at once): an urgent record waits for one chunk, not a
+        whole batch. Otherwise the batch is one screening and one transaction."""
+        self._cut_short = False
+        if not self._green_recent():
+            return self._sequence(batch, *self._screen(batch))
+        sequenced = 0
+        while sequenced < batch:
+            step = min(CHUNK, batch - sequenced)
+            ids, rejected = self._screen(step)
+            done = self._sequence(step, ids, rejected)
+            sequenced += done
+            seen = done if ids is None else len(ids) + len(rejected)
+            if seen < step or sequenced >= batch:  # nothing more is pending
+                break
+            if self._urgent_waiting():
+                sequenced += self._sequence(batch, *self._screen(batch, urgent_only=True))
+                self._cut_short = True
+                break
+        return sequenced
 
     def _urgent_ids(self, limit: int) -> list[int]:
         with self.db.session() as s:
             return list(s.scalars(select(Record.id).where(*_WAITING, Record.urgent)
                                   .order_by(Record.id).limit(limit)))
+
+    def _urgent_waiting(self) -> bool:
+        with self.db.session() as s:
+            waiting = s.scalar(select(Record.id).where(*_WAITING, Record.urgent).limit(1))
+        if waiting is not None:
+            self._urgent_seen = time.monotonic()
+        return waiting is not None
+
+    def _green_recent(self) -> bool:
+        return time.monotonic() - self._urgent_seen < GREEN_RECENT_SECONDS
 
     def _write(self, size: int, root: bytes, proof: list[bytes]) -> AnchorResult:
         """The one chain write; a revert that says the chain's heads changed under us makes
@@ -204,13 +266,16 @@ class AnchorWorker:
         self._last_sync, self._synced_epoch = time.monotonic(), self.lease.epoch
         return result
 
-    def _sync_stale(self) -> bool:
-        """Whether the loop must reconcile before its next write: at most every SYNC_SECONDS
-        under one epoch (two chain reads: a third of an urgent cycle under load), at once
-        after taking the lease or a failed cycle. A head the chain lost in between makes the
-        anchor revert (its consistency proof starts from the lost head), which resyncs."""
-        return (self._synced_epoch != self.lease.epoch
-                or time.monotonic() - self._last_sync >= SYNC_SECONDS)
+    def _sync_stale(self, *, busy: bool = False) -> bool:
+        """Whether the loop must reconcile before its next write: at once after taking the
+        lease or a failed cycle; else every SYNC_SECONDS while idle and BUSY_SYNC_SECONDS
+        while cycles run (two chain reads: under load they cost an urgent record as much as
+        its own anchor). A head the chain lost in between makes the next anchor revert (its
+        consistency proof starts from the lost head), which reconciles at once."""
+        if self._synced_epoch != self.lease.epoch or self._last_sync == 0.0:
+            return True
+        every = BUSY_SYNC_SECONDS if busy else SYNC_SECONDS
+        return time.monotonic() - self._last_sync >= every
 
     def recover(self) -> None:
         """Take the lease and reconcile: a head a crash left unrecorded is recorded, heads
@@ -241,8 +306,11 @@ class AnchorWorker:
             urgent = s.scalar(select(func.count()).select_from(Record)
                               .where(*_WAITING, Record.urgent)) or 0
             unanchored = EvidenceLogDB(s, self.cache).size() > on_chain_size(s)
+        if urgent:
+            self._urgent_seen = time.monotonic()
         waited = time.monotonic() - self._last_anchor >= self.settings.anchor_interval_seconds
-        routine = pending > urgent and (pending >= self.settings.anchor_batch_max or waited)
+        routine = pending > urgent and (pending >= self.settings.anchor_batch_max or waited
+                                        or self._cut_short)
         if urgent and pending - urgent > RIDE_ALONG and not (
                 routine and self._last_lane == "urgent"):
             return "urgent"
@@ -255,7 +323,7 @@ class AnchorWorker:
         (reconciling with the chain) runs under the lease, first thing after taking it."""
         while not self._stop.is_set():
             try:
-                if self.hold_lease():  # renewed just now: the cycle needs no second check
+                if self.lease.fresh(self._lease_margin) or self.hold_lease():
                     self._turn()
             except LeaseLost as exc:
                 log.warning("%s", exc.msg)
@@ -286,7 +354,7 @@ class AnchorWorker:
             if self._sync_stale():
                 self.sync()
             return
-        if self._sync_stale():
+        if self._sync_stale(busy=True):
             self.sync()
         self._last_lane = lane
         self._sequence_and_anchor(self.settings.anchor_batch_max, lane == "urgent")

@@ -59,6 +59,7 @@ class LeaseKeeper:
         """The epoch this process holds the lease under; None while it does not."""
         self._fresh = True  # not yet held by this process: a restart may take over at once
         self._checked = time.monotonic()
+        self._until = 0.0  # monotonic time the lease runs to, as last confirmed
 
     def hold(self, ttl: float | None = None) -> bool:
         """Take or renew the lease; False while another live holder has it. A database error
@@ -74,7 +75,7 @@ class LeaseKeeper:
                     s.add(Lease(name=self.name, holder=self.holder, expires_at=expires,
                                 epoch=1))
                     s.flush()
-                    return self._won(1)
+                    return self._won(1, ttl)
                 mine = row.holder == self.holder and row.epoch == self.epoch
                 restarted = row.holder == self.holder and self._fresh
                 if not (mine or restarted or as_utc(row.expires_at) <= now):
@@ -86,7 +87,7 @@ class LeaseKeeper:
                                                      expires_at=expires))
                 if done.rowcount != 1:  # type: ignore[attr-defined]
                     return self._lost(None)
-                return self._won(epoch)
+                return self._won(epoch, ttl)
         except IntegrityError:  # another process created the row first: it won
             return self._lost(None)
 
@@ -119,7 +120,15 @@ class LeaseKeeper:
                             "worker's result is not recorded (the new holder reads it from "
                             "the chain)")
         self._checked = time.monotonic()
+        self._until = self._checked + self.ttl
         return self.epoch
+
+    def fresh(self, left: float) -> bool:
+        """Held with more than ``left`` seconds to go since the database last confirmed it
+        (by this process's clock), so still held without asking: a lease passes only once
+        it expires, or to a restart of this holder id, which the id file's lock keeps from
+        any live process. A pause longer than that finds it stale and asks."""
+        return self.epoch is not None and self._until - time.monotonic() > left
 
     def release(self) -> None:
         """Let the lease lapse now (a clean stop): a standby may take it at once."""
@@ -131,10 +140,11 @@ class LeaseKeeper:
                 Lease.epoch == self.epoch).values(expires_at=self.clock()))
         self.epoch = None
 
-    def _won(self, epoch: int) -> bool:
+    def _won(self, epoch: int, ttl: float) -> bool:
         if epoch != self.epoch:
             log.info("took the %s lease as %s (epoch %d)", self.name, self.holder, epoch)
         self.epoch, self._fresh, self._checked = epoch, False, time.monotonic()
+        self._until = self._checked + ttl
         return True
 
     def _lost(self, other: str | None) -> bool:
