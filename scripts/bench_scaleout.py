@@ -120,6 +120,7 @@ def _result(a: argparse.Namespace, runs: dict[int, list[http.ScaleRun]], st: sta
         "check_per_core": round(st.check_per_core, 1),
         "db_insert_per_s": round(st.insert_per_s, 1),
         "sequence_per_s": round(st.sequence_per_s, 1),
+        "screen_per_s": round(st.screen_per_s, 1), "append_per_s": round(st.append_per_s, 1),
         "db_cpu_ms_per_record": round(st.db_cpu_ms_per_record, 3),
         "gas_per_anchor": round(gas), "records_per_anchor": round(per_anchor),
         "anchor_batch_max": ANCHOR_BATCH_MAX,
@@ -174,7 +175,8 @@ def _tables(a: argparse.Namespace, runs: dict[int, list[http.ScaleRun]],
     s.add_row("database insert", f"{r['db_insert_per_s']:,.0f} records/s",
               f"PostgreSQL, batches of {a.batch}, payloads sealed, one connection")
     s.add_row("sequencing", f"{r['sequence_per_s']:,.0f} records/s",
-              "the single anchor worker: key re-check, Merkle leaves, commit")
+              f"the single anchor worker: key re-check ({r['screen_per_s']:,.0f}/s alone), "
+              f"Merkle leaves and commit ({r['append_per_s']:,.0f}/s alone)")
     s.add_row("PostgreSQL server", f"{r['db_cpu_ms_per_record']:.3f} CPU ms/record",
               "its backends' CPU, inserting and sequencing (from /proc)")
     s.add_row("chain", f"{r['gas_per_anchor']:,} gas/anchor",

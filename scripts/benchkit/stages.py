@@ -37,6 +37,10 @@ class Stages:
     """Checked records inserted per second (payloads sealed, batches of ``batch``, committed)."""
     sequence_per_s: float
     """Records the single worker screens (key re-check) and sequences per second, committed."""
+    screen_per_s: float
+    """The screening alone: pending rows read, their keys' registry status at chain time."""
+    append_per_s: float
+    """The appending alone: Merkle nodes written, leaf indexes set, committed."""
     db_cpu_ms_per_record: float
     """PostgreSQL's own CPU (its backend processes, from /proc) per record, inserting and
     sequencing: what a shared database server spends whatever the gateways' number."""
@@ -66,20 +70,24 @@ def measure(chain: Chain, database_url: str, n: int, batch: int) -> Stages:
     insert = n / (time.perf_counter() - start)
     progress(f"stages: screening and sequencing {n} records, {SEQUENCE_BATCH} a transaction")
     registry = chain.registry(services.deployment.registry)
-    start = time.perf_counter()
+    screening = appending = 0.0
     done = 0
     while done < n:
+        t0 = time.perf_counter()
         screened = check_pending(services.db, registry, chain.now(), SEQUENCE_BATCH)
+        t1 = time.perf_counter()
         with services.db.session() as s:
             seq = EvidenceLogDB(s, services.cache).sequence(SEQUENCE_BATCH,
                                                              screened.valid_ids)
             backends.add(_backend_of(s))
+        appending += time.perf_counter() - t1
+        screening += t1 - t0
         done += seq.new_size - seq.old_size
-    sequence = n / (time.perf_counter() - start)
+    sequence = n / (screening + appending)
     used = cpu_seconds(sorted(backends))
     db_ms = sum(t - db_cpu.get(pid, 0.0) for pid, t in used.items()) / n * 1e3
     services.db.engine.dispose()
-    return Stages(verify, check, insert, sequence, db_ms)
+    return Stages(verify, check, insert, sequence, n / screening, n / appending, db_ms)
 
 
 def _backend(services: Services) -> int:

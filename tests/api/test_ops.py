@@ -107,6 +107,24 @@ def test_slow_headers_are_cut_off(bounded: Served) -> None:
 
 
 @pytest.mark.slow
+def test_every_process_of_serve_workers_cuts_slow_headers_off(tmp_path: Path) -> None:
+    """`serve --workers 2`: each process builds its protocol from the settings too (its
+    connections land on either process; none stays open past the 1 s header deadline)."""
+    env = {"CLAIMX_HTTP_HEADER_TIMEOUT_SECONDS": "1"}
+    with serve_gateway(tmp_path, ["--workers", "2"], env=env) as served:
+        socks = [_connect(served) for _ in range(6)]
+        try:
+            for sock in socks:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+            # closed by the server: well before the default deadline (10 s) would have
+            assert [_recv_all(sock, 8) for sock in socks] == [b""] * len(socks)
+        finally:
+            for sock in socks:
+                sock.close()
+        assert served.log_text().count("Started server process") == 2
+
+
+@pytest.mark.slow
 def test_slow_headers_after_a_first_request_are_cut_off_too(bounded: Served) -> None:
     with _connect(bounded) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
