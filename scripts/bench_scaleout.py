@@ -65,7 +65,7 @@ def _args() -> argparse.Namespace:
                         help="modelled QBFT block time")
     parser.add_argument("--qbft-tx-per-s", type=float, default=1000,
                         help="modelled QBFT transaction rate (Besu: roughly 750-1,200)")
-    parser.add_argument("--naive-gas", type=int, default=45_000,
+    parser.add_argument("--naive-gas", type=int, default=45_700,
                         help="gas of one naive per-record transaction (bench_anchor.py)")
     return parser.parse_args()
 
