@@ -32,7 +32,7 @@ from gateway.core.errors import (
 )
 from gateway.core.keys import PublicKey
 from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS, Packet
-from gateway.core.promise import Promise
+from gateway.core.promise import Promise, PromiseBatch
 from gateway.core.types import Digest, parse_hex32
 from gateway.services.bindings import index_identity
 from gateway.store.db import Database
@@ -40,7 +40,7 @@ from gateway.store.tables import DataKey, Record, utcnow
 from gateway.store.vault import Vault, stored_meta
 
 if TYPE_CHECKING:
-    from gateway.services.promises import PromiseDesk, Signed
+    from gateway.services.promises import PromiseDesk
 
 
 class KeyDirectory(Protocol):
@@ -187,11 +187,11 @@ class Publisher:
             raise InputError(f"{len(errors)} of {len(items)} envelopes rejected; nothing stored",
                              code="batch_rejected",
                              errors=[{"index": i, **e.to_dict()} for i, e in errors])
-        signed = self._promises(checked)
+        batch = self._promises(checked)
         try:
-            results = self._store(checked, signed)
+            results = self._store(checked, batch)
         except IntegrityError:  # a concurrent request stored one of the digests first
-            results = self._store(checked, signed)
+            results = self._store(checked, batch)
         self.accepted_total += sum(not r.duplicate for r in results)
         if self.on_urgent and any(r.urgent and not r.duplicate for r in results):
             self.on_urgent()
@@ -227,27 +227,21 @@ class Publisher:
             return [c for i, c, _ in pending if i not in bad], errors
         return [c for _, c, _ in pending], errors
 
-    def _promises(self, checked: list[Checked]) -> list[Signed] | None:
-        """Each envelope's promise, signed before the storing transaction (so signing holds
-        no database lock), on the pool for a large batch like the verifications; a
+    def _promises(self, checked: list[Checked]) -> PromiseBatch | None:
+        """The promises of this call: one signature over all (a promise batch), on this
+        thread before the storing transaction, so signing holds no database lock; a
         duplicate's is discarded for the one already given."""
-        if self.promises is None:
+        if self.promises is None or not checked:
             return None
-        desk, now = self.promises, self.promises.now()
-        if len(checked) < PARALLEL_MIN or self.threads < 2:
-            return [desk.promise_for(c, now) for c in checked]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="claimx-verify")
-        return list(self._pool.map(lambda c: desk.promise_for(c, now), checked,
-                                   chunksize=max(1, len(checked) // (4 * self.threads))))
+        return self.promises.batch_for(checked, self.promises.now())
 
-    def _store(self, checked: list[Checked], signed: list[Signed] | None) -> list[Accepted]:
+    def _store(self, checked: list[Checked], batch: PromiseBatch | None) -> list[Accepted]:
         with self.db.session() as s:
             results, new = store_checked(s, self.vault, checked)
             if new and self.on_stored is not None:
                 self.on_stored(s, new)
-            if self.promises is not None and signed is not None:
-                results = self.promises.issue(s, signed, results)
+            if self.promises is not None and batch is not None:
+                results = self.promises.issue(s, batch, results)
         return results
 
 
