@@ -55,9 +55,12 @@ LEASE_NAME = "anchor-worker"
 SYNC_SECONDS = 1.0
 """How often an idle lease holder compares the chain's heads with the database's anchors
 (a node restored from an older state is noticed within this, records re-anchored)."""
+SEQUENCE_STEP = 500
+"""Records waiting that make the loop sequence them before their batch is due for
+anchoring: sequencing keeps pace with arrival instead of adding its time to the anchor's."""
 BUSY_SYNC_SECONDS = 10.0
 """The same while cycles run (an anchor on a chain that lost heads reverts and resyncs)."""
-Lane = Literal["urgent", "all"]
+Plan = Literal["urgent", "anchor", "sequence"]
 RIDE_ALONG = 100
 """Routine records an urgent cycle sequences too (a few milliseconds); past this many it
 sequences only the urgent ones and leaves the routine batch to its own cycle."""
@@ -130,7 +133,7 @@ class AnchorWorker:
         """When a routine cycle last anchored (urgent-only anchors do not count)."""
         self._last_sync = 0.0
         self._synced_epoch: int | None = None
-        self._last_lane: Lane | None = None
+        self._last_plan: Plan | None = None
         self._urgent_seen = -GREEN_RECENT_SECONDS
         self._lease_margin = settings.lease_seconds * 2 / 3
         """The loop renews the lease, and re-checks it before a chain write, only once less
@@ -141,20 +144,27 @@ class AnchorWorker:
 
     # -- one cycle ---------------------------------------------------------------------
 
-    def cycle(self, *, limit: int | None = None, urgent_only: bool = False) -> CycleResult:
+    def cycle(self, *, limit: int | None = None, anchor: bool = True,
+              urgent_only: bool = False) -> CycleResult:
         """Reconcile, sequence pending records and anchor the log head if the chain is
-        behind; LeaseLost (and nothing written) when another process holds the lease. With
-        ``urgent_only`` only urgent records are sequenced (the green channel's lane)."""
+        behind (unless ``anchor`` is False: sequencing alone, as records arrive, so the
+        anchor of a full batch has nothing left to sequence); LeaseLost (and nothing
+        written) when another process holds the lease. With ``urgent_only`` only urgent
+        records are sequenced (the green channel's lane)."""
         self.lease.guard()
         self.sync()
-        return self._sequence_and_anchor(limit or self.settings.anchor_batch_max, urgent_only)
+        return self._sequence_and_anchor(limit or self.settings.anchor_batch_max,
+                                         urgent_only=urgent_only, anchor=anchor)
 
-    def _sequence_and_anchor(self, batch: int, urgent_only: bool) -> CycleResult:
+    def _sequence_and_anchor(self, batch: int, *, urgent_only: bool = False,
+                             anchor: bool = True) -> CycleResult:
         """Steps (1) and (2) of a cycle, under a lease the caller has just checked."""
         if urgent_only:
             sequenced = self._sequence(batch, *self._screen(batch, urgent_only=True))
         else:
-            sequenced = self._sequence_routine(batch)
+            sequenced = self._sequence_routine(batch, anchoring=anchor)
+        if not anchor:
+            return CycleResult(sequenced, None)
         with self.db.session() as s:
             logdb = EvidenceLogDB(s, self.cache)
             size = logdb.size()
@@ -200,12 +210,13 @@ class AnchorWorker:
         self.fault("after_sequence")
         return seq.new_size - seq.old_size
 
-    def _sequence_routine(self, batch: int) -> int:
+    def _sequence_routine(self, batch: int, *, anchoring: bool = True) -> int:
         """A routine batch. While the green channel is in use (an urgent record seen in the
         last GREEN_RECENT_SECONDS) it is screened and sequenced CHUNK records at a time, and
         once an urgent record waits in between, that record is sequenced next and the cycle
-        anchors early (the rest is due at once): an urgent record waits for one chunk, not a
-        whole batch. Otherwise the batch is one screening and one transaction."""
+        anchors early (the rest is due at once), or, sequencing alone, the step ends (the
+        loop turns to the urgent record): an urgent record waits for one chunk, not a whole
+        batch. Otherwise the batch is one screening and one transaction."""
         self._cut_short = False
         if not self._green_recent():
             return self._sequence(batch, *self._screen(batch))
@@ -219,8 +230,10 @@ class AnchorWorker:
             if seen < step or sequenced >= batch:  # nothing more is pending
                 break
             if self._urgent_waiting():
-                sequenced += self._sequence(batch, *self._screen(batch, urgent_only=True))
-                self._cut_short = True
+                if anchoring:
+                    sequenced += self._sequence(batch, *self._screen(batch,
+                                                                     urgent_only=True))
+                    self._cut_short = True
                 break
         return sequenced
 
@@ -291,40 +304,45 @@ class AnchorWorker:
     # -- scheduling --------------------------------------------------------------------
 
     def due(self) -> bool:
-        """Whether a cycle should run now (urgent, full batch, or routine interval)."""
-        return self.lane() is not None
+        """Whether an anchoring cycle should run now (urgent, full batch, or routine
+        interval)."""
+        return self.plan() in ("urgent", "anchor")
 
-    def lane(self) -> Lane | None:
-        """Which cycle to run now, or None. ``all`` sequences every pending record (a full
-        batch, the routine interval, or an urgent record with few others waiting);
-        ``urgent`` only the urgent ones, when more than RIDE_ALONG routine records wait: an
-        urgent record does not wait behind a routine batch's screening and sequencing. While
-        urgent records keep coming, a due routine cycle takes every other turn."""
+    def plan(self) -> Plan | None:
+        """What the loop should do now, or None. ``anchor``: sequence what waits and anchor
+        (urgent records with few others waiting, a full batch in the log or the queue, the
+        routine interval passed); ``urgent``: sequence only the urgent records and anchor,
+        when more than RIDE_ALONG routine ones wait (an urgent record does not wait behind a
+        routine batch's screening and sequencing; while urgent records keep coming, a due
+        routine cycle takes every other turn); ``sequence``: SEQUENCE_STEP or more records
+        wait, append them now so the anchor finds them sequenced."""
         with self.db.session() as s:
             pending = s.scalar(select(func.count()).select_from(Record)
                                .where(*_WAITING)) or 0
             urgent = s.scalar(select(func.count()).select_from(Record)
                               .where(*_WAITING, Record.urgent)) or 0
-            unanchored = EvidenceLogDB(s, self.cache).size() > on_chain_size(s)
+            unanchored = EvidenceLogDB(s, self.cache).size() - on_chain_size(s)
         if urgent:
             self._urgent_seen = time.monotonic()
         waited = time.monotonic() - self._last_anchor >= self.settings.anchor_interval_seconds
-        routine = pending > urgent and (pending >= self.settings.anchor_batch_max or waited
-                                        or self._cut_short)
+        routine = (pending > urgent or unanchored > 0) and (
+            pending + unanchored >= self.settings.anchor_batch_max or waited
+            or self._cut_short)
         if urgent and pending - urgent > RIDE_ALONG and not (
-                routine and self._last_lane == "urgent"):
+                routine and self._last_plan == "urgent"):
             return "urgent"
-        if urgent or routine or (waited and unanchored):
-            return "all"
-        return None
+        if urgent or routine:
+            return "anchor"
+        return "sequence" if pending >= SEQUENCE_STEP else None
 
     def run(self) -> None:
         """Loop until :meth:`stop`; only the holder of the database lease works. Recovery
         (reconciling with the chain) runs under the lease, first thing after taking it."""
         while not self._stop.is_set():
             try:
-                if self.lease.fresh(self._lease_margin) or self.hold_lease():
-                    self._turn()
+                if (self.lease.fresh(self._lease_margin) or self.hold_lease()) \
+                        and self._turn():
+                    continue  # sequenced as records arrive: look again before sleeping
             except LeaseLost as exc:
                 log.warning("%s", exc.msg)
             except ClaimxError as exc:
@@ -346,18 +364,22 @@ class AnchorWorker:
         except SQLAlchemyError:
             pass  # the database is gone: the lease lapses by itself
 
-    def _turn(self) -> None:
-        """One pass of the loop under a lease just renewed: a due cycle, else a periodic
-        reconcile with the chain."""
-        lane = self.lane()
-        if lane is None:
+    def _turn(self) -> bool:
+        """One pass of the loop under a lease just renewed: what :meth:`plan` says, else a
+        periodic reconcile with the chain; True when records were sequenced without an
+        anchor (more may be waiting: the loop looks again before sleeping)."""
+        plan = self.plan()
+        if plan is None:
             if self._sync_stale():
                 self.sync()
-            return
+            return False
         if self._sync_stale(busy=True):
             self.sync()
-        self._last_lane = lane
-        self._sequence_and_anchor(self.settings.anchor_batch_max, lane == "urgent")
+        self._last_plan = plan
+        done = self._sequence_and_anchor(self.settings.anchor_batch_max,
+                                         urgent_only=plan == "urgent",
+                                         anchor=plan != "sequence")
+        return plan == "sequence" and done.sequenced > 0
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="claimx-anchor", daemon=True)

@@ -42,14 +42,14 @@ def test_urgent_lane_skips_a_long_routine_queue(embedded_chain: Chain, tmp_path:
     sv = services(embedded_chain, tmp_path, anchor_batch_max=10_000)
     hospital = admit(embedded_chain, sv.deployment, "hospital.lanes")
     publish(sv, hospital, anchor.RIDE_ALONG + 5, "routine")
-    assert sv.worker.lane() is None
+    assert sv.worker.plan() is None
     publish(sv, hospital, 1, "urgent", urgent=True)
-    assert sv.worker.lane() == "urgent"
+    assert sv.worker.plan() == "urgent"
     result = sv.worker.cycle(urgent_only=True)
     assert (result.sequenced, result.anchored_size) == (1, 1)
     assert leaves(sv, urgent=True) == [0]
     assert set(leaves(sv, urgent=False)) == {None}
-    assert sv.worker.lane() is None  # routine records: the interval or a full batch
+    assert sv.worker.plan() is None  # routine records: the interval or a full batch
 
 
 def test_few_routine_records_ride_along(embedded_chain: Chain, tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_few_routine_records_ride_along(embedded_chain: Chain, tmp_path: Path) -
     hospital = admit(embedded_chain, sv.deployment, "hospital.ride")
     publish(sv, hospital, 3, "routine")
     publish(sv, hospital, 1, "urgent", urgent=True)
-    assert sv.worker.lane() == "all"
+    assert sv.worker.plan() == "anchor"
     assert sv.worker.cycle().anchored_size == 4
 
 
@@ -79,12 +79,12 @@ def test_routine_batch_anchors_early_for_an_urgent_record(
     hospital = admit(embedded_chain, sv.deployment, "hospital.chunks")
     publish(sv, hospital, 1, "first", urgent=True)
     publish(sv, hospital, 30, "routine")
-    assert sv.worker.lane() == "urgent"  # and the green channel counts as in use
+    assert sv.worker.plan() == "urgent"  # and the green channel counts as in use
     assert sv.worker.cycle(urgent_only=True).anchored_size == 1
     sv.worker.fault = urgent_arrives
     result = sv.worker.cycle()
     assert (result.sequenced, result.anchored_size) == (11, 12)
     assert leaves(sv, urgent=True) == [0, 11]
-    assert sv.worker.lane() == "all"  # the rest of the batch
+    assert sv.worker.plan() == "anchor"  # the rest of the batch
     assert sv.worker.cycle().anchored_size == 32
     assert sorted(leaves(sv, urgent=False)) == list(range(1, 11)) + list(range(12, 32))
