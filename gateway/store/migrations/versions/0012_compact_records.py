@@ -1,0 +1,227 @@
+"""compact records (issue 14): payload and signature move to record_payloads, subject and
+source hash become 32-byte blobs, accepted_at integer microseconds, three unused indexes go,
+the pending index covers only pending rows, and merkle_nodes keeps levels 3 and up under
+one integer key (lower nodes are derived from the records' digests).
+
+The stored forms are frozen here, equal to gateway.store.vault.stored_meta and
+gateway.store.log at the time of writing: the usual envelope's meta is its raw signature
+(unless that starts with ``{``), any other the JSON of its fields; a node's key is
+``level << 40 | index``. Sealed payloads are copied as they are (every older form still
+reads).
+
+Revision ID: 0012
+Revises: 0010
+Create Date: 2026-12-01 16:30:00.000000
+"""
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0012'
+down_revision = '0010'
+branch_labels = None
+depends_on = None
+
+PAYLOAD_TYPE = "application/vnd.claimx.packet+json"
+SHIFT = 40
+STORED_LEVEL = 3
+CHUNK = 5000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+old_records = sa.table(
+    'records', sa.column('id', sa.Integer), sa.column('key_id', sa.LargeBinary),
+    sa.column('subject', sa.String), sa.column('source_sha256', sa.String),
+    sa.column('accepted_at', sa.DateTime(timezone=True)), sa.column('envelope_meta', sa.Text),
+    sa.column('payload_ct', sa.LargeBinary), sa.column('subject_b', sa.LargeBinary),
+    sa.column('source_b', sa.LargeBinary), sa.column('accepted_us', sa.BigInteger),
+    sa.column('leaf_index', sa.BigInteger), sa.column('digest', sa.LargeBinary))
+payloads = sa.table('record_payloads', sa.column('record_id', sa.Integer),
+                    sa.column('meta', sa.LargeBinary), sa.column('sealed', sa.LargeBinary))
+
+
+def _meta_to_db(text: str, key_id: bytes) -> bytes:
+    meta = json.loads(text) if text.startswith("{") else {
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": [{"keyid": "0x" + key_id.hex(), "sig": text}]}
+    sigs = meta.get("signatures")
+    if (meta.keys() == {"payloadType", "signatures"} and meta["payloadType"] == PAYLOAD_TYPE
+            and isinstance(sigs, list) and len(sigs) == 1 and isinstance(sigs[0], dict)
+            and sigs[0].keys() == {"keyid", "sig"} and sigs[0]["keyid"] == "0x" + key_id.hex()
+            and isinstance(sigs[0]["sig"], str)):
+        try:
+            raw = base64.b64decode(sigs[0]["sig"], validate=True)
+        except ValueError:
+            raw = None
+        if raw is not None and base64.b64encode(raw).decode() == sigs[0]["sig"] \
+                and raw[:1] != b"{":
+            return raw
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
+def _meta_from_db(meta: bytes, key_id: bytes) -> str:
+    """The text 0010 stored: the base64 signature for the usual envelope, else JSON."""
+    if meta[:1] == b"{":
+        return meta.decode()
+    return base64.b64encode(meta).decode()
+
+
+def _micros(at: datetime) -> int:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return (at - EPOCH) // _MICRO
+
+
+def _chunks(conn: sa.Connection, *columns: sa.ColumnElement) -> object:
+    last = 0
+    while True:
+        rows = conn.execute(sa.select(old_records.c.id, *columns)
+                            .where(old_records.c.id > last)
+                            .order_by(old_records.c.id).limit(CHUNK)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def upgrade() -> None:
+    conn = op.get_bind()
+    op.create_table('record_payloads',
+                    sa.Column('record_id', sa.Integer(), autoincrement=False, nullable=False),
+                    sa.Column('meta', sa.LargeBinary(), nullable=False),
+                    sa.Column('sealed', sa.LargeBinary(), nullable=True),
+                    sa.PrimaryKeyConstraint('record_id', name=op.f('pk_record_payloads')))
+    for name in ('ix_records_pending', 'ix_records_issuer', 'ix_records_kind',
+                 'ix_records_subject', 'ix_records_source_sha256'):
+        op.drop_index(name, table_name='records')
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('subject_b', sa.LargeBinary(length=32), nullable=True))
+        batch_op.add_column(sa.Column('source_b', sa.LargeBinary(length=32), nullable=True))
+        batch_op.add_column(sa.Column('accepted_us', sa.BigInteger(), nullable=True))
+    c = old_records.c
+    for rows in _chunks(conn, c.key_id, c.subject, c.source_sha256, c.accepted_at,
+                        c.envelope_meta, c.payload_ct):
+        conn.execute(payloads.insert(), [
+            {"record_id": r.id, "meta": _meta_to_db(r.envelope_meta, r.key_id),
+             "sealed": r.payload_ct} for r in rows])
+        conn.execute(old_records.update().where(c.id == sa.bindparam('rid')).values(
+            subject_b=sa.bindparam('sb'), source_b=sa.bindparam('srcb'),
+            accepted_us=sa.bindparam('us')), [
+            {"rid": r.id, "sb": bytes.fromhex(r.subject),
+             "srcb": None if r.source_sha256 is None else bytes.fromhex(r.source_sha256),
+             "us": _micros(r.accepted_at)} for r in rows])
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        for name in ('envelope_meta', 'payload_ct', 'subject', 'source_sha256', 'accepted_at'):
+            batch_op.drop_column(name)
+        batch_op.alter_column('subject_b', new_column_name='subject', nullable=False,
+                              existing_type=sa.LargeBinary(length=32))
+        batch_op.alter_column('source_b', new_column_name='source_sha256', nullable=True,
+                              existing_type=sa.LargeBinary(length=32))
+        batch_op.alter_column('accepted_us', new_column_name='accepted_at', nullable=False,
+                              existing_type=sa.BigInteger())
+    op.create_index('ix_records_subject', 'records', ['subject'])
+    op.create_index('ix_records_pending', 'records', ['urgent'],
+                    sqlite_where=sa.text('leaf_index IS NULL'),
+                    postgresql_where=sa.text('leaf_index IS NULL'))
+    _nodes_up(conn)
+
+
+def _rename_old_nodes(conn: sa.Connection, old_pk: str) -> None:
+    op.rename_table('merkle_nodes', 'merkle_nodes_old')
+    if conn.dialect.name == 'postgresql':  # constraint names are schema-wide there
+        op.execute(f'ALTER TABLE merkle_nodes_old RENAME CONSTRAINT {old_pk} '
+                   'TO pk_merkle_nodes_old')
+
+
+def _nodes_up(conn: sa.Connection) -> None:
+    _rename_old_nodes(conn, 'pk_merkle_nodes')
+    op.create_table('merkle_nodes',
+                    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                              autoincrement=False, nullable=False),
+                    sa.Column('hash', sa.LargeBinary(length=32), nullable=False),
+                    sa.PrimaryKeyConstraint('id', name=op.f('pk_merkle_nodes')))
+    op.execute(f'INSERT INTO merkle_nodes (id, hash) SELECT level * {1 << SHIFT} + idx, hash '
+               f'FROM merkle_nodes_old WHERE level >= {STORED_LEVEL}')
+    op.drop_table('merkle_nodes_old')
+
+
+def _nodes_down(conn: sa.Connection) -> None:
+    _rename_old_nodes(conn, 'pk_merkle_nodes')
+    op.create_table('merkle_nodes',
+                    sa.Column('level', sa.Integer(), nullable=False),
+                    sa.Column('idx', sa.BigInteger(), nullable=False),
+                    sa.Column('hash', sa.LargeBinary(length=32), nullable=False),
+                    sa.PrimaryKeyConstraint('level', 'idx', name=op.f('pk_merkle_nodes')))
+    op.execute(f'INSERT INTO merkle_nodes (level, idx, hash) SELECT id / {1 << SHIFT}, '
+               f'id % {1 << SHIFT}, hash FROM merkle_nodes_old')
+    op.drop_table('merkle_nodes_old')
+    nodes = sa.table('merkle_nodes', sa.column('level', sa.Integer),
+                     sa.column('idx', sa.BigInteger), sa.column('hash', sa.LargeBinary))
+    size = conn.execute(sa.text('SELECT size FROM log_state WHERE id = 1')).scalar() or 0
+    block = 1 << STORED_LEVEL
+    for start in range(0, size, CHUNK * block):  # aligned: each chunk holds whole nodes
+        digests = [bytes(d) for d in conn.execute(
+            sa.select(old_records.c.digest)
+            .where(old_records.c.leaf_index >= start,
+                   old_records.c.leaf_index < min(size, start + CHUNK * block))
+            .order_by(old_records.c.leaf_index)).scalars()]
+        level = [hashlib.sha256(b"\0" + d).digest() for d in digests]
+        rows = []
+        for lv in range(STORED_LEVEL):
+            base = start >> lv
+            rows += [{"level": lv, "idx": base + i, "hash": h} for i, h in enumerate(level)]
+            level = [hashlib.sha256(b"\1" + level[i] + level[i + 1]).digest()
+                     for i in range(0, len(level) - 1, 2)]
+        if rows:
+            conn.execute(nodes.insert(), rows)
+
+
+def downgrade() -> None:
+    conn = op.get_bind()
+    _nodes_down(conn)
+    op.drop_index('ix_records_pending', table_name='records')
+    op.drop_index('ix_records_subject', table_name='records')
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        batch_op.alter_column('subject', new_column_name='subject_b',
+                              existing_type=sa.LargeBinary(length=32))
+        batch_op.alter_column('source_sha256', new_column_name='source_b',
+                              existing_type=sa.LargeBinary(length=32))
+        batch_op.alter_column('accepted_at', new_column_name='accepted_us',
+                              existing_type=sa.BigInteger())
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('subject', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('source_sha256', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('envelope_meta', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('payload_ct', sa.LargeBinary(), nullable=True))
+    c = old_records.c
+    for rows in _chunks(conn, c.key_id, c.subject_b, c.source_b, c.accepted_us):
+        found = {r.record_id: r for r in conn.execute(
+            sa.select(payloads).where(payloads.c.record_id.in_([r.id for r in rows])))}
+        conn.execute(old_records.update().where(c.id == sa.bindparam('rid')).values(
+            subject=sa.bindparam('s'), source_sha256=sa.bindparam('src'),
+            accepted_at=sa.bindparam('at'), envelope_meta=sa.bindparam('m'),
+            payload_ct=sa.bindparam('ct')), [
+            {"rid": r.id, "s": bytes(r.subject_b).hex(),
+             "src": None if r.source_b is None else bytes(r.source_b).hex(),
+             "at": EPOCH + r.accepted_us * _MICRO,
+             "m": _meta_from_db(bytes(found[r.id].meta), r.key_id) if r.id in found else "{}",
+             "ct": found[r.id].sealed if r.id in found else None} for r in rows])
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        for name in ('subject_b', 'source_b', 'accepted_us'):
+            batch_op.drop_column(name)
+        batch_op.alter_column('subject', nullable=False, existing_type=sa.String(length=64))
+        batch_op.alter_column('accepted_at', nullable=False,
+                              existing_type=sa.DateTime(timezone=True))
+        batch_op.alter_column('envelope_meta', nullable=False, server_default='{}',
+                              existing_type=sa.Text())
+    op.drop_table('record_payloads')
+    op.create_index('ix_records_pending', 'records', ['leaf_index', 'urgent'])
+    op.create_index('ix_records_issuer', 'records', ['issuer'])
+    op.create_index('ix_records_kind', 'records', ['kind'])
+    op.create_index('ix_records_subject', 'records', ['subject'])
+    op.create_index('ix_records_source_sha256', 'records', ['source_sha256'])
