@@ -37,7 +37,15 @@ from gateway.core.types import Digest, parse_hex32
 from gateway.services.bindings import index_identity
 from gateway.store.bulk import bulk_insert, insert_with_ids
 from gateway.store.db import Database
-from gateway.store.tables import DataKey, Record, RecordPayload, hex32_to_db, micros, utcnow
+from gateway.store.tables import (
+    DataKey,
+    Record,
+    RecordPayload,
+    hex32_to_db,
+    kind_to_db,
+    micros,
+    utcnow,
+)
 from gateway.store.vault import Vault, packet_fields, stored_meta
 
 if TYPE_CHECKING:
@@ -330,7 +338,8 @@ def store_checked(s: Session, vault: Vault,
             stored.append((c.digest, p.subject))
             continue
         # values in their stored form: the DBAPI binds them as they are (gateway.store.bulk)
-        rows.append((c.digest, parse_hex32(p.issuer), c.key_id, p.kind, hex32_to_db(p.subject),
+        rows.append((c.digest, parse_hex32(p.issuer), c.key_id, kind_to_db(p.kind),
+                     hex32_to_db(p.subject),
                      p.issued_at, p.is_urgent,
                      hex32_to_db(p.source.sha256) if p.source else None, now))
         payloads.append((stored_meta(c.envelope.meta_json(), c.key_id),

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -86,6 +87,40 @@ def hex32_to_db(value: str) -> bytes:
     return bytes.fromhex(value)
 
 
+KIND_CODES: tuple[str, ...] = (
+    "hospital.admission_summary", "hospital.discharge_summary", "hospital.invoice",
+    "hospital.diagnosis", "hospital.lab_report", "hospital.procedure",
+    "police.accident_determination", "police.incident_report", "civil.death_certificate",
+    "attachment", "payer.adjudication", "payer.coverage", "identity.binding",
+    "identity.binding_revoked", "insurer.consent", "exchange.access",
+)
+"""Evidence kinds as stored: a kind's code is its position here. Append only (a stored code
+never changes meaning); every kind of gateway.core.packet.KINDS is here (tested)."""
+_KIND_CODE = {k: i for i, k in enumerate(KIND_CODES)}
+
+
+class KindCode(TypeDecorator[str]):
+    """An evidence kind stored as a small integer (:data:`KIND_CODES`): one or two bytes
+    instead of about 17, read back as the kind's name."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> int | None:
+        return None if value is None else kind_to_db(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> str | None:
+        return None if value is None else KIND_CODES[value]
+
+
+def kind_to_db(kind: str) -> int:
+    """What a :class:`KindCode` column stores."""
+    try:
+        return _KIND_CODE[kind]
+    except KeyError:
+        raise ValueError(f"kind {kind!r} has no stored code: add it to KIND_CODES") from None
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -127,7 +162,7 @@ class Record(Base):
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     issuer: Mapped[bytes] = mapped_column(LargeBinary(32))
     key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
-    kind: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(KindCode())
     subject: Mapped[str] = mapped_column(Hex32(), index=True)
     issued_at: Mapped[str] = mapped_column(String(32))
     """As the packet has it (its exact text is rebuilt into the payload on read)."""

@@ -1,7 +1,7 @@
 """Payloads at rest: each record encrypted with its own data key (AES-256-GCM, ``cryptography``).
 
 The data key is wrapped by the gateway's master key and stored in front of the ciphertext
-(records before that keep it in the ``data_keys`` table, still read); erasing it
+(:data:`KEY_WRAP_FORM`; records before that keep it in the ``data_keys`` table, still read); erasing it
 (:func:`erase`) makes the payload unrecoverable while the record's digest, leaf and proofs
 stay valid, which is how a record is erased without rewriting the log. Keeping it in the
 record's row instead of a table of its own saves a row, a key and a copy of the digest per
@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from sqlalchemy.orm import Session
 
 from gateway.core.envelope import PAYLOAD_TYPE
@@ -38,9 +39,14 @@ SECRET_AAD = b"claimx webhook secret:"
 """Prefix of the associated data binding a sealed secret to its row (``+ endpoint id``)."""
 DEV_MASTER_KEY = hashlib.sha256(b"claimx development master key - not for production").digest()
 _NONCE = 12
-
-
-_WRAPPED = _NONCE + 32 + 16  # nonce, AES-256 key, GCM tag
+_WRAPPED = _NONCE + 32 + 16  # 0010's wrapped key: nonce, AES-256 key, GCM tag
+_ZERO_NONCE = bytes(_NONCE)
+OLD_FORM, KEY_WRAP_FORM = b"\x00", b"\x01"
+"""First byte of ``record_payloads.sealed``: a form 0010 wrote (its bytes follow), or
+:meth:`Vault.seal`'s: the data key wrapped with AES key wrap (RFC 3394, 40 bytes), then
+the AES-GCM ciphertext and tag. The data key encrypts exactly once (a fresh key each
+seal), so its nonce is fixed at zero and not stored: 32 bytes a record fewer than a
+GCM-wrapped key and a random nonce, with the same per-record key."""
 
 
 @dataclass(frozen=True)
@@ -50,27 +56,26 @@ class Sealed:
 
     @property
     def stored(self) -> bytes:
-        """What ``records.payload_ct`` holds: the wrapped key, then the ciphertext."""
-        return self.wrapped_key + self.ciphertext
+        """What ``record_payloads.sealed`` holds: the form byte, wrapped key, ciphertext."""
+        return KEY_WRAP_FORM + self.wrapped_key + self.ciphertext
 
 
 class Vault:
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != 32:
             raise ClaimxError("master key must be 32 bytes (64 hex digits)", code="bad_master_key")
+        self._key = master_key
         self._master = AESGCM(master_key)
 
     def seal(self, payload: bytes, digest: bytes,
              known: Sequence[tuple[str, str]] = ()) -> Sealed:
         """Compress (gateway.store.payload_codec) without the ``known`` fields the row
-        holds, then encrypt with a fresh data key; the digest is bound in as associated data."""
+        holds, then encrypt with a fresh data key; the digest is bound in as associated data
+        (so neither the ciphertext nor its key opens under another record's row)."""
         data_key = AESGCM.generate_key(256)
-        nonce = os.urandom(_NONCE)
         packed = payload_codec.compress(payload, known)
-        ct = nonce + AESGCM(data_key).encrypt(nonce, packed, digest)
-        wrap_nonce = os.urandom(_NONCE)
-        wrapped = wrap_nonce + self._master.encrypt(wrap_nonce, data_key, digest)
-        return Sealed(ct, wrapped)
+        ct = AESGCM(data_key).encrypt(_ZERO_NONCE, packed, digest)
+        return Sealed(ct, aes_key_wrap(self._key, data_key))
 
     def open(self, rec: Record, stored: bytes | None, wrapped: bytes | None = None) -> bytes:
         """Decrypt a record's payload (``stored``: its ``record_payloads.sealed``), or raise
@@ -81,12 +86,9 @@ class Vault:
         if stored is None:
             raise NotFoundError("record payload was erased; its digest and proofs remain",
                                 code="erased", http_status=410)
-        if wrapped is None:
-            wrapped, stored = stored[:_WRAPPED], stored[_WRAPPED:]
         try:
-            data_key = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], rec.digest)
-            plain = AESGCM(data_key).decrypt(stored[:_NONCE], stored[_NONCE:], rec.digest)
-        except InvalidTag as exc:
+            plain = self._decrypt(rec.digest, stored, wrapped)
+        except (InvalidTag, InvalidUnwrap) as exc:
             raise ClaimxError("payload cannot be decrypted with this gateway's master key",
                               code="decrypt_failed", http_status=500) from exc
         if not payload_codec.is_cut(plain):
@@ -96,6 +98,19 @@ class Vault:
             raise ClaimxError("the record's row does not rebuild its payload (its columns were "
                               "changed)", code="payload_mismatch", http_status=500)
         return payload
+
+    def _decrypt(self, digest: bytes, stored: bytes, wrapped: bytes | None) -> bytes:
+        form, body = stored[:1], stored[1:]
+        if form == KEY_WRAP_FORM:
+            data_key = aes_key_unwrap(self._key, body[:40])
+            return AESGCM(data_key).decrypt(_ZERO_NONCE, body[40:], digest)
+        if form != OLD_FORM:
+            raise ClaimxError(f"unknown sealed payload form {form.hex()}", code="decrypt_failed",
+                              http_status=500)
+        if wrapped is None:
+            wrapped, body = body[:_WRAPPED], body[_WRAPPED:]
+        data_key = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], digest)
+        return AESGCM(data_key).decrypt(body[:_NONCE], body[_NONCE:], digest)
 
     def seal_secret(self, secret: str, owner: str) -> bytes:
         """A shared secret the gateway must read back (webhook signing keys), encrypted

@@ -12,17 +12,20 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import DateTime, Engine, bindparam, select, text
 
 from gateway.core import merkle
 from gateway.core.canonical import canonical_bytes
-from gateway.core.envelope import PAYLOAD_TYPE
-from gateway.core.types import hex32
+from gateway.core.envelope import PAYLOAD_TYPE, Envelope, Signature
+from gateway.core.packet import KINDS
+from gateway.core.types import KeyId, hex32
+from gateway.services.publish import Checked, store_checked
 from gateway.services.records import metadata
 from gateway.store.db import Database, downgrade, upgrade
 from gateway.store.log import EvidenceLogDB
-from gateway.store.tables import Base, Record
+from gateway.store.tables import KIND_CODES, Base, Record
 from gateway.store.vault import DEV_MASTER_KEY, Vault, envelope_json
 
 N = 13  # leaves: full nodes up to level 3 and a ragged right edge
@@ -83,6 +86,19 @@ def _old_layout(engine: Engine) -> dict[bytes, dict[str, Any]]:
                      [{"l": lv, "i": ix, "h": h} for (lv, ix), h in tree.nodes.items()])
         conn.execute(text("INSERT INTO log_state (id, size) VALUES (1, :n)"), {"n": N})
     return expected
+
+
+def _checked(payload: bytes) -> Checked:
+    key = Ed25519PrivateKey.generate()
+    env = Envelope(payload, (Signature(KeyId(KEY_ID), key.sign(b"x")),))
+    return Checked(env, env.packet(), env.digest, KEY_ID)
+
+
+def _open_0010(stored: bytes, digest: bytes) -> bytes:
+    """What 0010's vault did with an in-row key."""
+    wrapped, ct = stored[:60], stored[60:]
+    data_key = AESGCM(DEV_MASTER_KEY).decrypt(wrapped[:12], wrapped[12:], digest)
+    return AESGCM(data_key).decrypt(ct[:12], ct[12:], digest)
 
 
 def _utc(value: str | datetime) -> datetime:
@@ -146,12 +162,22 @@ def test_0010_rows_read_through_0012_and_revert(database_url: str) -> None:
                 assert row.accepted_at == _utc(o["accepted_at"])
                 if row.digest in views:
                     assert views[row.digest]["accepted_at"] == _utc(o["accepted_at"]).isoformat()
-        downgrade(database.engine, "0010")
+        fresh = _packet(99)  # sealed by 0012's code: key wrap, the row's fields cut out
+        with database.session() as s:
+            store_checked(s, vault, [_checked(fresh)])
+        downgrade(database.engine, "0010", master_key=DEV_MASTER_KEY)
         after = _snapshot(database.engine)
-        assert _meaning(after[0]) == _meaning(before[0]) and after[1] == before[1]
+        assert _meaning(after[0][:-1]) == _meaning(before[0]) and after[1] == before[1]
+        assert _open_0010(after[0][-1]._mapping["payload_ct"], hashlib.sha256(fresh).digest()) \
+            == fresh
         upgrade(database.engine)
         with database.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert views  # the record view (API JSON) was built from the migrated rows
     finally:
         database.engine.dispose()
+
+
+def test_every_kind_has_a_stored_code() -> None:
+    assert set(KINDS) <= set(KIND_CODES)
+    assert len(set(KIND_CODES)) == len(KIND_CODES)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gateway.core.errors import ClaimxError
 from gateway.store import payload_codec
 from gateway.store.tables import Record
-from gateway.store.vault import DEV_MASTER_KEY, Vault, known_fields
+from gateway.store.vault import DEV_MASTER_KEY, OLD_FORM, Vault, known_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_SHA256 = "1fa6d866e4987f823e829d1bc642bb414ff7d760b398f68baf34bb515567c165"
@@ -61,7 +61,7 @@ def test_records_sealed_before_compression_still_open() -> None:
     ct = b"\0" * 12 + AESGCM(data_key).encrypt(b"\0" * 12, payload, digest)
     wrapped = b"\1" * 12 + master.encrypt(b"\1" * 12, data_key, digest)
     rec = Record(digest=digest)
-    assert Vault(DEV_MASTER_KEY).open(rec, ct, wrapped) == payload
+    assert Vault(DEV_MASTER_KEY).open(rec, OLD_FORM + ct, wrapped) == payload  # 0012 marks it
 
 
 def _row_of(payload: bytes) -> Record:

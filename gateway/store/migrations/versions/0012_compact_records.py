@@ -1,13 +1,15 @@
 """compact records (issue 14): payload and signature move to record_payloads, subject and
-source hash become 32-byte blobs, accepted_at integer microseconds, three unused indexes go,
-the pending index covers only pending rows, and merkle_nodes keeps levels 3 and up under
-one integer key (lower nodes are derived from the records' digests).
+source hash become 32-byte blobs, accepted_at integer microseconds, kind a small code,
+three unused indexes go, the pending index covers only pending rows, and merkle_nodes
+keeps levels 3 and up under one integer key (lower nodes are derived from the digests).
 
 The stored forms are frozen here, equal to gateway.store.vault.stored_meta and
 gateway.store.log at the time of writing: the usual envelope's meta is its raw signature
 (unless that starts with ``{``), any other the JSON of its fields; a node's key is
-``level << 40 | index``. Sealed payloads are copied as they are (every older form still
-reads).
+``level << 40 | index``. Sealed payloads are copied as they are behind the form byte
+``0x00`` (every older form still reads). Payloads sealed after 0012 (form ``0x01``: key
+wrap, fields cut out) are sealed again in 0010's form on downgrade, which needs the master
+key (``downgrade(engine, ..., master_key=...)``) once there are any.
 
 Revision ID: 0012
 Revises: 0010
@@ -16,10 +18,16 @@ Create Date: 2026-12-01 16:30:00.000000
 import base64
 import hashlib
 import json
+import os
+import zlib
 from datetime import UTC, datetime, timedelta
 
-from alembic import op
+from alembic import context, op
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+
+from gateway.store.payload_codec import dictionary
 
 
 revision = '0012'
@@ -31,15 +39,25 @@ PAYLOAD_TYPE = "application/vnd.claimx.packet+json"
 SHIFT = 40
 STORED_LEVEL = 3
 CHUNK = 5000
+KIND_CODES = (  # gateway.store.tables.KIND_CODES as of this revision
+    "hospital.admission_summary", "hospital.discharge_summary", "hospital.invoice",
+    "hospital.diagnosis", "hospital.lab_report", "hospital.procedure",
+    "police.accident_determination", "police.incident_report", "civil.death_certificate",
+    "attachment", "payer.adjudication", "payer.coverage", "identity.binding",
+    "identity.binding_revoked", "insurer.consent", "exchange.access",
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 old_records = sa.table(
     'records', sa.column('id', sa.Integer), sa.column('key_id', sa.LargeBinary),
+    sa.column('issuer', sa.LargeBinary), sa.column('kind', sa.String),
+    sa.column('issued_at', sa.String),
     sa.column('subject', sa.String), sa.column('source_sha256', sa.String),
     sa.column('accepted_at', sa.DateTime(timezone=True)), sa.column('envelope_meta', sa.Text),
     sa.column('payload_ct', sa.LargeBinary), sa.column('subject_b', sa.LargeBinary),
     sa.column('source_b', sa.LargeBinary), sa.column('accepted_us', sa.BigInteger),
+    sa.column('kind_code', sa.SmallInteger),
     sa.column('leaf_index', sa.BigInteger), sa.column('digest', sa.LargeBinary))
 payloads = sa.table('record_payloads', sa.column('record_id', sa.Integer),
                     sa.column('meta', sa.LargeBinary), sa.column('sealed', sa.LargeBinary))
@@ -69,6 +87,39 @@ def _meta_from_db(meta: bytes, key_id: bytes) -> str:
     if meta[:1] == b"{":
         return meta.decode()
     return base64.b64encode(meta).decode()
+
+
+def _reseal_0010(sealed: bytes | None, row: sa.Row, master: bytes | None) -> bytes | None:
+    """``record_payloads.sealed`` in the form 0010 reads."""
+    if sealed is None:
+        return None
+    sealed = bytes(sealed)
+    if sealed[:1] == b"\0":
+        return sealed[1:]
+    if master is None:
+        raise RuntimeError("downgrading 0012 seals payloads again and needs the gateway's "
+                           "master key: downgrade(engine, revision, master_key=...)")
+    digest = bytes(row.digest)
+    plain = AESGCM(aes_key_unwrap(master, sealed[1:41])).decrypt(bytes(12), sealed[41:], digest)
+    if plain[:1] in (b"\0", b"\1"):
+        d = zlib.decompressobj(-15, dictionary(plain[1]))
+        body = d.decompress(plain[2:]) + d.flush()
+        if plain[:1] == b"\1":  # put back the row's fields (gateway.store.payload_codec)
+            known = [("issued_at", row.issued_at), ("issuer", "0x" + bytes(row.issuer).hex()),
+                     ("kind", KIND_CODES[row.kind_code])]
+            if row.source_b is not None:
+                known.append(("sha256", bytes(row.source_b).hex()))
+            known.append(("subject", bytes(row.subject_b).hex()))
+            for key, value in reversed(known):
+                needle = b'"%s":""' % key.encode()
+                at = body.rfind(needle) + len(needle) - 1
+                body = body[:at] + value.encode() + body[at:]
+        plain = body
+    if hashlib.sha256(plain).digest() != digest:
+        raise RuntimeError(f"record {row.id}: its row does not rebuild its payload")
+    data_key, nonce, wrap_nonce = AESGCM.generate_key(256), os.urandom(12), os.urandom(12)
+    wrapped = wrap_nonce + AESGCM(master).encrypt(wrap_nonce, data_key, digest)
+    return wrapped + nonce + AESGCM(data_key).encrypt(nonce, plain, digest)
 
 
 def _micros(at: datetime) -> int:
@@ -102,21 +153,26 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('subject_b', sa.LargeBinary(length=32), nullable=True))
         batch_op.add_column(sa.Column('source_b', sa.LargeBinary(length=32), nullable=True))
         batch_op.add_column(sa.Column('accepted_us', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('kind_code', sa.SmallInteger(), nullable=True))
     c = old_records.c
     for rows in _chunks(conn, c.key_id, c.subject, c.source_sha256, c.accepted_at,
-                        c.envelope_meta, c.payload_ct):
+                        c.envelope_meta, c.payload_ct, c.kind):
         conn.execute(payloads.insert(), [
             {"record_id": r.id, "meta": _meta_to_db(r.envelope_meta, r.key_id),
-             "sealed": r.payload_ct} for r in rows])
+             "sealed": None if r.payload_ct is None else b"\0" + r.payload_ct} for r in rows])
         conn.execute(old_records.update().where(c.id == sa.bindparam('rid')).values(
             subject_b=sa.bindparam('sb'), source_b=sa.bindparam('srcb'),
-            accepted_us=sa.bindparam('us')), [
+            accepted_us=sa.bindparam('us'), kind_code=sa.bindparam('kc')), [
             {"rid": r.id, "sb": bytes.fromhex(r.subject),
              "srcb": None if r.source_sha256 is None else bytes.fromhex(r.source_sha256),
-             "us": _micros(r.accepted_at)} for r in rows])
+             "us": _micros(r.accepted_at), "kc": KIND_CODES.index(r.kind)} for r in rows])
     with op.batch_alter_table('records', schema=None) as batch_op:
-        for name in ('envelope_meta', 'payload_ct', 'subject', 'source_sha256', 'accepted_at'):
+        for name in ('envelope_meta', 'payload_ct', 'subject', 'source_sha256', 'accepted_at',
+                     'kind'):
             batch_op.drop_column(name)
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        batch_op.alter_column('kind_code', new_column_name='kind', nullable=False,
+                              existing_type=sa.SmallInteger())
         batch_op.alter_column('subject_b', new_column_name='subject', nullable=False,
                               existing_type=sa.LargeBinary(length=32))
         batch_op.alter_column('source_b', new_column_name='source_sha256', nullable=True,
@@ -192,28 +248,35 @@ def downgrade() -> None:
                               existing_type=sa.LargeBinary(length=32))
         batch_op.alter_column('accepted_at', new_column_name='accepted_us',
                               existing_type=sa.BigInteger())
+        batch_op.alter_column('kind', new_column_name='kind_code',
+                              existing_type=sa.SmallInteger())
     with op.batch_alter_table('records', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('kind', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('subject', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('source_sha256', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('envelope_meta', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('payload_ct', sa.LargeBinary(), nullable=True))
     c = old_records.c
-    for rows in _chunks(conn, c.key_id, c.subject_b, c.source_b, c.accepted_us):
+    master = context.config.attributes.get("master_key")
+    for rows in _chunks(conn, c.key_id, c.subject_b, c.source_b, c.accepted_us, c.digest,
+                        c.issuer, c.kind_code, c.issued_at):
         found = {r.record_id: r for r in conn.execute(
             sa.select(payloads).where(payloads.c.record_id.in_([r.id for r in rows])))}
         conn.execute(old_records.update().where(c.id == sa.bindparam('rid')).values(
             subject=sa.bindparam('s'), source_sha256=sa.bindparam('src'),
             accepted_at=sa.bindparam('at'), envelope_meta=sa.bindparam('m'),
-            payload_ct=sa.bindparam('ct')), [
-            {"rid": r.id, "s": bytes(r.subject_b).hex(),
+            payload_ct=sa.bindparam('ct'), kind=sa.bindparam('k')), [
+            {"rid": r.id, "s": bytes(r.subject_b).hex(), "k": KIND_CODES[r.kind_code],
              "src": None if r.source_b is None else bytes(r.source_b).hex(),
              "at": EPOCH + r.accepted_us * _MICRO,
              "m": _meta_from_db(bytes(found[r.id].meta), r.key_id) if r.id in found else "{}",
-             "ct": found[r.id].sealed if r.id in found else None} for r in rows])
+             "ct": _reseal_0010(found[r.id].sealed, r, master) if r.id in found else None}
+            for r in rows])
     with op.batch_alter_table('records', schema=None) as batch_op:
-        for name in ('subject_b', 'source_b', 'accepted_us'):
+        for name in ('subject_b', 'source_b', 'accepted_us', 'kind_code'):
             batch_op.drop_column(name)
+        batch_op.alter_column('kind', nullable=False, existing_type=sa.String(length=64))
         batch_op.alter_column('subject', nullable=False, existing_type=sa.String(length=64))
         batch_op.alter_column('accepted_at', nullable=False,
                               existing_type=sa.DateTime(timezone=True))
