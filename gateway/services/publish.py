@@ -37,6 +37,7 @@ from gateway.core.types import Digest, parse_hex32
 from gateway.services.bindings import index_identity
 from gateway.store.bulk import bulk_insert, insert_with_ids
 from gateway.store.db import Database
+from gateway.store.signers import signer_ids
 from gateway.store.tables import (
     DataKey,
     Record,
@@ -276,7 +277,7 @@ def _revive(s: Session, vault: Vault, rec: Record, c: Checked) -> None:
     """A rejected digest is not a duplicate: the same packet signed again by a valid key
     takes the rejected row's place (same digest, same sealed payload, new signature and key),
     so it is sequenced at the next cycle and stays attached to the claims it matched."""
-    rec.key_id = c.key_id
+    rec.signer = signer_ids(s, [(parse_hex32(c.packet.issuer), c.key_id)]).popitem()[1]
     rec.accepted_at = utcnow()
     rec.rejected_at = rec.reject_code = None
     row = s.get(RecordPayload, rec.id)
@@ -290,6 +291,8 @@ def _revive(s: Session, vault: Vault, rec: Record, c: Checked) -> None:
         old_key = s.get(DataKey, c.digest)  # a key of the old layout must not outlive it
         if old_key is not None:
             s.delete(old_key)
+    s.flush()
+    s.expire(rec, ["issuer", "key_id"])  # read from the new signer
 
 
 def _known(p: Packet) -> list[tuple[str, str]]:
@@ -302,7 +305,7 @@ Stored = list[tuple[bytes, str]]
 
 _RECORDS = cast(Table, Record.__table__)
 _PAYLOADS = cast(Table, RecordPayload.__table__)
-_RECORD_COLUMNS = ("digest", "issuer", "key_id", "kind", "subject", "issued_at", "urgent",
+_RECORD_COLUMNS = ("digest", "signer", "kind", "subject", "issued_at", "urgent",
                    "source_sha256", "accepted_at")
 
 
@@ -323,6 +326,8 @@ def store_checked(s: Session, vault: Vault,
     stored: Stored = []
     identity: list[Checked] = []
     now = micros(utcnow())
+    signers = signer_ids(s, {(parse_hex32(c.packet.issuer), c.key_id) for c in checked
+                             if c.digest not in existing})
     for c in checked:
         p = c.packet
         duplicate = c.digest in existing
@@ -338,9 +343,8 @@ def store_checked(s: Session, vault: Vault,
             stored.append((c.digest, p.subject))
             continue
         # values in their stored form: the DBAPI binds them as they are (gateway.store.bulk)
-        rows.append((c.digest, parse_hex32(p.issuer), c.key_id, kind_to_db(p.kind),
-                     hex32_to_db(p.subject),
-                     p.issued_at, p.is_urgent,
+        rows.append((c.digest, signers[parse_hex32(p.issuer), c.key_id], kind_to_db(p.kind),
+                     hex32_to_db(p.subject), p.issued_at, p.is_urgent,
                      hex32_to_db(p.source.sha256) if p.source else None, now))
         payloads.append((stored_meta(c.envelope.meta_json(), c.key_id),
                          vault.seal(c.envelope.payload, c.digest, _known(p)).stored))

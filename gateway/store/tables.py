@@ -24,10 +24,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    select,
     text,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 from gateway.core.types import as_utc
 
@@ -148,10 +149,22 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class Signer(Base):
+    """An (issuer, key id) pair records are signed under, stored once: a record refers to
+    it by a small integer instead of carrying 64 bytes (gateway.store.signers)."""
+
+    __tablename__ = "signers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issuer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+    __table_args__ = (UniqueConstraint("issuer", "key_id", name="uq_signers_issuer_key_id"),)
+
+
 class Record(Base):
     """One accepted, signature-checked envelope. ``leaf_index`` is set when sequenced.
 
-    Narrow on purpose (about 200 bytes): the sealed payload and the signature live in
+    Narrow on purpose (about 120 bytes): the sealed payload and the signature live in
     :class:`RecordPayload`, so sequencing, which sets ``leaf_index``, rewrites little.
     Indexes are the ones queries use: digest (lookups, duplicates), subject (a new claim
     attaches the subject's records), leaf_index (proofs, listings, derived Merkle leaves)
@@ -160,8 +173,14 @@ class Record(Base):
     __tablename__ = "records"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    issuer: Mapped[bytes] = mapped_column(LargeBinary(32))
-    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signer: Mapped[int] = mapped_column(Integer)
+    """The :class:`Signer` (issuer and signing key); ``issuer`` and ``key_id`` read it."""
+    issuer: Mapped[bytes] = column_property(
+        select(Signer.issuer).where(Signer.id == signer).correlate_except(Signer)
+        .scalar_subquery())
+    key_id: Mapped[bytes] = column_property(
+        select(Signer.key_id).where(Signer.id == signer).correlate_except(Signer)
+        .scalar_subquery())
     kind: Mapped[str] = mapped_column(KindCode())
     subject: Mapped[str] = mapped_column(Hex32(), index=True)
     issued_at: Mapped[str] = mapped_column(String(32))

@@ -1,5 +1,6 @@
 """compact records (issue 14): payload and signature move to record_payloads, subject and
-source hash become 32-byte blobs, accepted_at integer microseconds, kind a small code,
+source hash become 32-byte blobs, issuer and key id a reference to signers (each pair
+stored once), accepted_at integer microseconds, kind a small code,
 three unused indexes go, the pending index covers only pending rows, and merkle_nodes
 keeps levels 3 and up under one integer key (lower nodes are derived from the digests).
 
@@ -154,6 +155,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('source_b', sa.LargeBinary(length=32), nullable=True))
         batch_op.add_column(sa.Column('accepted_us', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('kind_code', sa.SmallInteger(), nullable=True))
+        batch_op.add_column(sa.Column('signer', sa.Integer(), nullable=True))
+    op.create_table('signers',
+                    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+                    sa.Column('issuer', sa.LargeBinary(length=32), nullable=False),
+                    sa.Column('key_id', sa.LargeBinary(length=32), nullable=False),
+                    sa.PrimaryKeyConstraint('id', name=op.f('pk_signers')),
+                    sa.UniqueConstraint('issuer', 'key_id', name='uq_signers_issuer_key_id'))
+    op.execute('INSERT INTO signers (issuer, key_id) SELECT DISTINCT issuer, key_id FROM records')
+    op.execute('UPDATE records SET signer = (SELECT id FROM signers WHERE signers.issuer = '
+               'records.issuer AND signers.key_id = records.key_id)')
     c = old_records.c
     for rows in _chunks(conn, c.key_id, c.subject, c.source_sha256, c.accepted_at,
                         c.envelope_meta, c.payload_ct, c.kind):
@@ -168,8 +179,9 @@ def upgrade() -> None:
              "us": _micros(r.accepted_at), "kc": KIND_CODES.index(r.kind)} for r in rows])
     with op.batch_alter_table('records', schema=None) as batch_op:
         for name in ('envelope_meta', 'payload_ct', 'subject', 'source_sha256', 'accepted_at',
-                     'kind'):
+                     'kind', 'issuer', 'key_id'):
             batch_op.drop_column(name)
+        batch_op.alter_column('signer', nullable=False, existing_type=sa.Integer())
     with op.batch_alter_table('records', schema=None) as batch_op:
         batch_op.alter_column('kind_code', new_column_name='kind', nullable=False,
                               existing_type=sa.SmallInteger())
@@ -252,11 +264,16 @@ def downgrade() -> None:
                               existing_type=sa.SmallInteger())
     with op.batch_alter_table('records', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('issuer', sa.LargeBinary(length=32), nullable=True))
+        batch_op.add_column(sa.Column('key_id', sa.LargeBinary(length=32), nullable=True))
         batch_op.add_column(sa.Column('subject', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('source_sha256', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('envelope_meta', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('payload_ct', sa.LargeBinary(), nullable=True))
+    for name in ('issuer', 'key_id'):
+        op.execute(f'UPDATE records SET {name} = (SELECT {name} FROM signers '
+                   'WHERE signers.id = records.signer)')
     c = old_records.c
     master = context.config.attributes.get("master_key")
     for rows in _chunks(conn, c.key_id, c.subject_b, c.source_b, c.accepted_us, c.digest,
@@ -274,8 +291,10 @@ def downgrade() -> None:
              "ct": _reseal_0010(found[r.id].sealed, r, master) if r.id in found else None}
             for r in rows])
     with op.batch_alter_table('records', schema=None) as batch_op:
-        for name in ('subject_b', 'source_b', 'accepted_us', 'kind_code'):
+        for name in ('subject_b', 'source_b', 'accepted_us', 'kind_code', 'signer'):
             batch_op.drop_column(name)
+        for name in ('issuer', 'key_id'):
+            batch_op.alter_column(name, nullable=False, existing_type=sa.LargeBinary(length=32))
         batch_op.alter_column('kind', nullable=False, existing_type=sa.String(length=64))
         batch_op.alter_column('subject', nullable=False, existing_type=sa.String(length=64))
         batch_op.alter_column('accepted_at', nullable=False,
@@ -283,6 +302,7 @@ def downgrade() -> None:
         batch_op.alter_column('envelope_meta', nullable=False, server_default='{}',
                               existing_type=sa.Text())
     op.drop_table('record_payloads')
+    op.drop_table('signers')
     op.create_index('ix_records_pending', 'records', ['leaf_index', 'urgent'])
     op.create_index('ix_records_issuer', 'records', ['issuer'])
     op.create_index('ix_records_kind', 'records', ['kind'])
