@@ -50,6 +50,10 @@ def main() -> None:
                         anchor_interval_seconds=3600)
     services, key, hospital, _token = setup(Chain.embedded(), settings)
     rows: list[tuple[int, float, float | None, float]] = []
+    a.out.mkdir(parents=True, exist_ok=True)
+    csv_file = (a.out / "scale.csv").open("w", newline="")
+    w = csv.writer(csv_file)  # a row per step as it is measured: a long run shows progress
+    w.writerow(["log_size", "records_per_s", "bytes_per_record", "gas_per_record"])
     for done in range(0, a.n, a.step):
         envelopes = sign_invoices(key, hospital, a.step, start=done)
         start = time.perf_counter()
@@ -65,12 +69,10 @@ def main() -> None:
                      gas / max(sequenced, 1)))
         progress(f"log size {size:,}: {rate:,.0f} records/s, {rows[-1][3]:.2f} gas/record"
                  + ("" if on_disk is None else f", {on_disk / size:,.0f} bytes/record"))
-    a.out.mkdir(parents=True, exist_ok=True)
-    with (a.out / "scale.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["log_size", "records_per_s", "bytes_per_record", "gas_per_record"])
-        w.writerows((s, round(r, 1), "" if b is None else round(b, 1), round(g, 2))
-                    for s, r, b, g in rows)
+        s, r, b, g = rows[-1]
+        w.writerow((s, round(r, 1), "" if b is None else round(b, 1), round(g, 2)))
+        csv_file.flush()
+    csv_file.close()
     line_chart(a.out / "scale.png", [r[0] for r in rows],
                {"records/s": [r[1] for r in rows],
                 "bytes/record": [r[2] or 0.0 for r in rows]},

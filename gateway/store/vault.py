@@ -1,11 +1,11 @@
 """Payloads at rest: each record encrypted with its own data key (AES-256-GCM, ``cryptography``).
 
 The data key is wrapped by the gateway's master key and stored in front of the ciphertext
-(:data:`KEY_WRAP_FORM`; records before that keep it in the ``data_keys`` table, still read); erasing it
-(:func:`erase`) makes the payload unrecoverable while the record's digest, leaf and proofs
-stay valid, which is how a record is erased without rewriting the log. Keeping it in the
-record's row instead of a table of its own saves a row, a key and a copy of the digest per
-record (about 100 bytes of 1,500: issue 14's storage budget).
+(:data:`KEY_WRAP_FORM`; records before that keep it in the ``data_keys`` table, still
+read); erasing it (:func:`erase`) makes the payload unrecoverable while the record's
+digest, leaf and proofs stay valid, which is how a record is erased without rewriting the
+log. Keeping it beside the ciphertext instead of a table of its own saves a row, a key and
+a copy of the digest per record (about 100 bytes: issue 14's storage budget).
 
 The envelope's other fields are stored compactly too (:func:`stored_meta`): for the usual
 envelope (our payload type, one signature by the key in ``key_id``) only the signature's
@@ -20,8 +20,8 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
