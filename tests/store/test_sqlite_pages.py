@@ -20,3 +20,15 @@ def test_new_file_takes_the_page_size_and_an_old_file_keeps_its_own(tmp_path: Pa
     with sqlite3.connect(tmp_path / "old.db") as c:
         assert c.execute("PRAGMA page_size").fetchone()[0] == 4096
         assert "records" in {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+
+
+def test_connections_get_the_large_cache_and_memory_map(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from gateway.store.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES
+
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
+        assert conn.execute(text("PRAGMA mmap_size")).scalar() == SQLITE_MMAP_BYTES
+    db.engine.dispose()
