@@ -1,11 +1,14 @@
-"""New SQLite files use the page size that packs record rows (gateway.store.db)."""
+"""New SQLite files use the page size that packs record rows, and connections a cache and
+memory map sized for a million records (gateway.store.db)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from gateway.store.db import SQLITE_PAGE_SIZE, Database
+from sqlalchemy import text
+
+from gateway.store.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, SQLITE_PAGE_SIZE, Database
 
 
 def test_new_file_takes_the_page_size_and_an_old_file_keeps_its_own(tmp_path: Path) -> None:
@@ -23,10 +26,6 @@ def test_new_file_takes_the_page_size_and_an_old_file_keeps_its_own(tmp_path: Pa
 
 
 def test_connections_get_the_large_cache_and_memory_map(tmp_path: Path) -> None:
-    from sqlalchemy import text
-
-    from gateway.store.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES
-
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
