@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(1000, gt=0, description="open connections at once; "
                                       "past it requests get 503")
     max_batch: int = Field(5000, gt=0, description="most envelopes in one batch request")
+    verify_processes: int | None = Field(
+        None, ge=0, description="processes verifying the signatures of large batches "
+        "(default: one per CPU core; 0 or 1 verifies on threads in the gateway process)")
 
     @field_validator("webhook_allow_hosts", mode="before")
     @classmethod

@@ -8,12 +8,12 @@ proofs and tree heads; auditors and the operator read the access log of any reco
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from gateway.api.deps import CallerDep, ServicesDep, SessionDep
 from gateway.api.schemas import (
@@ -60,6 +60,16 @@ def _published(a: Accepted) -> Published:
                      key_status=a.key_status, promise=a.promise)
 
 
+_PUBLISHED_LIST = TypeAdapter(list[Published])
+
+
+def _published_unchecked(a: Accepted) -> Published:
+    """:func:`_published` without re-validating values the publisher made itself."""
+    return Published.model_construct(digest=a.digest.hex(), duplicate=a.duplicate,
+                                     urgent=a.urgent, kind=a.kind, key_status=a.key_status,
+                                     promise=a.promise)
+
+
 def _hex(digest: str) -> bytes:
     return bytes.fromhex(digest[2:] if digest.startswith("0x") else digest)
 
@@ -86,7 +96,10 @@ async def publish_batch(request: Request, sv: ServicesDep, caller: CallerDep) ->
     require_role(caller, *PUBLISHERS, action="publish evidence")
     envelopes = _batch_items(await request.body(), sv.settings.max_batch)
     accepted = await run_in_threadpool(sv.publisher.publish, envelopes, caller.member_id)
-    return [_published(a) for a in accepted]
+    # serialised here in one call rather than validated item by item against the response
+    # model: the same JSON, at a fraction of the cost for thousands of records
+    body = _PUBLISHED_LIST.dump_json([_published_unchecked(a) for a in accepted])
+    return Response(body, status_code=201, media_type="application/json")  # type: ignore[return-value]
 
 
 @router.get("/v1/records/{digest}", response_model=RecordOut, tags=["records"])
@@ -173,8 +186,8 @@ def get_leaves(s: SessionDep, sv: ServicesDep, caller: CallerDep,
 
 def _batch_items(body: bytes, limit: int) -> list[Any]:
     try:
-        obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = orjson.loads(body)  # stops at 1,024 levels by itself (see app.ORJSON_PATHS)
+    except orjson.JSONDecodeError as exc:
         raise InputError(f"request body is not valid JSON: {exc}", code="malformed_json",
                          http_status=400) from exc
     items = obj.get("envelopes") if isinstance(obj, dict) else None

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.core.canonical import canonical_bytes
+from gateway.core.canonical import canonical_bytes, canonical_parse
 from gateway.core.errors import InputError
 from gateway.core.jsondepth import json_depth
 from gateway.core.keys import PublicKey, SigningKey
@@ -86,7 +86,14 @@ class Envelope:
         return Digest(hashlib.sha256(self.payload).digest())
 
     def packet(self) -> Packet:
-        """Decode and validate the payload; it must already be RFC 8785 canonical."""
+        """Decode and validate the payload; it must already be RFC 8785 canonical.
+
+        The usual packet is proven canonical by one orjson parse and re-dump
+        (:func:`canonical_parse`); anything else takes the reference path below, which also
+        names what is wrong."""
+        fast = canonical_parse(self.payload, MAX_DEPTH)
+        if fast is not None:
+            return Packet.from_obj(fast, floats_checked=True)
         if json_depth(self.payload) > MAX_DEPTH:  # before the recursive parser (jsondepth)
             raise InputError(f"payload nests deeper than {MAX_DEPTH} levels", code="too_deep",
                              loc=["payload"])
@@ -146,7 +153,8 @@ def _b64(value: Any, field: str) -> bytes:
     try:
         if "-" in value or "_" in value:
             return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        return base64.b64decode(value, validate=True)
+        # what b64decode(validate=True) means, without its regex pass over the text
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise InputError(f"{field} is not valid base64", code="bad_base64", loc=[field]) from exc
 

@@ -55,6 +55,9 @@ LEASE_NAME = "anchor-worker"
 SYNC_SECONDS = 1.0
 """How often an idle lease holder compares the chain's heads with the database's anchors
 (a node restored from an older state is noticed within this, records re-anchored)."""
+SEQUENCE_STEP = 500
+"""Records waiting that make the loop sequence them before their batch is due for
+anchoring: sequencing keeps pace with arrival instead of adding its time to the anchor's."""
 RESYNC_ERRORS = ("EvidenceLogNotConsistent", "EvidenceLogNotGrowing",
                  "EvidenceLogProofForEmptyLog")
 """Reverts that mean the chain's heads are not what the database says: reconcile at once."""
@@ -119,9 +122,11 @@ class AnchorWorker:
 
     # -- one cycle ---------------------------------------------------------------------
 
-    def cycle(self, *, limit: int | None = None) -> CycleResult:
+    def cycle(self, *, limit: int | None = None, anchor: bool = True) -> CycleResult:
         """Reconcile, sequence pending records and anchor the log head if the chain is
-        behind; LeaseLost (and nothing written) when another process holds the lease."""
+        behind (unless ``anchor`` is False: sequencing alone, as records arrive, so the
+        anchor of a full batch has nothing left to sequence); LeaseLost (and nothing
+        written) when another process holds the lease."""
         self.lease.guard()
         self.sync()
         batch = limit or self.settings.anchor_batch_max
@@ -137,6 +142,8 @@ class AnchorWorker:
                 batch, None if screened is None else screened.valid_ids)
             self.fault("before_sequence_commit")
         self.fault("after_sequence")
+        if not anchor:
+            return CycleResult(seq.new_size - seq.old_size, None)
         with self.db.session() as s:
             logdb = EvidenceLogDB(s, self.cache)
             size = logdb.size()
@@ -199,18 +206,28 @@ class AnchorWorker:
     # -- scheduling --------------------------------------------------------------------
 
     def due(self) -> bool:
-        """Whether a cycle should run now (urgent, full batch, or routine interval)."""
+        """Whether an anchoring cycle should run now (urgent, full batch, or routine
+        interval)."""
+        return self.plan() == "anchor"
+
+    def plan(self) -> str | None:
+        """What the loop should do now: ``"anchor"`` (urgent records wait, a full batch
+        waits in the log or in the queue, or the routine interval has passed),
+        ``"sequence"`` (SEQUENCE_STEP or more records wait: append them now, so the anchor
+        finds them sequenced) or None."""
         with self.db.session() as s:
             waiting = (Record.leaf_index.is_(None), Record.rejected_at.is_(None))
             pending = s.scalar(select(func.count()).select_from(Record)
                                .where(*waiting)) or 0
             urgent = s.scalar(select(func.count()).select_from(Record)
                               .where(*waiting, Record.urgent)) or 0
-            unanchored = EvidenceLogDB(s, self.cache).size() > on_chain_size(s)
-        if urgent or pending >= self.settings.anchor_batch_max:
-            return True
+            unanchored = EvidenceLogDB(s, self.cache).size() - on_chain_size(s)
+        if urgent or pending + unanchored >= self.settings.anchor_batch_max:
+            return "anchor"
         waited = time.monotonic() - self._last_anchor >= self.settings.anchor_interval_seconds
-        return waited and (pending > 0 or unanchored)
+        if waited and (pending > 0 or unanchored > 0):
+            return "anchor"
+        return "sequence" if pending >= SEQUENCE_STEP else None
 
     def run(self) -> None:
         """Loop until :meth:`stop`; only the holder of the database lease works. Recovery
@@ -218,8 +235,11 @@ class AnchorWorker:
         while not self._stop.is_set():
             try:
                 if self.hold_lease():
-                    if self.due():
-                        self.cycle()
+                    plan = self.plan()
+                    if plan is not None:
+                        done = self.cycle(anchor=plan == "anchor")
+                        if plan == "sequence" and done.sequenced:
+                            continue  # more may be waiting: look again before sleeping
                     elif time.monotonic() - self._last_sync >= SYNC_SECONDS:
                         self.lease.guard()
                         self.sync()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.chain.models import KeyState
+from gateway.core import sigcheck
 from gateway.core.binding import parse_identity_body
 from gateway.core.envelope import Envelope
 from gateway.core.errors import (
@@ -32,8 +33,9 @@ from gateway.core.errors import (
 )
 from gateway.core.keys import PublicKey
 from gateway.core.packet import EXCHANGE_KINDS, IDENTITY_KINDS, Packet
-from gateway.core.promise import Promise
+from gateway.core.promise import Promise, PromiseBatch
 from gateway.core.types import Digest, parse_hex32
+from gateway.services import sigpool
 from gateway.services.bindings import index_identity
 from gateway.store.bulk import bulk_insert, insert_with_ids
 from gateway.store.db import Database
@@ -47,10 +49,10 @@ from gateway.store.tables import (
     micros,
     utcnow,
 )
-from gateway.store.vault import Vault, packet_fields, stored_meta
+from gateway.store.vault import Sealed, Vault, packet_fields, stored_meta
 
 if TYPE_CHECKING:
-    from gateway.services.promises import PromiseDesk, Signed
+    from gateway.services.promises import PromiseDesk
 
 
 class KeyDirectory(Protocol):
@@ -119,19 +121,30 @@ class KeyCache:
 
 PARALLEL_MIN = 64
 """Batches this large are checked on several threads; smaller ones are not worth the hand-off."""
+SEQUENCE_WAKE = 256
+"""A batch storing this many new records wakes the anchor worker (``on_urgent``) to sequence
+them now rather than at its next poll."""
+PROCESS_MIN = 256
+"""Batches this large are checked by the verifying processes (gateway.services.sigpool)."""
+CHUNK = 128
+"""Envelopes per hand-off to a verifying process: verification starts after the first 128
+are parsed, and the hand-off costs stay below 1% of the verifying."""
 
 
 class Publisher:
     def __init__(self, db: Database, keys: KeyCache, vault: Vault,
                  on_urgent: Callable[[], None] | None = None,
                  on_stored: Callable[[Session, Stored], None] | None = None,
-                 threads: int | None = None, promises: PromiseDesk | None = None) -> None:
+                 threads: int | None = None, promises: PromiseDesk | None = None,
+                 processes: int | None = None) -> None:
         self.db, self.keys, self.vault, self.on_urgent = db, keys, vault, on_urgent
         self.promises = promises
         """Signs each acceptance's promise in the storing transaction (None: no promises)."""
         self.threads = threads or min(4, os.cpu_count() or 1)
         """Threads verifying the signatures of a large batch (see :meth:`_check_all`)."""
         self._pool: ThreadPoolExecutor | None = None
+        self.processes = (os.cpu_count() or 1) if processes is None else processes
+        """Processes verifying the signatures of batches of PROCESS_MIN or more (< 2: none)."""
         self.on_stored = on_stored
         """Called inside the storing transaction with the new digests (claim matching)."""
         self._public: dict[tuple[int, bytes], PublicKey] = {}
@@ -189,7 +202,8 @@ class Publisher:
     def publish(self, items: Sequence[bytes | str | dict[str, Any]],
                 publisher: bytes | None = None) -> list[Accepted]:
         """Check every envelope, then store the new ones in one transaction."""
-        checked, errors = self._check_all(items, publisher)
+        sealed: dict[bytes, Sealed] = {}
+        checked, errors = self._check_all(items, publisher, sealed)
         if errors:
             self.rejected_total += len(errors)
             if len(items) == 1:
@@ -197,68 +211,109 @@ class Publisher:
             raise InputError(f"{len(errors)} of {len(items)} envelopes rejected; nothing stored",
                              code="batch_rejected",
                              errors=[{"index": i, **e.to_dict()} for i, e in errors])
-        signed = self._promises(checked)
+        batch = self._promises(checked)
         try:
-            results = self._store(checked, signed)
+            results = self._store(checked, batch, sealed)
         except IntegrityError:  # a concurrent request stored one of the digests first
-            results = self._store(checked, signed)
-        self.accepted_total += sum(not r.duplicate for r in results)
+            results = self._store(checked, batch, sealed)
+        new = sum(not r.duplicate for r in results)
+        self.accepted_total += new
         if self.on_urgent and any(r.urgent and not r.duplicate for r in results):
             self.on_urgent()
+        elif new >= SEQUENCE_WAKE and self.on_urgent:
+            self.on_urgent()  # a large batch: the anchor worker sequences it as it comes
         return results
 
     def _check_all(self, items: Sequence[bytes | str | dict[str, Any]], publisher: bytes | None,
+                   sealed: dict[bytes, Sealed] | None = None,
                    ) -> tuple[list[Checked], list[tuple[int, ClaimxError]]]:
         """Check every envelope; the ones that pass, in order, and the failures by index.
+        When the processes verify, the payloads are sealed meanwhile into ``sealed``.
 
-        Parsing runs on this thread; the signatures of a large batch are then verified on
-        the pool, where they run in parallel because ``cryptography`` releases the GIL.
-        (Parsing on the pool too was slower: a thread returning from a verification waits
-        for the GIL the parsing thread holds.)"""
+        Parsing runs on this thread. A large batch's signatures are verified by the
+        verifying processes (gateway.services.sigpool), a chunk at a time as soon as it is
+        parsed, so verification overlaps the parsing of the rest; otherwise on the thread
+        pool (``cryptography`` releases the GIL) or, for a small batch, right here."""
         pending: list[tuple[int, Checked, PublicKey]] = []
         errors: list[tuple[int, ClaimxError]] = []
+        pooled = self.processes >= 2 and len(items) >= PROCESS_MIN
+        sealed = {} if sealed is None else sealed
+        chunks: list[tuple[int, list[sigcheck.Item], Future[list[int]] | None]] = []
+        chunk: list[sigcheck.Item] = []
         for i, raw in enumerate(items):
             try:
-                pending.append((i, *self._prepare(raw, publisher)))
+                checked, key = self._prepare(raw, publisher)
             except ClaimxError as exc:
                 errors.append((i, exc))
-        if len(pending) < PARALLEL_MIN or self.threads < 2:
+                continue
+            pending.append((i, checked, key))
+            if pooled:
+                chunk.append(_item(checked, key))
+                if len(chunk) == CHUNK:
+                    chunks.append((len(pending) - len(chunk), chunk,
+                                   sigpool.submit(chunk, self.processes)))
+                    chunk = []
+        if chunk:
+            chunks.append((len(pending) - len(chunk), chunk, sigpool.submit(chunk, self.processes)))
+        if pooled:  # seal while the processes verify: only a failed batch wastes it
+            sealed.update((c.digest, self.vault.seal(c.envelope.payload, c.digest,
+                                                     _known(c.packet)))
+                          for _, c, _ in pending)
+            failed = self._pooled_failures(pending, chunks)
+        elif len(pending) < PARALLEL_MIN or self.threads < 2:
             failed = _verify_slice(pending)
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="claimx-verify")
-            step = -(-len(pending) // self.threads)
-            failed = [e for part in self._pool.map(
-                _verify_slice, [pending[lo:lo + step] for lo in range(0, len(pending), step)])
-                for e in part]
+            failed = self._threaded_failures(pending)
         if failed:
             bad = {i for i, _ in failed}
             errors = sorted(errors + failed, key=lambda e: e[0])
             return [c for i, c, _ in pending if i not in bad], errors
         return [c for _, c, _ in pending], errors
 
-    def _promises(self, checked: list[Checked]) -> list[Signed] | None:
-        """Each envelope's promise, signed before the storing transaction (so signing holds
-        no database lock), on the pool for a large batch like the verifications; a
-        duplicate's is discarded for the one already given."""
-        if self.promises is None:
-            return None
-        desk, now = self.promises, self.promises.now()
-        if len(checked) < PARALLEL_MIN or self.threads < 2:
-            return [desk.promise_for(c, now) for c in checked]
+    @staticmethod
+    def _pooled_failures(pending: list[tuple[int, Checked, PublicKey]],
+                         chunks: list[tuple[int, list[sigcheck.Item], Future[list[int]] | None]],
+                         ) -> list[tuple[int, ClaimxError]]:
+        """Collect the processes' answers; a failing envelope is checked again here for
+        the exact error to report (failures are rare, and the answer is the same code's)."""
+        suspects = [pending[start + k] for start, items, future in chunks
+                    for k in sigpool.result(future, items)]
+        return _verify_slice(suspects)
+
+    def _threaded_failures(self, pending: list[tuple[int, Checked, PublicKey]],
+                           ) -> list[tuple[int, ClaimxError]]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="claimx-verify")
-        return list(self._pool.map(lambda c: desk.promise_for(c, now), checked,
-                                   chunksize=max(1, len(checked) // (4 * self.threads))))
+        step = -(-len(pending) // self.threads)
+        return [e for part in self._pool.map(
+            _verify_slice, [pending[lo:lo + step] for lo in range(0, len(pending), step)])
+            for e in part]
 
-    def _store(self, checked: list[Checked], signed: list[Signed] | None) -> list[Accepted]:
+    def _promises(self, checked: list[Checked]) -> PromiseBatch | None:
+        """The promises of this call: one signature over all (a promise batch), on this
+        thread before the storing transaction, so signing holds no database lock; a
+        duplicate's is discarded for the one already given."""
+        if self.promises is None or not checked:
+            return None
+        return self.promises.batch_for(checked, self.promises.now())
+
+    def _store(self, checked: list[Checked], batch: PromiseBatch | None,
+               sealed: dict[bytes, Sealed]) -> list[Accepted]:
         with self.db.session() as s:
-            results, new = store_checked(s, self.vault, checked)
+            results, new = store_checked(s, self.vault, checked, sealed)
             if new and self.on_stored is not None:
                 self.on_stored(s, new)
-            if self.promises is not None and signed is not None:
-                results = self.promises.issue(s, signed, results)
+            if self.promises is not None and batch is not None:
+                results = self.promises.issue(s, batch, results)
         return results
+
+
+def _item(checked: Checked, key: PublicKey) -> sigcheck.Item:
+    """What a verifying process needs: the signature by ``key`` is the one verify_with
+    checks (the first with its key id)."""
+    env = checked.envelope
+    sig = next(s.sig for s in env.signatures if s.keyid == checked.key_id)
+    return (int(key.algorithm), key.raw, sig, env.payload_type, env.payload)
 
 
 def _verify_slice(pending: Sequence[tuple[int, Checked, PublicKey]],
@@ -309,9 +364,10 @@ _RECORD_COLUMNS = ("digest", "signer", "kind", "subject", "issued_at", "urgent",
                    "source_sha256", "accepted_at")
 
 
-def store_checked(s: Session, vault: Vault,
-                  checked: list[Checked]) -> tuple[list[Accepted], Stored]:
-    """Insert the new envelopes (payloads sealed) in the caller's transaction.
+def store_checked(s: Session, vault: Vault, checked: list[Checked],
+                  sealed: dict[bytes, Sealed] | None = None) -> tuple[list[Accepted], Stored]:
+    """Insert the new envelopes (payloads sealed, or taken sealed from ``sealed``) in the
+    caller's transaction.
 
     Returns one result per envelope and (digest, subject) of the records actually inserted.
     """
@@ -342,12 +398,13 @@ def store_checked(s: Session, vault: Vault,
             _revive(s, vault, rejected[c.digest], c)
             stored.append((c.digest, p.subject))
             continue
+        seal = (sealed or {}).get(c.digest) or vault.seal(c.envelope.payload, c.digest,
+                                                          _known(p))
         # values in their stored form: the DBAPI binds them as they are (gateway.store.bulk)
         rows.append((c.digest, signers[parse_hex32(p.issuer), c.key_id], kind_to_db(p.kind),
                      hex32_to_db(p.subject), p.issued_at, p.is_urgent,
                      hex32_to_db(p.source.sha256) if p.source else None, now))
-        payloads.append((stored_meta(c.envelope.meta_json(), c.key_id),
-                         vault.seal(c.envelope.payload, c.digest, _known(p)).stored))
+        payloads.append((stored_meta(c.envelope.meta_json(), c.key_id), seal.stored))
         stored.append((c.digest, p.subject))
     ids = insert_with_ids(s, _RECORDS, _RECORD_COLUMNS, rows)
     bulk_insert(s, _PAYLOADS, ("record_id", "meta", "sealed"),

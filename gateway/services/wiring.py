@@ -114,7 +114,7 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records,
-                          promises=promises)
+                          promises=promises, processes=settings.verify_processes)
     # refuses a database whose log is not this chain's; heads the chain lost are anchored
     # again before serving when this process can take the lease (else its holder does)
     if worker.check_chain() and worker.hold_lease():

@@ -496,7 +496,9 @@ class ShareLink(Base):
 
 
 class PromiseRow(Base):
-    """One signed acceptance promise (gateway.core.promise.Promise), one per acceptance.
+    """One signed acceptance promise of version 1 (one signature per record), as issued
+    before promise batches (PromiseBatchRow); still read, extended and rejected, no longer
+    written by publishing.
 
     Stored as its fields and signature, not as a JSON document (a few dozen bytes a record
     instead of ~700); the deployment it names is this database's. A digest has more than
@@ -522,6 +524,57 @@ class PromiseRow(Base):
     deadline: Mapped[int] = mapped_column(BigInteger, index=True)
     rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The signed rejection (JSON) that ended it, if the record was rejected at logging."""
+
+
+class PromiseBatchRow(Base):
+    """The promises of one publish call (``claimx.promise/2``): one signature over the batch
+    statement, and what rebuilds each record's leaf with the records table: ``leaves`` (for
+    each position, the record's id and the number of its (issuer, key id) pair in ``keys``)
+    and the merge delays. ``first_deadline``/``last_deadline`` bound its leaves' original
+    deadlines, so the promises falling due are found by one index on a row per call."""
+
+    __tablename__ = "promise_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    accepted_at: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signer_key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(128))
+    merge_delay: Mapped[int] = mapped_column(Integer)
+    urgent_merge_delay: Mapped[int] = mapped_column(Integer)
+    first_deadline: Mapped[int] = mapped_column(BigInteger)
+    last_deadline: Mapped[int] = mapped_column(BigInteger, index=True)
+    keys: Mapped[bytes] = mapped_column(LargeBinary)
+    """(issuer, key id) pairs, 64 bytes each, that ``leaves`` refers to by number."""
+    leaves: Mapped[bytes] = mapped_column(LargeBinary)
+    """zlib of little-endian int64s: the record ids (the first, then differences), then
+    each position's key number (gateway.services.promises packs them)."""
+
+
+class PromiseLeafRow(Base):
+    """Where a record's latest promise/2 is: its batch and position (a dozen bytes a record,
+    the only per-record cost of a promise). A record rejected then published again moves
+    to its new batch; its earlier batch still lists it, so that tree still rebuilds."""
+
+    __tablename__ = "promise_leaves"
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("promise_batches.id"))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class PromiseMarkRow(Base):
+    """A signed extension or rejection of a promise/2 (outages and revocations only: one
+    signature each). An extension's ``deadline`` is the one it puts in force."""
+
+    __tablename__ = "promise_marks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[int] = mapped_column(Integer, index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("promise_batches.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``extension`` or ``rejection``."""
+    deadline: Mapped[int | None] = mapped_column(BigInteger, index=True, nullable=True)
+    document: Mapped[str] = mapped_column(Text)
 
 
 class PromiseExtensionRow(Base):

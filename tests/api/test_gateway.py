@@ -288,3 +288,62 @@ def test_large_batch_checked_in_parallel_reports_every_failure_in_order(
     digests = [hashlib.sha256(base64.b64decode(e["payload"])).hexdigest() for e in good]
     assert [p["digest"] for p in r.json()] == digests
     assert record_count(services) == len(good)
+
+
+def test_large_batch_checked_by_processes_reports_every_failure_in_order(
+        client: TestClient, services: Services, hospital: Institution,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches from PROCESS_MIN up verify their signatures in the verifying processes, a
+    chunk at a time while the rest is parsed: forgeries in different chunks are all
+    reported by index, nothing is stored, and a good batch is answered in order."""
+    monkeypatch.setattr("gateway.services.publish.PROCESS_MIN", 8)
+    monkeypatch.setattr("gateway.services.publish.CHUNK", 4)
+    services.publisher.processes = 2
+    good = [envelope(hospital, n=i) for i in range(23)]
+    batch = list(good)
+    for i in (2, 13, 22):  # signatures over another payload: forgeries in three chunks
+        batch[i] = {**good[i], "signatures": good[i - 1]["signatures"]}
+    r = client.post("/v1/records/batch", json={"envelopes": batch})
+    assert r.status_code == 422, r.text
+    errors = r.json()["error"]["errors"]
+    assert [(e["index"], e["code"]) for e in errors] == [
+        (2, "bad_signature"), (13, "bad_signature"), (22, "bad_signature")], r.text
+    assert record_count(services) == 0
+    r = client.post("/v1/records/batch", json={"envelopes": good})
+    assert r.status_code == 201, r.text
+    digests = [hashlib.sha256(base64.b64decode(e["payload"])).hexdigest() for e in good]
+    assert [p["digest"] for p in r.json()] == digests
+    assert record_count(services) == len(good)
+
+
+def test_killed_verifying_process_never_lets_a_forgery_through(
+        client: TestClient, services: Services, hospital: Institution,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verifying process killed (an OOM kill, an operator's mistake): the batch in hand is
+    verified in the gateway process instead, the forgery is still refused, and the next
+    batch gets new processes."""
+    import os
+    import signal
+
+    from gateway.services import sigpool
+
+    monkeypatch.setattr("gateway.services.publish.PROCESS_MIN", 8)
+    monkeypatch.setattr("gateway.services.publish.CHUNK", 4)
+    services.publisher.processes = 2
+    warm = [envelope(hospital, n=100 + i) for i in range(10)]
+    assert client.post("/v1/records/batch", json={"envelopes": warm}).status_code == 201
+    pool = sigpool._pool
+    assert pool is not None
+    for pid in list(pool._processes):  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGKILL)
+    good = [envelope(hospital, n=i) for i in range(12)]
+    forged = list(good)
+    forged[9] = {**good[9], "signatures": good[8]["signatures"]}
+    r = client.post("/v1/records/batch", json={"envelopes": forged})
+    assert r.status_code == 422, r.text
+    assert [e["index"] for e in r.json()["error"]["errors"]] == [9], r.text
+    assert record_count(services) == len(warm)
+    r = client.post("/v1/records/batch", json={"envelopes": good})
+    assert r.status_code == 201, r.text
+    assert record_count(services) == len(warm) + len(good)
+    assert sigpool._pool is not None and sigpool._pool is not pool

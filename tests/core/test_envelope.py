@@ -10,7 +10,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.core.canonical import canonical_bytes
+from gateway.core.canonical import canonical_bytes, canonical_parse
 from gateway.core.envelope import PAYLOAD_TYPE, Envelope, pae, sign_packet
 from gateway.core.errors import InputError, VerificationError
 from gateway.core.keys import SigningKey
@@ -39,6 +39,52 @@ def test_canonical_bytes_equal_reference_jcs(value: object) -> None:
             canonical_bytes(value)
         return
     assert canonical_bytes(value) == expected
+
+
+def _spellings(value: object) -> list[bytes]:
+    """The reference canonical bytes of ``value`` and near misses a client might sign."""
+    out = [json.dumps(value).encode(), json.dumps(value, separators=(",", ":")).encode(),
+           json.dumps(value, sort_keys=True, separators=(",", ":")).encode(),
+           json.dumps(value, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8", "surrogatepass")]
+    try:
+        out.append(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        pass
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values | st.dictionaries(st.text(alphabet=st.characters(min_codepoint=0x80),
+                                                   max_size=3), st.integers(), max_size=4))
+def test_canonical_parse_claims_only_what_the_reference_agrees_is_canonical(
+        value: object) -> None:
+    """The publish path's fast proof of canonical form (one orjson parse and re-dump plus a
+    text scan) never accepts bytes that rfc8785 would write differently: floats, integers
+    beyond 2**53, keys beyond the BMP (JCS sorts them by UTF-16 units), escapes, spacing."""
+    for raw in _spellings(value):
+        parsed = canonical_parse(raw, 32)
+        if parsed is not None:
+            assert rfc8785.dumps(parsed) == raw, raw
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1.0}', b'{"a":1e3}', b'{"a":9007199254740993}', b'{"a":-0}', b'{"b":1,"a":2}',
+    b'{"a":1,"a":2}', b'{"a": 1}', '{"\U0001F600":1,"\uffff":2}'.encode(),
+    '{"\uffff":2,"\U0001F600":1}'.encode(), rb'{"a":"\u00e9"}', rb'{"a":"\/"}',
+    b'[' * 33 + b']' * 33, rb'{"a":"\ud800"}', b'\xef\xbb\xbf{}', b'{} ',
+])
+def test_canonical_parse_refuses_near_misses(raw: bytes) -> None:
+    """Each of these is not RFC 8785 output (or not safely provable so): the fast path says
+    so and the reference path decides."""
+    assert canonical_parse(raw, 32) is None
+
+
+def test_canonical_parse_accepts_reference_output() -> None:
+    value = {"b": [1, "x\u2028\u00e9\u4e2d", None, True], "a": {"z": -5, "\u00e9": "\n\u0001"}}
+    raw = rfc8785.dumps(value)
+    assert canonical_parse(raw, 32) == value
+    assert canonical_parse(b"[" * 32 + b"]" * 32, 32) is not None
 
 
 def _packet(**kw: object) -> Packet:

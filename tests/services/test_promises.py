@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from gateway.chain.client import Chain, Deployment
 from gateway.config import Settings
@@ -17,8 +18,10 @@ from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
 from gateway.core.promise import Extension, Promise, PromiseBundle, Rejection, sign
 from gateway.core.types import hex32
+from gateway.services.publish import store_checked
 from gateway.services.wiring import Services, build_services
 from gateway.store.db import Database
+from gateway.store.tables import PromiseBatchRow, PromiseLeafRow, PromiseRow
 from gateway.verify.promise import PromiseReport, verify_promise
 from tests.support import Institution, admit, advance_time
 
@@ -205,3 +208,128 @@ def test_forged_or_late_extensions_cannot_save_a_promise(
     assert at(late) == "BROKEN"  # made after the deadline it would move: too late
     report = check(sv, b.model_copy(update={"extensions": [forged]}), now=after)
     assert any(c.name == "extension 0" and not c.ok for c in report.checks)
+
+
+def stored_promises(sv: Services) -> tuple[int, int, int]:
+    """(promise batches, promise leaves, promise/1 rows) in the database."""
+    with sv.db.session() as s:
+        return tuple(s.scalar(select(func.count()).select_from(t))  # type: ignore[return-value]
+                     for t in (PromiseBatchRow, PromiseLeafRow, PromiseRow))
+
+
+def test_one_signature_per_publish_call_for_a_mixed_batch(services: Services, chain: Chain,
+                                                         deployment: Deployment) -> None:
+    sv = services
+    hospital = admit(chain, deployment, "hospital.batched")
+    envs = [envelope(hospital, 0), envelope(hospital, 1, urgent=True), envelope(hospital, 2)]
+    out = sv.publisher.publish(envs, hospital.id)
+    promises = [a.promise for a in out]
+    assert all(p is not None and p.version == "claimx.promise/2" for p in promises)
+    ps = [p for p in promises if p is not None]
+    assert len({p.signature for p in ps}) == 1  # one signature for the call
+    assert len({p.promise_id for p in ps}) == 3  # a promise (and id) per record
+    assert [p.batch.index for p in ps if p.batch] == [0, 1, 2]
+    urgent, routine = ps[1], ps[0]
+    assert urgent.urgent and urgent.deadline == urgent.accepted_at + 10
+    assert not routine.urgent and routine.deadline == routine.accepted_at + 300
+    assert stored_promises(sv) == (1, 3, 0)
+    for a, p in zip(out, ps, strict=True):
+        b = bundle(sv, a.digest)
+        assert b.promise == p  # rebuilt from the batch row: the very document given
+        assert check(sv, b).verdict == "OPEN"
+    # duplicates keep their earlier promise, a new record in the call gets a new one
+    again = sv.publisher.publish([envs[2], envelope(hospital, 3), envs[0]], hospital.id)
+    assert again[0].promise == ps[2] and again[2].promise == ps[0]
+    assert again[1].promise is not None and again[1].promise.signature != ps[0].signature
+    assert stored_promises(sv) == (2, 4, 0)
+    sv.publisher.publish([envs[1]], hospital.id)  # only duplicates: nothing stored
+    assert stored_promises(sv) == (2, 4, 0)
+    sv.worker.cycle()
+    for a in [*out, again[1]]:
+        assert check(sv, bundle(sv, a.digest)).verdict == "KEPT"
+
+
+def test_a_revived_record_gets_a_new_promise_and_its_old_batch_still_rebuilds(
+        chain: Chain, deployment: Deployment, database_url: str, tmp_path: Path) -> None:
+    sv = make_services(chain, deployment, database_url, tmp_path)
+    hospital = admit(chain, deployment, "hospital.revived")
+    registry = chain.registry(deployment.registry)
+    sv.publisher.publish([envelope(hospital, 0)], hospital.id)  # the key cache: valid
+    registry.revoke_key(hospital.id, hospital.key.key_id)
+    packet = new_packet(kind="hospital.lab_report", issuer=hospital.issuer, subject="ab" * 32,
+                        body={"n": 1})
+    first = sv.publisher.publish([sign_packet(packet, hospital.key).to_json(),
+                                  envelope(hospital, 2)], hospital.id)
+    old = first[0].promise
+    assert old is not None
+    sv.worker.cycle()
+    rejected = bundle(sv, first[0].digest)
+    assert rejected.state == "rejected" and rejected.promise == old
+    new_key = SigningKey.generate()
+    registry.register_key(hospital.id, new_key, sender=hospital.operator)
+    revived = sv.publisher.publish([sign_packet(packet, new_key).to_json()], hospital.id)[0]
+    assert not revived.duplicate and revived.digest == first[0].digest
+    assert revived.promise is not None and revived.promise.promise_id != old.promise_id
+    assert revived.promise.key_id == hex32(new_key.key_id)
+    b = bundle(sv, revived.digest)
+    assert b.promise == revived.promise and b.rejection is None and b.state == "open"
+    assert check(sv, b).verdict == "OPEN"
+    # the old batch (the other record's promise among it) still rebuilds, old key and all
+    fresh = make_services(chain, deployment, database_url, tmp_path / "again")
+    assert bundle(fresh, first[1].digest).promise == first[1].promise
+    sv.worker.cycle()
+    assert check(sv, bundle(sv, revived.digest)).verdict == "KEPT"
+
+
+def test_a_promise_1_row_is_still_served_extended_and_kept(
+        chain: Chain, deployment: Deployment, database_url: str, tmp_path: Path) -> None:
+    """A record accepted before promise batches: its stored promise/1 row (the old layout)
+    reads, verifies on chain, is extended while due and is kept once anchored."""
+    sv = make_services(chain, deployment, database_url, tmp_path)
+    hospital = admit(chain, deployment, "hospital.v1")
+    env = envelope(hospital, 1)
+    checked = sv.publisher.check(env, hospital.id)
+    desk = sv.promises
+    now = desk.now()  # the chain's clock, as promises are dated (the chain may be ahead)
+    v1 = sign(Promise, desk.key, desk.member_id, chain=desk.chain, digest=checked.digest.hex(),
+              issuer=hospital.issuer, key_id=hex32(checked.key_id), urgent=False,
+              accepted_at=now, merge_delay=20)
+    with sv.db.session() as s:
+        store_checked(s, sv.vault, [checked])
+        s.add(PromiseRow(promise_id=bytes.fromhex(v1.promise_id), digest=checked.digest,
+                         issuer=hospital.id, key_id=checked.key_id, urgent=False,
+                         accepted_at=now, merge_delay=20, signer=desk.member_id,
+                         signer_key_id=desk.key.key_id, signature=v1.signature_bytes(),
+                         deadline=now + 20, rejection=None))
+    b = bundle(sv, checked.digest)
+    assert b.promise == v1 and b.promise.version == "claimx.promise/1"
+    assert check(sv, b).verdict == "OPEN"
+    assert desk.extend_due(sv.db, "chain_unavailable", margin=30) == 1
+    extended = bundle(sv, checked.digest)
+    assert len(extended.extensions) == 1 and extended.deadline > v1.deadline
+    again = sv.publisher.publish([env], hospital.id)[0]
+    assert again.duplicate and again.promise == v1  # a duplicate: the promise/1 given
+    assert stored_promises(sv) == (0, 0, 1)
+    sv.worker.cycle()
+    assert check(sv, bundle(sv, checked.digest)).verdict == "KEPT"
+
+
+def test_extend_due_extends_open_batched_promises_by_their_own_deadlines(
+        chain: Chain, deployment: Deployment, database_url: str, tmp_path: Path) -> None:
+    sv = make_services(chain, deployment, database_url, tmp_path, merge_delay_seconds=100,
+                       urgent_merge_delay_seconds=20)
+    hospital = admit(chain, deployment, "hospital.due")
+    out = sv.publisher.publish([envelope(hospital, 0), envelope(hospital, 1, urgent=True)],
+                               hospital.id)
+    desk = sv.promises
+    assert desk.extend_due(sv.db, "chain_unavailable", margin=30) == 1  # the urgent one only
+    urgent = bundle(sv, out[1].digest)
+    assert len(urgent.extensions) == 1 and urgent.deadline > urgent.promise.deadline
+    assert bundle(sv, out[0].digest).extensions == []
+    r = check(sv, urgent, now=urgent.promise.deadline + 1)
+    assert r.verdict == "OPEN", r.to_dict()
+    assert desk.extend_due(sv.db, "chain_unavailable", margin=30) == 0  # not due again yet
+    assert desk.extend_due(sv.db, "chain_unavailable", margin=200) == 2  # both, from in force
+    assert len(bundle(sv, out[1].digest).extensions) == 2
+    sv.worker.cycle()
+    assert desk.extend_due(sv.db, "chain_unavailable", margin=10_000) == 0  # kept: none open

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.promise import Promise, sign
 from gateway.verify.audit import http_fetch
 from gateway.verify.promises import PromiseWatch, read_promises
 from tests.support import advance_time
@@ -42,6 +43,28 @@ def test_withheld_record_is_a_broken_promise(world: World, tmp_path: Path) -> No
     alone.fetch = None
     alone.checks.append(PromiseWatch(read_promises(folder), None))
     assert [f.code for f in alone.poll()] == ["broken_promise", "broken_promise"]
+
+
+def test_promises_of_both_versions_are_followed(world: World, tmp_path: Path) -> None:
+    """A promise/1 kept from before promise batches is read and decided like a promise/2."""
+    w = world
+    answer = w.publish_answer(n=5)
+    given = Promise.model_validate(answer["promise"])
+    assert given.version == "claimx.promise/2"
+    desk = w.services.promises
+    v1 = sign(Promise, desk.key, desk.member_id, chain=given.chain, digest=given.digest,
+              issuer=given.issuer, key_id=given.key_id, urgent=given.urgent,
+              accepted_at=given.accepted_at, merge_delay=given.merge_delay)
+    (tmp_path / "v1.json").write_text(v1.to_json())
+    (tmp_path / "v2.json").write_text(json.dumps(answer["promise"]))
+    promises = read_promises(tmp_path)
+    assert sorted(p.version for p in promises) == ["claimx.promise/1", "claimx.promise/2"]
+    watch = PromiseWatch(promises, http_fetch(w.client))
+    mon = w.monitor()
+    mon.checks.append(watch)
+    w.services.worker.cycle()
+    assert mon.poll() == []
+    assert sorted(watch.settled.values()) == ["KEPT", "KEPT"] and not watch.open
 
 
 def test_a_forged_promise_is_invalid(world: World, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ wrap, fields cut out) are sealed again in 0010's form on downgrade, which needs 
 key (``downgrade(engine, ..., master_key=...)``) once there are any.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01 16:30:00.000000
 """
 import base64
@@ -32,7 +32,7 @@ from gateway.store.payload_codec import dictionary
 
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
