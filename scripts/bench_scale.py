@@ -4,8 +4,11 @@ Grows one log on the in-process EVM and SQLite (or ``--database-url``) in steps 
 ``--step`` records: each step's invoices are signed first (untimed: the institutions'
 work), then published through the publisher in batches and anchored; the step's rate is
 records per second until anchored. After each step the database's size per record is
-taken (SQLite, after a WAL checkpoint). Writes docs/scale.csv and docs/scale.png and ends
-with one JSON line: the first and last steps' rates, their ratio, and bytes per record.
+taken (SQLite, after a WAL checkpoint), and the step's gas per record (its anchors' gas over
+the records they sequenced: every step after the first is a steady-state anchor, with its
+consistency proof). Writes docs/scale.csv and docs/scale.png and ends with one JSON line:
+the first and last steps' rates, their ratio, bytes per record and the steady gas per
+record (the last step's, and the highest of any step after the first).
 """
 
 from __future__ import annotations
@@ -46,34 +49,42 @@ def main() -> None:
                         database_url=a.database_url, anchor_batch_max=a.step,
                         anchor_interval_seconds=3600)
     services, key, hospital, _token = setup(Chain.embedded(), settings)
-    rows: list[tuple[int, float, float | None]] = []
+    rows: list[tuple[int, float, float | None, float]] = []
+    a.out.mkdir(parents=True, exist_ok=True)
+    csv_file = (a.out / "scale.csv").open("w", newline="")
+    w = csv.writer(csv_file)  # a row per step as it is measured: a long run shows progress
+    w.writerow(["log_size", "records_per_s", "bytes_per_record", "gas_per_record"])
     for done in range(0, a.n, a.step):
         envelopes = sign_invoices(key, hospital, a.step, start=done)
         start = time.perf_counter()
         for i in range(0, a.step, a.batch):
             services.publisher.publish(envelopes[i:i + a.batch], hospital)
-        while services.worker.cycle().sequenced:
-            pass
+        gas = sequenced = 0
+        while (cycle := services.worker.cycle()).sequenced:
+            gas, sequenced = gas + cycle.gas_used, sequenced + cycle.sequenced
         rate = a.step / (time.perf_counter() - start)
         size = done + a.step
         on_disk = _sqlite_bytes(services)
-        rows.append((size, rate, None if on_disk is None else on_disk / size))
-        progress(f"log size {size:,}: {rate:,.0f} records/s"
+        rows.append((size, rate, None if on_disk is None else on_disk / size,
+                     gas / max(sequenced, 1)))
+        progress(f"log size {size:,}: {rate:,.0f} records/s, {rows[-1][3]:.2f} gas/record"
                  + ("" if on_disk is None else f", {on_disk / size:,.0f} bytes/record"))
-    a.out.mkdir(parents=True, exist_ok=True)
-    with (a.out / "scale.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["log_size", "records_per_s", "bytes_per_record"])
-        w.writerows((s, round(r, 1), "" if b is None else round(b, 1)) for s, r, b in rows)
-    line_chart(a.out / "scale.png", [s for s, _, _ in rows],
-               {"records/s": [r for _, r, _ in rows],
-                "bytes/record": [b or 0.0 for _, _, b in rows]},
+        s, r, b, g = rows[-1]
+        w.writerow((s, round(r, 1), "" if b is None else round(b, 1), round(g, 2)))
+        csv_file.flush()
+    csv_file.close()
+    line_chart(a.out / "scale.png", [r[0] for r in rows],
+               {"records/s": [r[1] for r in rows],
+                "bytes/record": [r[2] or 0.0 for r in rows]},
                title=f"claimx publish rate and storage as the log grows (step {a.step:,})")
     first, last = rows[0][1], rows[-1][1]
+    steady = [r[3] for r in rows[1:]] or [rows[0][3]]  # the first anchor has no proof
     print(json.dumps({"n": rows[-1][0], "step": a.step, "first_records_per_s": round(first, 1),
                       "last_records_per_s": round(last, 1),
                       "last_over_first": round(last / first, 3),
                       "bytes_per_record": rows[-1][2] and round(rows[-1][2], 1),
+                      "gas_per_record": round(steady[-1], 2),
+                      "max_steady_gas_per_record": round(max(steady), 2),
                       "csv": str(a.out / "scale.csv"), "png": str(a.out / "scale.png")}))
 
 

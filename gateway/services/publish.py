@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,9 +37,19 @@ from gateway.core.promise import Promise, PromiseBatch
 from gateway.core.types import Digest, parse_hex32
 from gateway.services import sigpool
 from gateway.services.bindings import index_identity
+from gateway.store.bulk import bulk_insert, insert_with_ids
 from gateway.store.db import Database
-from gateway.store.tables import DataKey, Record, utcnow
-from gateway.store.vault import Sealed, Vault, stored_meta
+from gateway.store.signers import signer_ids
+from gateway.store.tables import (
+    DataKey,
+    Record,
+    RecordPayload,
+    hex32_to_db,
+    kind_to_db,
+    micros,
+    utcnow,
+)
+from gateway.store.vault import Sealed, Vault, packet_fields, stored_meta
 
 if TYPE_CHECKING:
     from gateway.services.promises import PromiseDesk
@@ -246,7 +256,8 @@ class Publisher:
         if chunk:
             chunks.append((len(pending) - len(chunk), chunk, sigpool.submit(chunk, self.processes)))
         if pooled:  # seal while the processes verify: only a failed batch wastes it
-            sealed.update((c.digest, self.vault.seal(c.envelope.payload, c.digest))
+            sealed.update((c.digest, self.vault.seal(c.envelope.payload, c.digest,
+                                                     _known(c.packet)))
                           for _, c, _ in pending)
             failed = self._pooled_failures(pending, chunks)
         elif len(pending) < PARALLEL_MIN or self.threads < 2:
@@ -321,20 +332,36 @@ def _revive(s: Session, vault: Vault, rec: Record, c: Checked) -> None:
     """A rejected digest is not a duplicate: the same packet signed again by a valid key
     takes the rejected row's place (same digest, same sealed payload, new signature and key),
     so it is sequenced at the next cycle and stays attached to the claims it matched."""
-    rec.key_id = c.key_id
-    rec.envelope_meta = stored_meta(c.envelope.meta_json(), c.key_id)
+    rec.signer = signer_ids(s, [(parse_hex32(c.packet.issuer), c.key_id)]).popitem()[1]
     rec.accepted_at = utcnow()
     rec.rejected_at = rec.reject_code = None
-    if rec.payload_ct is None:  # erased while rejected: the new publish brings it back
-        sealed = vault.seal(c.envelope.payload, c.digest)
-        rec.payload_ct, rec.erased_at = sealed.stored, None
+    row = s.get(RecordPayload, rec.id)
+    if row is None:
+        row = RecordPayload(record_id=rec.id, sealed=None)
+        s.add(row)
+    row.meta = stored_meta(c.envelope.meta_json(), c.key_id)
+    if row.sealed is None:  # erased while rejected: the new publish brings it back
+        row.sealed = vault.seal(c.envelope.payload, c.digest, _known(c.packet)).stored
+        rec.erased_at = None
         old_key = s.get(DataKey, c.digest)  # a key of the old layout must not outlive it
         if old_key is not None:
             s.delete(old_key)
+    s.flush()
+    s.expire(rec, ["issuer", "key_id"])  # read from the new signer
+
+
+def _known(p: Packet) -> list[tuple[str, str]]:
+    return packet_fields(p.issued_at, p.issuer, p.kind, p.source.sha256 if p.source else None,
+                         p.subject)
 
 
 Stored = list[tuple[bytes, str]]
 """(digest, subject) of newly inserted records."""
+
+_RECORDS = cast(Table, Record.__table__)
+_PAYLOADS = cast(Table, RecordPayload.__table__)
+_RECORD_COLUMNS = ("digest", "signer", "kind", "subject", "issued_at", "urgent",
+                   "source_sha256", "accepted_at")
 
 
 def store_checked(s: Session, vault: Vault, checked: list[Checked],
@@ -349,36 +376,39 @@ def store_checked(s: Session, vault: Vault, checked: list[Checked],
         Record.digest.in_(digests), Record.rejected_at.is_not(None)))}
     existing = set(s.scalars(select(Record.digest).where(Record.digest.in_(digests),
                                                          Record.rejected_at.is_(None))))
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
+    payloads: list[tuple[bytes, bytes]] = []
     results: list[Accepted] = []
     stored: Stored = []
     identity: list[Checked] = []
+    now = micros(utcnow())
+    signers = signer_ids(s, {(parse_hex32(c.packet.issuer), c.key_id) for c in checked
+                             if c.digest not in existing})
     for c in checked:
+        p = c.packet
         duplicate = c.digest in existing
-        results.append(Accepted(c.digest, duplicate, c.packet.is_urgent, c.packet.kind,
+        results.append(Accepted(c.digest, duplicate, p.is_urgent, p.kind,
                                 "fresh" if c.key_fresh else "stale"))
         if duplicate:
             continue
         existing.add(c.digest)
-        if c.packet.kind in IDENTITY_KINDS:
+        if p.kind in IDENTITY_KINDS:
             identity.append(c)
         if c.digest in rejected:
             _revive(s, vault, rejected[c.digest], c)
-            stored.append((c.digest, c.packet.subject))
+            stored.append((c.digest, p.subject))
             continue
-        seal = (sealed or {}).get(c.digest) or vault.seal(c.envelope.payload, c.digest)
-        rows.append({
-            "digest": c.digest, "issuer": parse_hex32(c.packet.issuer), "key_id": c.key_id,
-            "kind": c.packet.kind, "subject": c.packet.subject,
-            "issued_at": c.packet.issued_at, "urgent": c.packet.is_urgent,
-            "envelope_meta": stored_meta(c.envelope.meta_json(), c.key_id),
-            "payload_ct": seal.stored,
-            "source_sha256": c.packet.source.sha256 if c.packet.source else None,
-        })
-        stored.append((c.digest, c.packet.subject))
-    if rows:
-        # Core executemany on the tables: ORM bulk inserts cost a third of the publish time
-        s.execute(insert(cast(Table, Record.__table__)), rows)
+        seal = (sealed or {}).get(c.digest) or vault.seal(c.envelope.payload, c.digest,
+                                                          _known(p))
+        # values in their stored form: the DBAPI binds them as they are (gateway.store.bulk)
+        rows.append((c.digest, signers[parse_hex32(p.issuer), c.key_id], kind_to_db(p.kind),
+                     hex32_to_db(p.subject), p.issued_at, p.is_urgent,
+                     hex32_to_db(p.source.sha256) if p.source else None, now))
+        payloads.append((stored_meta(c.envelope.meta_json(), c.key_id), seal.stored))
+        stored.append((c.digest, p.subject))
+    ids = insert_with_ids(s, _RECORDS, _RECORD_COLUMNS, rows)
+    bulk_insert(s, _PAYLOADS, ("record_id", "meta", "sealed"),
+                [(i, *p) for i, p in zip(ids, payloads, strict=True)])
     for c in identity:
         index_identity(s, c.packet, c.digest, c.key_id)
     return results, stored

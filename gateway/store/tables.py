@@ -6,7 +6,8 @@ Alembic (``gateway/migrations``), never by ``create_all`` outside tests of the m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -18,13 +19,16 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    select,
+    text,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 from gateway.core.types import as_utc
 
@@ -60,31 +64,132 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
+class Hex32(TypeDecorator[str]):
+    """64 lowercase hex digits (a subject pseudonym, a SHA-256) stored as their 32 bytes:
+    half the row and index space of the text, read back as the same text."""
+
+    impl = LargeBinary(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else hex32_to_db(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> str | None:
+        return None if value is None else bytes(value).hex()
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def hex32_to_db(value: str) -> bytes:
+    """What a :class:`Hex32` column stores (for statements that bypass the ORM's binding)."""
+    if not _HEX64.fullmatch(value):
+        raise ValueError(f"expected 64 lowercase hex digits, got {value!r}")
+    return bytes.fromhex(value)
+
+
+KIND_CODES: tuple[str, ...] = (
+    "hospital.admission_summary", "hospital.discharge_summary", "hospital.invoice",
+    "hospital.diagnosis", "hospital.lab_report", "hospital.procedure",
+    "police.accident_determination", "police.incident_report", "civil.death_certificate",
+    "attachment", "payer.adjudication", "payer.coverage", "identity.binding",
+    "identity.binding_revoked", "insurer.consent", "exchange.access",
+)
+"""Evidence kinds as stored: a kind's code is its position here. Append only (a stored code
+never changes meaning); every kind of gateway.core.packet.KINDS is here (tested)."""
+_KIND_CODE = {k: i for i, k in enumerate(KIND_CODES)}
+
+
+class KindCode(TypeDecorator[str]):
+    """An evidence kind stored as a small integer (:data:`KIND_CODES`): one or two bytes
+    instead of about 17, read back as the kind's name."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> int | None:
+        return None if value is None else kind_to_db(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> str | None:
+        return None if value is None else KIND_CODES[value]
+
+
+def kind_to_db(kind: str) -> int:
+    """What a :class:`KindCode` column stores."""
+    try:
+        return _KIND_CODE[kind]
+    except KeyError:
+        raise ValueError(f"kind {kind!r} has no stored code: add it to KIND_CODES") from None
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+class UnixMicros(TypeDecorator[datetime]):
+    """A UTC timestamp stored as integer microseconds since 1970: 8 bytes instead of
+    SQLite's 26 characters of text, read back as the same timezone-aware datetime."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return None if value is None else micros(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else EPOCH + value * _MICRO
+
+
+def micros(value: datetime) -> int:
+    """What a :class:`UnixMicros` column stores."""
+    return (as_utc(value) - EPOCH) // _MICRO
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class Signer(Base):
+    """An (issuer, key id) pair records are signed under, stored once: a record refers to
+    it by a small integer instead of carrying 64 bytes (gateway.store.signers)."""
+
+    __tablename__ = "signers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issuer: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+    __table_args__ = (UniqueConstraint("issuer", "key_id", name="uq_signers_issuer_key_id"),)
+
+
 class Record(Base):
-    """One accepted, signature-checked envelope. ``leaf_index`` is set when sequenced."""
+    """One accepted, signature-checked envelope. ``leaf_index`` is set when sequenced.
+
+    Narrow on purpose (about 120 bytes): the sealed payload and the signature live in
+    :class:`RecordPayload`, so sequencing, which sets ``leaf_index``, rewrites little.
+    Indexes are the ones queries use: digest (lookups, duplicates), subject (a new claim
+    attaches the subject's records), leaf_index (proofs, listings, derived Merkle leaves)
+    and the pending records (a partial index: only rows not yet sequenced)."""
 
     __tablename__ = "records"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    issuer: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
-    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
-    kind: Mapped[str] = mapped_column(String(64), index=True)
-    subject: Mapped[str] = mapped_column(String(64), index=True)
+    signer: Mapped[int] = mapped_column(Integer)
+    """The :class:`Signer` (issuer and signing key); ``issuer`` and ``key_id`` read it."""
+    issuer: Mapped[bytes] = column_property(
+        select(Signer.issuer).where(Signer.id == signer).correlate_except(Signer)
+        .scalar_subquery())
+    key_id: Mapped[bytes] = column_property(
+        select(Signer.key_id).where(Signer.id == signer).correlate_except(Signer)
+        .scalar_subquery())
+    kind: Mapped[str] = mapped_column(KindCode())
+    subject: Mapped[str] = mapped_column(Hex32(), index=True)
     issued_at: Mapped[str] = mapped_column(String(32))
+    """As the packet has it (its exact text is rebuilt into the payload on read)."""
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    envelope_meta: Mapped[str] = mapped_column(Text)
-    """The envelope without its payload: payloadType and signatures (JSON)."""
-    payload_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    """Payload encrypted with the record's own data key (AES-256-GCM, nonce first);
-    None once erased."""
-    source_sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    source_sha256: Mapped[str | None] = mapped_column(Hex32(), nullable=True)
     """Hash of the institutional source document, to recognise re-published material."""
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
-    accepted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    accepted_at: Mapped[datetime] = mapped_column(UnixMicros(), default=utcnow)
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
     rejected_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     """Set when the anchor worker found the signing key no longer valid at logging time:
@@ -92,15 +197,40 @@ class Record(Base):
     reject_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     """Why: ``key_revoked``, ``member_suspended``, … (the registry's status)."""
 
-    __table_args__ = (Index("ix_records_pending", "leaf_index", "urgent"),)
+    __table_args__ = (Index("ix_records_pending", "urgent",
+                            sqlite_where=text("leaf_index IS NULL"),
+                            postgresql_where=text("leaf_index IS NULL")),)
+
+
+class RecordPayload(Base):
+    """A record's envelope beyond its columns, written once at acceptance and read only to
+    return the envelope (gateway.store.vault): kept out of ``records`` so that the wide
+    bytes are never rewritten when the record is sequenced."""
+
+    __tablename__ = "record_payloads"
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    """``records.id`` (no foreign key: neither row is ever deleted, the check would cost a
+    lookup per insert, and SQLite's table rebuilds in migrations would trip over it)."""
+    meta: Mapped[bytes] = mapped_column(LargeBinary)
+    """The envelope without its payload (gateway.store.vault.stored_meta): the raw
+    signature for the usual envelope, else its JSON (first byte ``{``)."""
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The payload, compressed and encrypted with the record's own data key (wrapped key
+    first, gateway.store.vault.Sealed); None once erased."""
+
+
+NODE_LEVEL_SHIFT = 40
+"""A node's key is ``level << 40 | index`` (a log of up to 2**40 leaves): one integer
+primary key, which SQLite keeps as the rowid, so the table needs no separate index."""
 
 
 class Node(Base):
-    """A complete perfect subtree of the Merkle log (see gateway.core.merkle)."""
+    """A complete perfect subtree of the Merkle log (see gateway.core.merkle), of level
+    ``gateway.store.log.STORED_LEVEL`` or above; lower ones are derived from the digests."""
 
     __tablename__ = "merkle_nodes"
-    level: Mapped[int] = mapped_column(Integer, primary_key=True)
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 

@@ -1,14 +1,17 @@
 """Payloads at rest: each record encrypted with its own data key (AES-256-GCM, ``cryptography``).
 
 The data key is wrapped by the gateway's master key and stored in front of the ciphertext
-(records before that keep it in the ``data_keys`` table, still read); erasing it
-(:func:`erase`) makes the payload unrecoverable while the record's digest, leaf and proofs
-stay valid, which is how a record is erased without rewriting the log. Keeping it in the
-record's row instead of a table of its own saves a row, a key and a copy of the digest per
-record (about 100 bytes of 1,500: issue 14's storage budget).
+(:data:`KEY_WRAP_FORM`; records before that keep it in the ``data_keys`` table, still
+read); erasing it (:func:`erase`) makes the payload unrecoverable while the record's
+digest, leaf and proofs stay valid, which is how a record is erased without rewriting the
+log. Keeping it beside the ciphertext instead of a table of its own saves a row, a key and
+a copy of the digest per record (about 100 bytes: issue 14's storage budget).
 
 The envelope's other fields are stored compactly too (:func:`stored_meta`): for the usual
-envelope (our payload type, one signature by the key in ``key_id``) only the signature.
+envelope (our payload type, one signature by the key in ``key_id``) only the signature's
+raw bytes. Both live in ``record_payloads``, beside the record's narrow row; the payload's
+fields that the row already holds are left out of the sealed bytes and put back on read
+(:func:`known_fields`, gateway.store.payload_codec).
 """
 
 from __future__ import annotations
@@ -17,26 +20,33 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from sqlalchemy.orm import Session
 
 from gateway.core.envelope import PAYLOAD_TYPE
 from gateway.core.errors import ClaimxError, NotFoundError
 from gateway.core.types import hex32
 from gateway.store import payload_codec
-from gateway.store.tables import DataKey, Record, utcnow
+from gateway.store.tables import DataKey, Record, RecordPayload, utcnow
 
 SECRET_AAD = b"claimx webhook secret:"
 """Prefix of the associated data binding a sealed secret to its row (``+ endpoint id``)."""
 DEV_MASTER_KEY = hashlib.sha256(b"claimx development master key - not for production").digest()
 _NONCE = 12
-
-
-_WRAPPED = _NONCE + 32 + 16  # nonce, AES-256 key, GCM tag
+_WRAPPED = _NONCE + 32 + 16  # 0010's wrapped key: nonce, AES-256 key, GCM tag
+_ZERO_NONCE = bytes(_NONCE)
+OLD_FORM, KEY_WRAP_FORM = b"\x00", b"\x01"
+"""First byte of ``record_payloads.sealed``: a form 0010 wrote (its bytes follow), or
+:meth:`Vault.seal`'s: the data key wrapped with AES key wrap (RFC 3394, 40 bytes), then
+the AES-GCM ciphertext and tag. The data key encrypts exactly once (a fresh key each
+seal), so its nonce is fixed at zero and not stored: 32 bytes a record fewer than a
+GCM-wrapped key and a random nonce, with the same per-record key."""
 
 
 @dataclass(frozen=True)
@@ -46,44 +56,61 @@ class Sealed:
 
     @property
     def stored(self) -> bytes:
-        """What ``records.payload_ct`` holds: the wrapped key, then the ciphertext."""
-        return self.wrapped_key + self.ciphertext
+        """What ``record_payloads.sealed`` holds: the form byte, wrapped key, ciphertext."""
+        return KEY_WRAP_FORM + self.wrapped_key + self.ciphertext
 
 
 class Vault:
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != 32:
             raise ClaimxError("master key must be 32 bytes (64 hex digits)", code="bad_master_key")
+        self._key = master_key
         self._master = AESGCM(master_key)
 
-    def seal(self, payload: bytes, digest: bytes) -> Sealed:
-        """Compress (gateway.store.payload_codec), then encrypt with a fresh data key; the
-        digest is bound in as associated data."""
+    def seal(self, payload: bytes, digest: bytes,
+             known: Sequence[tuple[str, str]] = ()) -> Sealed:
+        """Compress (gateway.store.payload_codec) without the ``known`` fields the row
+        holds, then encrypt with a fresh data key; the digest is bound in as associated data
+        (so neither the ciphertext nor its key opens under another record's row)."""
         data_key = AESGCM.generate_key(256)
-        nonce = os.urandom(_NONCE)
-        ct = nonce + AESGCM(data_key).encrypt(nonce, payload_codec.compress(payload), digest)
-        wrap_nonce = os.urandom(_NONCE)
-        wrapped = wrap_nonce + self._master.encrypt(wrap_nonce, data_key, digest)
-        return Sealed(ct, wrapped)
+        packed = payload_codec.compress(payload, known)
+        ct = AESGCM(data_key).encrypt(_ZERO_NONCE, packed, digest)
+        return Sealed(ct, aes_key_wrap(self._key, data_key))
 
-    def open(self, rec: Record, wrapped: bytes | None = None) -> bytes:
-        """Decrypt a record's payload, or raise 410-style NotFound when it was erased.
+    def open(self, rec: Record, stored: bytes | None, wrapped: bytes | None = None) -> bytes:
+        """Decrypt a record's payload (``stored``: its ``record_payloads.sealed``), or raise
+        410-style NotFound when it was erased.
 
         ``wrapped`` is the key from the ``data_keys`` table of records stored before keys
         moved into the row; None for the others."""
-        stored = rec.payload_ct
         if stored is None:
             raise NotFoundError("record payload was erased; its digest and proofs remain",
                                 code="erased", http_status=410)
-        if wrapped is None:
-            wrapped, stored = stored[:_WRAPPED], stored[_WRAPPED:]
         try:
-            data_key = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], rec.digest)
-            plain = AESGCM(data_key).decrypt(stored[:_NONCE], stored[_NONCE:], rec.digest)
-        except InvalidTag as exc:
+            plain = self._decrypt(rec.digest, stored, wrapped)
+        except (InvalidTag, InvalidUnwrap) as exc:
             raise ClaimxError("payload cannot be decrypted with this gateway's master key",
                               code="decrypt_failed", http_status=500) from exc
-        return payload_codec.decompress(plain)
+        if not payload_codec.is_cut(plain):
+            return payload_codec.decompress(plain)
+        payload = payload_codec.decompress(plain, known_fields(rec))
+        if hashlib.sha256(payload).digest() != rec.digest:  # the row's fields were put back
+            raise ClaimxError("the record's row does not rebuild its payload (its columns were "
+                              "changed)", code="payload_mismatch", http_status=500)
+        return payload
+
+    def _decrypt(self, digest: bytes, stored: bytes, wrapped: bytes | None) -> bytes:
+        form, body = stored[:1], stored[1:]
+        if form == KEY_WRAP_FORM:
+            data_key = aes_key_unwrap(self._key, body[:40])
+            return AESGCM(data_key).decrypt(_ZERO_NONCE, body[40:], digest)
+        if form != OLD_FORM:
+            raise ClaimxError(f"unknown sealed payload form {form.hex()}", code="decrypt_failed",
+                              http_status=500)
+        if wrapped is None:
+            wrapped, body = body[:_WRAPPED], body[_WRAPPED:]
+        data_key = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], digest)
+        return AESGCM(data_key).decrypt(body[:_NONCE], body[_NONCE:], digest)
 
     def seal_secret(self, secret: str, owner: str) -> bytes:
         """A shared secret the gateway must read back (webhook signing keys), encrypted
@@ -100,31 +127,63 @@ class Vault:
                               code="decrypt_failed", http_status=500) from exc
 
 
-def stored_meta(meta: dict[str, Any], key_id: bytes) -> str:
-    """``records.envelope_meta`` for an envelope's non-payload fields: the signature alone
-    (base64) when the rest follows from the row, else the fields as JSON."""
+def known_fields(rec: Record) -> list[tuple[str, str]]:
+    """The packet fields a record's row holds, as they appear in its payload."""
+    return packet_fields(rec.issued_at, hex32(rec.issuer), rec.kind, rec.source_sha256,
+                         rec.subject)
+
+
+def packet_fields(issued_at: str, issuer: str, kind: str, source_sha256: str | None,
+                  subject: str) -> list[tuple[str, str]]:
+    """(key, value) of the payload's fields the row holds, in canonical order: ``sha256``
+    is the source's (the last ``sha256`` key of a canonical packet)."""
+    fields = [("issued_at", issued_at), ("issuer", issuer), ("kind", kind)]
+    if source_sha256 is not None:
+        fields.append(("sha256", source_sha256))
+    fields.append(("subject", subject))
+    return fields
+
+
+def stored_meta(meta: dict[str, Any], key_id: bytes) -> bytes:
+    """``record_payloads.meta`` for an envelope's non-payload fields: the signature's raw
+    bytes when the rest follows from the row, else the fields as JSON (first byte ``{``:
+    a signature starting with that byte is kept as JSON too, so the forms never mix)."""
     sigs = meta.get("signatures")
     if (meta.keys() == {"payloadType", "signatures"} and meta["payloadType"] == PAYLOAD_TYPE
             and isinstance(sigs, list) and len(sigs) == 1 and isinstance(sigs[0], dict)
-            and sigs[0].keys() == {"keyid", "sig"} and sigs[0]["keyid"] == hex32(key_id)):
-        return str(sigs[0]["sig"])
-    return json.dumps(meta, separators=(",", ":"))
+            and sigs[0].keys() == {"keyid", "sig"} and sigs[0]["keyid"] == hex32(key_id)
+            and isinstance(sigs[0]["sig"], str)):
+        raw = _raw_signature(sigs[0]["sig"])
+        if raw is not None and raw[:1] != b"{":
+            return raw
+    return json.dumps(meta, separators=(",", ":")).encode()
 
 
-def envelope_meta(rec: Record) -> dict[str, Any]:
+def _raw_signature(text: str) -> bytes | None:
+    """The bytes of a base64 signature, if encoding them again gives the same text."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return raw if base64.b64encode(raw).decode() == text else None
+
+
+def envelope_meta(meta: bytes, key_id: bytes) -> dict[str, Any]:
     """The envelope's non-payload fields, from either stored form."""
-    text = rec.envelope_meta
-    if text.startswith("{"):  # JSON; a base64 signature never starts with "{"
-        return dict(json.loads(text))
+    if meta[:1] == b"{":
+        return dict(json.loads(meta))
     return {"payloadType": PAYLOAD_TYPE,
-            "signatures": [{"keyid": hex32(rec.key_id), "sig": text}]}
+            "signatures": [{"keyid": hex32(key_id), "sig": base64.b64encode(meta).decode()}]}
 
 
 def envelope_json(vault: Vault, s: Session, rec: Record) -> dict[str, Any]:
     """The record's full DSSE envelope as published."""
-    key = s.get(DataKey, rec.digest) if rec.payload_ct is not None else None
-    payload = vault.open(rec, key.wrapped if key else None)
-    return {**envelope_meta(rec), "payload": base64.b64encode(payload).decode()}
+    row = s.get(RecordPayload, rec.id)
+    if row is None:
+        raise NotFoundError("record payload is missing", code="erased", http_status=410)
+    key = s.get(DataKey, rec.digest) if row.sealed is not None else None
+    payload = vault.open(rec, row.sealed, key.wrapped if key else None)
+    return {**envelope_meta(row.meta, rec.key_id), "payload": base64.b64encode(payload).decode()}
 
 
 def erase(s: Session, rec: Record) -> None:
@@ -132,5 +191,7 @@ def erase(s: Session, rec: Record) -> None:
     key = s.get(DataKey, rec.digest)
     if key is not None:
         s.delete(key)
-    rec.payload_ct = None
+    row = s.get(RecordPayload, rec.id)
+    if row is not None:
+        row.sealed = None
     rec.erased_at = utcnow()

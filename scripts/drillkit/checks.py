@@ -223,9 +223,9 @@ def _check_database(url: str, obs: Observer, digests: list[str], f: Findings) ->
         with engine.connect() as conn:
             anchors = conn.execute(text("SELECT head_index, size, root FROM anchors "
                                         "ORDER BY head_index")).all()
-            twice = {bytes(r[0]) for r in conn.execute(text(
-                "SELECT hash FROM merkle_nodes WHERE level = 0 GROUP BY hash "
-                "HAVING count(*) > 1")).all()}
+            twice = {merkle.leaf_hash(bytes(r[0])) for r in conn.execute(text(
+                "SELECT digest FROM records WHERE leaf_index IS NOT NULL GROUP BY digest "
+                "HAVING count(*) > 1")).all()}  # leaves are the records' digests (0012)
     finally:
         engine.dispose()
     count = obs.log().head_count()

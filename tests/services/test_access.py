@@ -15,6 +15,7 @@ from gateway.core.packet import new_packet
 from gateway.store.tables import (
     AccessLog,
     Record,
+    RecordPayload,
 )
 from gateway.verify.audit import audit_reads
 from tests.services.claims_support import (
@@ -38,7 +39,7 @@ def test_erasure_destroys_payload_but_not_proofs(world: Any) -> None:
         assert r.status_code == 410 and r.json()["error"]["code"] == "erased"
     with sv.db.session() as s:
         rec = s.scalar(select(Record).where(Record.digest == bytes.fromhex(digest)))
-        assert rec.payload_ct is None
+        assert s.get(RecordPayload, rec.id).sealed is None and rec.erased_at is not None
     proof = client.get(f"/v1/records/{digest}/proof", headers=m["auditor"].headers).json()
     head = sv.chain.evidence_log(sv.deployment.log).head_at(proof["tree_head"]["head_index"])
     merkle.verify_inclusion(merkle.leaf_hash(bytes.fromhex(digest)), proof["leaf_index"],

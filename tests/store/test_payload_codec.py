@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gateway.core.errors import ClaimxError
 from gateway.store import payload_codec
 from gateway.store.tables import Record
-from gateway.store.vault import DEV_MASTER_KEY, Vault
+from gateway.store.vault import DEV_MASTER_KEY, OLD_FORM, Vault, known_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_SHA256 = "1fa6d866e4987f823e829d1bc642bb414ff7d760b398f68baf34bb515567c165"
@@ -59,17 +60,61 @@ def test_records_sealed_before_compression_still_open() -> None:
     data_key, master = AESGCM.generate_key(256), AESGCM(DEV_MASTER_KEY)
     ct = b"\0" * 12 + AESGCM(data_key).encrypt(b"\0" * 12, payload, digest)
     wrapped = b"\1" * 12 + master.encrypt(b"\1" * 12, data_key, digest)
-    rec = Record(digest=digest, payload_ct=ct)
-    assert Vault(DEV_MASTER_KEY).open(rec, wrapped) == payload
+    rec = Record(digest=digest)
+    assert Vault(DEV_MASTER_KEY).open(rec, OLD_FORM + ct, wrapped) == payload  # 0012 marks it
 
 
-def test_sealed_payload_is_compressed_and_opens(public_packets: list[bytes]) -> None:
-    vault, digest = Vault(DEV_MASTER_KEY), hashlib.sha256(b"y").digest()
+def _row_of(payload: bytes) -> Record:
+    """A record row holding the packet's fields, as the publisher stores it."""
+    obj = json.loads(payload)
+    return Record(digest=hashlib.sha256(payload).digest(), issuer=bytes.fromhex(obj["issuer"][2:]),
+                  kind=obj["kind"], subject=obj["subject"], issued_at=obj["issued_at"],
+                  source_sha256=obj.get("source", {}).get("sha256"))
+
+
+def test_sealed_payload_is_compressed_without_the_rows_fields_and_opens(
+        public_packets: list[bytes]) -> None:
+    vault, saved = Vault(DEV_MASTER_KEY), []
+    for payload in map(_fresh_ids, public_packets[1::2]):
+        rec = _row_of(payload)
+        whole = vault.seal(payload, rec.digest)
+        sealed = vault.seal(payload, rec.digest, known_fields(rec))
+        saved.append(len(whole.ciphertext) - len(sealed.ciphertext))
+        assert vault.open(rec, sealed.stored) == payload
+        assert vault.open(rec, whole.stored) == payload  # the form before the cut reads too
+    assert sum(saved) / len(saved) > 60, saved  # two ids the dictionary cannot know
+
+
+def _fresh_ids(payload: bytes) -> bytes:
+    """The packet with an issuer and a subject the dictionary has not seen (the examples'
+    own are in it), as a real member's would be; still canonical (same lengths)."""
+    obj = json.loads(payload)
+    return (payload.replace(obj["issuer"].encode(), b"0x" + os.urandom(32).hex().encode())
+            .replace(obj["subject"].encode(), os.urandom(32).hex().encode()))
+
+
+def test_fields_are_cut_only_when_they_go_back_exactly(public_packets: list[bytes]) -> None:
     payload = public_packets[1]
-    sealed = vault.seal(payload, digest)
-    assert len(sealed.ciphertext) < len(payload)
-    rec = Record(digest=digest, payload_ct=sealed.stored)
-    assert vault.open(rec) == payload
+    rec = _row_of(payload)
+    known = known_fields(rec)
+    assert payload_codec.is_cut(payload_codec.compress(payload, known))
+    wrong = [(k, "0x" + "ab" * 32 if k == "issuer" else v) for k, v in known]
+    stored = payload_codec.compress(payload, wrong)  # a value the packet does not hold
+    assert not payload_codec.is_cut(stored) and payload_codec.decompress(stored) == payload
+    # a body key that looks like a cut field still round-trips (the cut is checked)
+    tricky = payload.replace(b'"body":{', b'"body":{"subject":"",', 1)
+    stored = payload_codec.compress(tricky, known)
+    assert payload_codec.decompress(stored, known) == tricky
+
+
+def test_a_changed_column_does_not_pass_for_the_payload(public_packets: list[bytes]) -> None:
+    vault, payload = Vault(DEV_MASTER_KEY), public_packets[1]
+    rec = _row_of(payload)
+    sealed = vault.seal(payload, rec.digest, known_fields(rec))
+    rec.subject = "cd" * 32
+    with pytest.raises(ClaimxError) as err:
+        vault.open(rec, sealed.stored)
+    assert err.value.code == "payload_mismatch"
 
 
 def test_unknown_dictionary_version_is_a_clear_error() -> None:

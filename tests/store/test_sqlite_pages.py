@@ -1,11 +1,14 @@
-"""New SQLite files use the page size that packs record rows (gateway.store.db)."""
+"""New SQLite files use the page size that packs record rows, and connections a cache and
+memory map sized for a million records (gateway.store.db)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from gateway.store.db import SQLITE_PAGE_SIZE, Database
+from sqlalchemy import text
+
+from gateway.store.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, SQLITE_PAGE_SIZE, Database
 
 
 def test_new_file_takes_the_page_size_and_an_old_file_keeps_its_own(tmp_path: Path) -> None:
@@ -20,3 +23,11 @@ def test_new_file_takes_the_page_size_and_an_old_file_keeps_its_own(tmp_path: Pa
     with sqlite3.connect(tmp_path / "old.db") as c:
         assert c.execute("PRAGMA page_size").fetchone()[0] == 4096
         assert "records" in {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+
+
+def test_connections_get_the_large_cache_and_memory_map(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
+        assert conn.execute(text("PRAGMA mmap_size")).scalar() == SQLITE_MMAP_BYTES
+    db.engine.dispose()

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.core.keys import SigningKey
 from gateway.core.possession import prove_possession
+from gateway.store.signers import signer_ids
 from gateway.store.tables import Record
 from gateway.verify.audit import http_fetch
 from gateway.verify.monitor import Finding
@@ -137,9 +138,9 @@ def test_the_exchange_inserts_an_entry_in_the_hospitals_name(world: World) -> No
     w.publish(n=1)
     w.services.worker.keys = None  # it skips its own logging-time key check
     with w.services.db.session() as s:
-        s.add(Record(digest=b"\x42" * 32, issuer=w.hospital.id, key_id=b"\x66" * 32,
-                     kind="hospital.invoice", subject="ab" * 32, issued_at="2026-12-01",
-                     envelope_meta="{}"))
+        [signer] = signer_ids(s, [(w.hospital.id, b"\x66" * 32)]).values()
+        s.add(Record(digest=b"\x42" * 32, signer=signer, kind="hospital.invoice",
+                     subject="ab" * 32, issued_at="2026-12-01"))
     w.services.worker.cycle()
     [found] = w.monitor().poll()
     assert found.code == "foreign_key_entry" and "0x" + "66" * 32 in found.message
