@@ -54,9 +54,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 
@@ -154,21 +152,16 @@ class Promise(_Signed):
     accepted_at: int = Field(ge=0, description="Unix seconds")
     merge_delay: int = Field(ge=0, description="seconds after accepted_at")
     batch: BatchProof | None = Field(None, description="version 2: the record's place in "
-                                     "the batch whose statement the signature is over")
+                                     "the batch whose statement the signature is over",
+                                     exclude_if=lambda v: v is None)
+    """A version 1 document keeps its exact fields (its signed bytes among them): no
+    ``batch`` key at all, rather than a null."""
 
     @model_validator(mode="after")
     def _batch_iff_v2(self) -> Promise:
         if (self.version == BATCH_VERSION) != (self.batch is not None):
             raise ValueError("a claimx.promise/2 has a batch, a claimx.promise/1 none")
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_null_batch(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A version 1 document keeps its exact fields (its signed bytes among them)."""
-        out: dict[str, Any] = handler(self)
-        if out.get("batch", 0) is None:
-            del out["batch"]
-        return out
 
     @property
     def deadline(self) -> int:
