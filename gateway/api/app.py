@@ -168,12 +168,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": body}, status_code=400 if malformed else 422)
 
 
-ORJSON_PATHS = frozenset({"/v1/records/batch"})
-"""Routes that parse their body with orjson, whose parser stops at 1,024 levels by itself
-(no C stack at risk), and whose envelopes are shape-checked field by field: the depth scan,
-a tenth of a batch's parsing time, is skipped for them."""
-
-
 class BodyLimit:
     """Refuse bodies larger than ``limit`` bytes (413) before reading them whole, and JSON
     nested deeper than ``MAX_DEPTH`` (400 ``too_deep``) before any parser sees it (see
@@ -210,7 +204,7 @@ class BodyLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and scope.get("path") not in ORJSON_PATHS and json_depth(body) > MAX_DEPTH:
+        if body and json_depth(body) > MAX_DEPTH:
             await _refuse(send, 400, "too_deep", f"request body nests deeper than {MAX_DEPTH} "
                           "levels")
             return

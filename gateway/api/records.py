@@ -186,7 +186,7 @@ def get_leaves(s: SessionDep, sv: ServicesDep, caller: CallerDep,
 
 def _batch_items(body: bytes, limit: int) -> list[Any]:
     try:
-        obj = orjson.loads(body)  # stops at 1,024 levels by itself (see app.ORJSON_PATHS)
+        obj = orjson.loads(body)  # depth already bounded by app.BodyLimit
     except orjson.JSONDecodeError as exc:
         raise InputError(f"request body is not valid JSON: {exc}", code="malformed_json",
                          http_status=400) from exc
