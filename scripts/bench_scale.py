@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -78,10 +79,17 @@ def main() -> None:
                 "bytes/record": [r[2] or 0.0 for r in rows]},
                title=f"claimx publish rate and storage as the log grows (step {a.step:,})")
     first, last = rows[0][1], rows[-1][1]
+    # the first step also starts the verifying processes: the flatness compares the median
+    # of the next five steps with the median of the last five
+    early = statistics.median([r[1] for r in rows[1:6]] or [first])
+    late = statistics.median([r[1] for r in rows[-5:]])
     steady = [r[3] for r in rows[1:]] or [rows[0][3]]  # the first anchor has no proof
     print(json.dumps({"n": rows[-1][0], "step": a.step, "first_records_per_s": round(first, 1),
                       "last_records_per_s": round(last, 1),
                       "last_over_first": round(last / first, 3),
+                      "early_median_records_per_s": round(early, 1),
+                      "late_median_records_per_s": round(late, 1),
+                      "late_over_early": round(late / early, 3),
                       "bytes_per_record": rows[-1][2] and round(rows[-1][2], 1),
                       "gas_per_record": round(steady[-1], 2),
                       "max_steady_gas_per_record": round(max(steady), 2),
