@@ -154,9 +154,7 @@ def run_clients(anvil_url: str, database_url: str, n: int, batch: int, *, worker
     home = Path(tempfile.mkdtemp(prefix=f"claimx-bench-scale{workers}-"))
     key, hospital, token = _prepare(anvil_url, database_url, home)
     progress(f"{workers} process(es): signing {n} invoices for {clients} clients (not timed)")
-    envelopes = sign_invoices(key, hospital, n)
-    bodies = [json.dumps({"envelopes": envelopes[i:i + batch]}).encode()
-              for i in range(0, n, batch)]
+    bodies = _signed_bodies(key, hospital, n, batch)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(anvil_url, database_url, home, port, n, batch, workers=workers,
@@ -224,13 +222,18 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], home: Path) -> None:
                      + (home / "serve.log").read_text(errors="replace")[-2000:])
 
 
+def _signed_bodies(key: SigningKey, hospital: bytes, n: int, batch: int) -> list[bytes]:
+    """N signed invoices as the request bodies of batches of ``batch`` (never timed)."""
+    envelopes = sign_invoices(key, hospital, n)
+    return [json.dumps({"envelopes": envelopes[i:i + batch]}).encode()
+            for i in range(0, n, batch)]
+
+
 def run(anvil_url: str, database_url: str, n: int, batch: int) -> HttpRun:
     home = Path(tempfile.mkdtemp(prefix="claimx-bench-http-"))
     key, hospital, token = _prepare(anvil_url, database_url, home)
     progress(f"http: signing {n} invoices and encoding the request bodies (not timed)")
-    envelopes = sign_invoices(key, hospital, n)
-    bodies = [json.dumps({"envelopes": envelopes[i:i + batch]}).encode()
-              for i in range(0, n, batch)]
+    bodies = _signed_bodies(key, hospital, n, batch)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(anvil_url, database_url, home, port, n, batch)
