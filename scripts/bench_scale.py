@@ -6,9 +6,12 @@ work), then published through the publisher in batches and anchored; the step's 
 records per second until anchored. After each step the database's size per record is
 taken (SQLite, after a WAL checkpoint), and the step's gas per record (its anchors' gas over
 the records they sequenced: every step after the first is a steady-state anchor, with its
-consistency proof). Writes docs/scale.csv and docs/scale.png and ends with one JSON line:
-the first and last steps' rates, their ratio, bytes per record and the steady gas per
-record (the last step's, and the highest of any step after the first).
+consistency proof). Every ``--proof-every`` records, inclusion and consistency proofs over
+the whole log are built as the API builds them (cold node cache) and verified as a client
+does (benchkit.proofs), and their p95 times recorded. Writes docs/scale.csv and
+docs/scale.png and ends with one JSON line: the early and late rates and their ratio (the
+flatness), bytes per record, the steady gas per record (the last step's, and the highest of
+any step after the first) and the last proof times.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ warnings.filterwarnings("ignore")
 from benchkit.common import progress, sign_invoices  # noqa: E402
 from benchkit.inprocess import _sqlite_bytes, setup  # noqa: E402
 from benchkit.plot import line_chart  # noqa: E402
+from benchkit.proofs import ProofTimes, proof_times  # noqa: E402
 
 from gateway.api.server import tune_interpreter  # noqa: E402
 from gateway.chain.client import Chain  # noqa: E402
@@ -44,6 +48,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="envelopes per publish call")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
     parser.add_argument("--out", type=Path, default=DOCS, help="folder for scale.csv/.png")
+    parser.add_argument("--proof-every", type=int, default=100_000,
+                        help="time proofs every this many records (and at the end)")
     a = parser.parse_args()
     tune_interpreter()
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="claimx-scale-")),
@@ -54,24 +60,34 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     csv_file = (a.out / "scale.csv").open("w", newline="")
     w = csv.writer(csv_file)  # a row per step as it is measured: a long run shows progress
-    w.writerow(["log_size", "records_per_s", "bytes_per_record", "gas_per_record"])
+    w.writerow(["log_size", "records_per_s", "bytes_per_record", "gas_per_record",
+                "publish_s", "anchor_s", *ProofTimes.__dataclass_fields__])
+    proofs: ProofTimes | None = None
     for done in range(0, a.n, a.step):
         envelopes = sign_invoices(key, hospital, a.step, start=done)
         start = time.perf_counter()
         for i in range(0, a.step, a.batch):
             services.publisher.publish(envelopes[i:i + a.batch], hospital)
+        published = time.perf_counter()
         gas = sequenced = 0
         while (cycle := services.worker.cycle()).sequenced:
             gas, sequenced = gas + cycle.gas_used, sequenced + cycle.sequenced
-        rate = a.step / (time.perf_counter() - start)
+        end = time.perf_counter()
+        rate = a.step / (end - start)
         size = done + a.step
         on_disk = _sqlite_bytes(services)
         rows.append((size, rate, None if on_disk is None else on_disk / size,
                      gas / max(sequenced, 1)))
-        progress(f"log size {size:,}: {rate:,.0f} records/s, {rows[-1][3]:.2f} gas/record"
-                 + ("" if on_disk is None else f", {on_disk / size:,.0f} bytes/record"))
+        timed = size % a.proof_every < a.step or size + a.step > a.n
+        proofs = proof_times(services, size) if timed else None
+        progress(f"log size {size:,}: {rate:,.0f} records/s (publish {published - start:.2f} s,"
+                 f" anchor {end - published:.2f} s), {rows[-1][3]:.2f} gas/record"
+                 + ("" if on_disk is None else f", {on_disk / size:,.0f} bytes/record")
+                 + ("" if proofs is None else f"; proofs p95 {proofs}"))
         s, r, b, g = rows[-1]
-        w.writerow((s, round(r, 1), "" if b is None else round(b, 1), round(g, 2)))
+        w.writerow((s, round(r, 1), "" if b is None else round(b, 1), round(g, 2),
+                    round(published - start, 3), round(end - published, 3),
+                    *(vars(proofs).values() if proofs else ("",) * 4)))
         csv_file.flush()
     csv_file.close()
     line_chart(a.out / "scale.png", [r[0] for r in rows],
@@ -93,6 +109,7 @@ def main() -> None:
                       "bytes_per_record": rows[-1][2] and round(rows[-1][2], 1),
                       "gas_per_record": round(steady[-1], 2),
                       "max_steady_gas_per_record": round(max(steady), 2),
+                      **(vars(proofs) if proofs else {}),
                       "csv": str(a.out / "scale.csv"), "png": str(a.out / "scale.png")}))
 
 
