@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     verify_processes: int | None = Field(
         None, ge=0, description="processes verifying the signatures of large batches "
         "(default: one per CPU core; 0 or 1 verifies on threads in the gateway process)")
+    verify_timeout_seconds: float = Field(
+        10.0, gt=0, description="a publish call waits this long, once its batch is parsed, "
+        "for the verifying processes' answers; past it they are killed (a stopped or wedged "
+        "process), the call verifies its batch itself and the next batch gets new processes")
 
     @field_validator("webhook_allow_hosts", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -136,7 +136,7 @@ class Publisher:
                  on_urgent: Callable[[], None] | None = None,
                  on_stored: Callable[[Session, Stored], None] | None = None,
                  threads: int | None = None, promises: PromiseDesk | None = None,
-                 processes: int | None = None) -> None:
+                 processes: int | None = None, verify_timeout: float = 10.0) -> None:
         self.db, self.keys, self.vault, self.on_urgent = db, keys, vault, on_urgent
         self.promises = promises
         """Signs each acceptance's promise in the storing transaction (None: no promises)."""
@@ -145,6 +145,9 @@ class Publisher:
         self._pool: ThreadPoolExecutor | None = None
         self.processes = (os.cpu_count() or 1) if processes is None else processes
         """Processes verifying the signatures of batches of PROCESS_MIN or more (< 2: none)."""
+        self.verify_timeout = verify_timeout
+        """Seconds a publish call waits, once parsed, for the processes' answers on all its
+        chunks; past it they are killed and the call verifies its batch itself."""
         self.on_stored = on_stored
         """Called inside the storing transaction with the new digests (claim matching)."""
         self._public: dict[tuple[int, bytes], PublicKey] = {}
@@ -238,7 +241,7 @@ class Publisher:
         errors: list[tuple[int, ClaimxError]] = []
         pooled = self.processes >= 2 and len(items) >= PROCESS_MIN
         sealed = {} if sealed is None else sealed
-        chunks: list[tuple[int, list[sigcheck.Item], Future[list[int]] | None]] = []
+        chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job | None]] = []
         chunk: list[sigcheck.Item] = []
         for i, raw in enumerate(items):
             try:
@@ -270,14 +273,15 @@ class Publisher:
             return [c for i, c, _ in pending if i not in bad], errors
         return [c for _, c, _ in pending], errors
 
-    @staticmethod
-    def _pooled_failures(pending: list[tuple[int, Checked, PublicKey]],
-                         chunks: list[tuple[int, list[sigcheck.Item], Future[list[int]] | None]],
+    def _pooled_failures(self, pending: list[tuple[int, Checked, PublicKey]],
+                         chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job | None]],
                          ) -> list[tuple[int, ClaimxError]]:
-        """Collect the processes' answers; a failing envelope is checked again here for
-        the exact error to report (failures are rare, and the answer is the same code's)."""
-        suspects = [pending[start + k] for start, items, future in chunks
-                    for k in sigpool.result(future, items)]
+        """Collect the processes' answers, all by one deadline (a hung process costs a call
+        one timeout, not one per chunk); a failing envelope is checked again here for the
+        exact error to report (failures are rare, and the answer is the same code's)."""
+        deadline = time.monotonic() + self.verify_timeout
+        suspects = [pending[start + k] for start, items, job in chunks
+                    for k in sigpool.result(job, items, deadline)]
         return _verify_slice(suspects)
 
     def _threaded_failures(self, pending: list[tuple[int, Checked, PublicKey]],

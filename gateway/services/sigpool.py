@@ -4,8 +4,10 @@ One pool per gateway process, shared by every publisher in it and started on the
 batch that needs it. The processes come from a fork server that has imported only the
 signature code, so they start in milliseconds, hold no database connection or chain client,
 and are forked from no thread-holding parent. If the pool breaks (a verifying process
-killed), the batch in hand is verified on the caller's thread and the next one gets a new
-pool: a batch is never accepted without every signature checked.
+killed) or does not answer by the caller's deadline (a process stopped, or wedged under
+memory pressure), the batch in hand is verified on the caller's thread and the next one gets
+a new pool: a batch is never accepted without every signature checked, and a publish never
+waits on the processes past its deadline.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+import time
+import weakref
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 from gateway.core import sigcheck
 
@@ -23,31 +28,81 @@ log = logging.getLogger("claimx.publish")
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _size = 0
+_given_up: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
+"""Pools killed for not answering in time: what they have not answered is never waited for."""
 
 
-def submit(items: list[sigcheck.Item], processes: int) -> Future[list[int]] | None:
+@dataclass(frozen=True)
+class Job:
+    """A chunk handed to the pool, and the pool it went to (the one to kill should it hang)."""
+
+    pool: ProcessPoolExecutor
+    future: Future[list[int]]
+
+
+def submit(items: list[sigcheck.Item], processes: int) -> Job | None:
     """Verify ``items`` on the shared pool of ``processes`` processes; None when no pool can
     take them (the caller verifies them itself)."""
     pool = _shared(processes)
     if pool is None:
         return None
     try:
-        return pool.submit(sigcheck.failing, items)
+        return Job(pool, pool.submit(sigcheck.failing, items))
     except (BrokenProcessPool, RuntimeError):  # killed, or shut down at interpreter exit
         _discard(pool)
         return None
 
 
-def result(future: Future[list[int]] | None, items: list[sigcheck.Item]) -> list[int]:
-    """The failing indexes of ``items``: from the pool, or checked here when it failed."""
-    if future is not None:
-        try:
-            return future.result()
-        except BrokenProcessPool:
+def result(job: Job | None, items: list[sigcheck.Item], deadline: float) -> list[int]:
+    """The failing indexes of ``items``: the pool's answer if it comes by ``deadline`` (a
+    ``time.monotonic()`` reading, one for all the chunks of a publish call), else checked
+    here."""
+    if job is not None:
+        answer = _answer(job, deadline)
+        if answer is not None:
+            return answer
+    return sigcheck.failing(items)
+
+
+def _answer(job: Job, deadline: float) -> list[int] | None:
+    """The pool's answer, or None when it has none to give in time."""
+    if job.pool in _given_up and not job.future.done():
+        return None
+    try:
+        return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        if job.pool not in _given_up:
+            log.warning("the signature-verifying processes did not answer in time "
+                        "(CLAIMX_VERIFY_TIMEOUT_SECONDS); killing them, verifying this batch "
+                        "here and starting new processes for the next one")
+            _give_up(job.pool)
+    except BrokenProcessPool:
+        if job.pool not in _given_up:
             log.warning("a signature-verifying process died; verifying this batch here and "
                         "starting new processes")
-            _discard(None)
-    return sigcheck.failing(items)
+            _discard(job.pool)
+    except CancelledError:  # queued when its pool was discarded: nobody will run it
+        pass
+    return None
+
+
+def _give_up(pool: ProcessPoolExecutor) -> None:
+    """Kill the processes of a pool that does not answer, and discard it.
+
+    Python 3.11's ProcessPoolExecutor cannot stop a call in progress (terminate_workers()
+    arrives in 3.14) and shutdown() only ends workers that come back for more work: a
+    stopped or wedged worker would keep its process, its queued chunks and the executor's
+    threads forever (and hang the gateway's exit, which joins those threads). Once killed,
+    the executor sees its workers die, fails whatever they held with BrokenProcessPool and
+    releases its threads and pipes."""
+    _given_up.add(pool)
+    # dict() copies in one step under the GIL, while the executor may still be spawning
+    for process in dict(pool._processes or {}).values():
+        try:
+            process.kill()
+        except (OSError, ValueError):  # already gone (or closed): nothing left to stop
+            pass
+    _discard(pool)
 
 
 def _shared(processes: int) -> ProcessPoolExecutor | None:
@@ -68,9 +123,11 @@ def _shared(processes: int) -> ProcessPoolExecutor | None:
         return _pool
 
 
-def _discard(pool: ProcessPoolExecutor | None) -> None:
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Shut ``pool`` down and, if it is still the shared one, let the next batch start anew
+    (another caller may have replaced it already: that new pool is kept)."""
     global _pool, _size
     with _lock:
-        if _pool is not None and (pool is None or _pool is pool):
-            _pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+        if _pool is pool:
             _pool, _size = None, 0

@@ -114,7 +114,8 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
     publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records,
-                          promises=promises, processes=settings.verify_processes)
+                          promises=promises, processes=settings.verify_processes,
+                          verify_timeout=settings.verify_timeout_seconds)
     # refuses a database whose log is not this chain's; heads the chain lost are anchored
     # again before serving when this process can take the lease (else its holder does)
     if worker.check_chain() and worker.hold_lease():

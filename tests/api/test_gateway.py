@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +348,108 @@ def test_killed_verifying_process_never_lets_a_forgery_through(
     assert r.status_code == 201, r.text
     assert record_count(services) == len(warm) + len(good)
     assert sigpool._pool is not None and sigpool._pool is not pool
+
+
+def _stopped(pid: int) -> bool:
+    """Whether ``pid`` is in the stopped state ("T" in /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def _child_of(pid: int, parent: int) -> bool:
+    """Whether ``pid`` is still a live child of ``parent`` (not exited, not a reused pid)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z" and int(fields[1]) == parent
+
+
+def _until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def impatient(chain: Chain, deployment: Deployment, database_url: str, tmp_path: Path,
+              hospital: Institution, monkeypatch: pytest.MonkeyPatch,
+              ) -> Iterator[tuple[Services, TestClient]]:
+    """A gateway whose verify timeout comes from CLAIMX_VERIFY_TIMEOUT_SECONDS (1.5 s)."""
+    monkeypatch.setenv("CLAIMX_VERIFY_TIMEOUT_SECONDS", "1.5")
+    settings = Settings(home=tmp_path, anchor_interval_seconds=3600, max_batch=50)
+    services = build_services(settings, chain=chain, deployment=deployment,
+                              db=Database(database_url))
+    with TestClient(create_app(services, run_worker=False),
+                    headers=bearer(services, hospital.id)) as c:
+        yield services, c
+
+
+def test_hung_verifying_processes_never_hang_a_publish(
+        impatient: tuple[Services, TestClient], hospital: Institution,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every verifying process stopped (SIGSTOP, as a process wedged under memory pressure
+    would be): the publish still answers within one timeout for all its chunks, with every
+    signature checked in the gateway process; the stopped processes are killed and the next
+    batch gets new ones."""
+    import os
+    import signal
+
+    from gateway.services import sigpool
+
+    services, client = impatient
+    timeout = services.publisher.verify_timeout
+    assert timeout == 1.5
+    monkeypatch.setattr("gateway.services.publish.PROCESS_MIN", 8)
+    monkeypatch.setattr("gateway.services.publish.CHUNK", 4)
+    services.publisher.processes = 2
+    if sigpool._pool is not None:
+        sigpool._discard(sigpool._pool)
+    pool = sigpool._shared(2)
+    assert pool is not None
+    # two calls at once start both processes (a pool adds one only when none is idle), so
+    # the batch below finds no fresh process to run on
+    for f in [pool.submit(time.sleep, 0.3) for _ in range(2)]:
+        f.result(timeout=30)
+    pids = list(pool._processes)
+    assert len(pids) == 2
+    forkserver = {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                  for pid in pids}
+    assert len(forkserver) == 1 and os.getpid() not in forkserver
+    parent = forkserver.pop()
+    good = [envelope(hospital, n=i) for i in range(32)]  # 8 chunks: 8 timeouts would be 12 s
+    forged = list(good)
+    for i in (3, 29):
+        forged[i] = {**good[i], "signatures": good[i - 1]["signatures"]}
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        assert _until(lambda: all(_stopped(pid) for pid in pids))
+        started = time.monotonic()
+        r = client.post("/v1/records/batch", json={"envelopes": forged})
+        elapsed = time.monotonic() - started
+        assert r.status_code == 422, r.text
+        assert [(e["index"], e["code"]) for e in r.json()["error"]["errors"]] == [
+            (3, "bad_signature"), (29, "bad_signature")], r.text
+        assert timeout <= elapsed < timeout + 4, elapsed
+        assert record_count(services) == 0
+        assert _until(lambda: not any(_child_of(pid, parent) for pid in pids))
+        assert sigpool._pool is None
+
+        r = client.post("/v1/records/batch", json={"envelopes": good})
+        assert r.status_code == 201, r.text
+        assert record_count(services) == len(good)
+        fresh = sigpool._pool
+        assert fresh is not None and fresh is not pool
+        assert set(fresh._processes).isdisjoint(pids)
+    finally:  # no process this test stopped outlives it (SIGKILL ends a stopped one too)
+        for pid in pids:
+            if _child_of(pid, parent):
+                os.kill(pid, signal.SIGKILL)
+        sigpool._discard(pool)
