@@ -8,10 +8,12 @@ taken (SQLite, after a WAL checkpoint), and the step's gas per record (its ancho
 the records they sequenced: every step after the first is a steady-state anchor, with its
 consistency proof). Every ``--proof-every`` records, inclusion and consistency proofs over
 the whole log are built as the API builds them (cold node cache) and verified as a client
-does (benchkit.proofs), and their p95 times recorded. Writes docs/scale.csv and
-docs/scale.png and ends with one JSON line: the early and late rates and their ratio (the
-flatness), bytes per record, the steady gas per record (the last step's, and the highest of
-any step after the first) and the last proof times.
+does (benchkit.proofs), and their p95 times recorded. On the grown log, the green channel is
+measured as bench_anchor measures it: urgent records while ``--routine`` routine ones
+arrive, the anchor worker in the background. Writes docs/scale.csv and docs/scale.png and
+ends with one JSON line: the early and late rates and their ratio (the flatness), bytes per
+record, the steady gas per record (the last step's, and the highest of any step after the
+first), the last proof times and the urgent p95 at full size.
 """
 
 from __future__ import annotations
@@ -30,13 +32,21 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 warnings.filterwarnings("ignore")
 
 from benchkit.common import progress, sign_invoices  # noqa: E402
-from benchkit.inprocess import _sqlite_bytes, setup  # noqa: E402
+from benchkit.inprocess import (  # noqa: E402
+    UrgentSample,
+    _sqlite_bytes,
+    p95,
+    setup,
+    urgent_while_routine,
+)
 from benchkit.plot import line_chart  # noqa: E402
 from benchkit.proofs import ProofTimes, proof_times  # noqa: E402
 
 from gateway.api.server import tune_interpreter  # noqa: E402
 from gateway.chain.client import Chain  # noqa: E402
 from gateway.config import Settings  # noqa: E402
+from gateway.core.keys import SigningKey  # noqa: E402
+from gateway.services.wiring import Services, build_services  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -50,12 +60,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DOCS, help="folder for scale.csv/.png")
     parser.add_argument("--proof-every", type=int, default=100_000,
                         help="time proofs every this many records (and at the end)")
+    parser.add_argument("--routine", type=int, default=10_000,
+                        help="routine records arriving during the green-channel test run on "
+                        "the grown log at the end (0: skip it)")
     a = parser.parse_args()
     tune_interpreter()
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="claimx-scale-")),
                         database_url=a.database_url, anchor_batch_max=a.step,
                         anchor_interval_seconds=3600)
-    services, key, hospital, _token = setup(Chain.embedded(), settings)
+    chain = Chain.embedded()
+    services, key, hospital, _token = setup(chain, settings)
     rows: list[tuple[int, float, float | None, float]] = []
     a.out.mkdir(parents=True, exist_ok=True)
     csv_file = (a.out / "scale.csv").open("w", newline="")
@@ -90,6 +104,7 @@ def main() -> None:
                     *(vars(proofs).values() if proofs else ("",) * 4)))
         csv_file.flush()
     csv_file.close()
+    urgent = _green_channel(services, chain, key, hospital, a.routine, a.n) if a.routine else []
     line_chart(a.out / "scale.png", [r[0] for r in rows],
                {"records/s": [r[1] for r in rows],
                 "bytes/record": [r[2] or 0.0 for r in rows]},
@@ -110,7 +125,30 @@ def main() -> None:
                       "gas_per_record": round(steady[-1], 2),
                       "max_steady_gas_per_record": round(max(steady), 2),
                       **(vars(proofs) if proofs else {}),
+                      "urgent_p95_ms": round(p95([u.total_ms for u in urgent]), 1)
+                      if urgent else None,
+                      "urgent_publish_p95_ms": round(p95([u.publish_ms for u in urgent]), 1)
+                      if urgent else None,
+                      "urgent_samples": len(urgent),
                       "csv": str(a.out / "scale.csv"), "png": str(a.out / "scale.png")}))
+
+
+def _green_channel(grown: Services, chain: Chain, key: SigningKey, hospital: bytes,
+                   routine: int, size: int) -> list[UrgentSample]:
+    """The green channel on the grown log: a gateway with the default batching (as
+    bench_anchor's green-channel test) over the same database, its worker in the
+    background, urgent records while ``routine`` records arrive."""
+    grown.worker.lease.release()  # the stepping worker's lease: the new worker takes it
+    url = grown.db.engine.url.render_as_string(hide_password=False)  # named: an embedded
+    grown.db.engine.dispose()  # gateway would start a new database file
+    settings = Settings(home=grown.settings.home, database_url=url, urgent_poll_seconds=0.05)
+    services = build_services(settings, chain=chain, deployment=grown.deployment)
+    samples = urgent_while_routine(services, key, hospital, routine,
+                                   label=f"at {size:,} records", start=size)
+    if samples:
+        progress(f"green channel at {size:,} records: urgent p95 "
+                 f"{p95([u.total_ms for u in samples]):,.0f} ms over {len(samples)} samples")
+    return samples
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from web3 import Web3
+
 from gateway.chain.client import Chain, artifact
 
 
@@ -51,7 +53,7 @@ def pipelined(chain: Chain, sample: int) -> NaiveRun:
     store, sender = _store(chain), chain.default_sender
     w3 = chain.w3
     limit = int(store.functions.record(_digest(0)).estimate_gas({"from": sender}) * 1.2)
-    nonce = w3.eth.get_transaction_count(sender, "pending")
+    nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(sender), "pending")
     price = w3.eth.gas_price
     start = time.perf_counter()
     hashes = [store.functions.record(_digest(1_000_000 + i)).transact(
