@@ -9,6 +9,7 @@ was revoked before it was appended): then the new signature replaces it.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +51,8 @@ from gateway.store.tables import (
     utcnow,
 )
 from gateway.store.vault import Sealed, Vault, packet_fields, stored_meta
+
+log = logging.getLogger("claimx.publish")
 
 if TYPE_CHECKING:
     from gateway.services.promises import PromiseDesk
@@ -241,8 +244,10 @@ class Publisher:
         errors: list[tuple[int, ClaimxError]] = []
         pooled = self.processes >= 2 and len(items) >= PROCESS_MIN
         sealed = {} if sealed is None else sealed
-        chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job | None]] = []
+        chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job[list[int]] | None]] = []
+        packs: list[tuple[sigpool.Packing, sigpool.Job[list[tuple[bytes, bytes]]] | None]] = []
         chunk: list[sigcheck.Item] = []
+        packing: sigpool.Packing = []
         for i, raw in enumerate(items):
             try:
                 checked, key = self._prepare(raw, publisher)
@@ -252,17 +257,19 @@ class Publisher:
             pending.append((i, checked, key))
             if pooled:
                 chunk.append(_item(checked, key))
+                packing.append((checked.envelope.payload, _known(checked.packet)))
                 if len(chunk) == CHUNK:
-                    chunks.append((len(pending) - len(chunk), chunk,
-                                   sigpool.submit(chunk, self.processes)))
-                    chunk = []
+                    self._hand_over(len(pending) - len(chunk), chunk, packing, chunks, packs)
+                    chunk, packing = [], []
         if chunk:
-            chunks.append((len(pending) - len(chunk), chunk, sigpool.submit(chunk, self.processes)))
-        if pooled:  # seal while the processes verify: only a failed batch wastes it
-            sealed.update((c.digest, self.vault.seal(c.envelope.payload, c.digest,
-                                                     _known(c.packet)))
-                          for _, c, _ in pending)
-            failed = self._pooled_failures(pending, chunks)
+            self._hand_over(len(pending) - len(chunk), chunk, packing, chunks, packs)
+        if pooled:  # seal what the processes compressed: only a failed batch wastes it
+            deadline = time.monotonic() + self.verify_timeout
+            for (start, _, _), (pack_items, job) in reversed(list(zip(chunks, packs,
+                                                                      strict=True))):
+                self._seal_packed(pending[start:start + len(pack_items)],
+                                  sigpool.packed(job, pack_items, deadline), sealed)
+            failed = self._pooled_failures(pending, chunks, deadline)
         elif len(pending) < PARALLEL_MIN or self.threads < 2:
             failed = _verify_slice(pending)
         else:
@@ -273,13 +280,35 @@ class Publisher:
             return [c for i, c, _ in pending if i not in bad], errors
         return [c for _, c, _ in pending], errors
 
+    def _hand_over(self, start: int, chunk: list[sigcheck.Item], packing: sigpool.Packing,
+                   chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job[list[int]] | None]],
+                   packs: list[tuple[sigpool.Packing,
+                                     sigpool.Job[list[tuple[bytes, bytes]]] | None]]) -> None:
+        """Give a parsed chunk to the processes: its signatures to verify, then its payloads
+        to compress (the pending envelopes ``start`` onward)."""
+        chunks.append((start, chunk, sigpool.submit(chunk, self.processes)))
+        packs.append((packing, sigpool.submit_packing(packing, self.processes)))
+
+    def _seal_packed(self, part: Sequence[tuple[int, Checked, PublicKey]],
+                     packed: list[tuple[bytes, bytes]], sealed: dict[bytes, Sealed]) -> None:
+        """Encrypt a chunk's compressed payloads into ``sealed``; an answer whose hash is not
+        its record's digest (which would store another record's payload) is not used."""
+        for (_, c, _), (digest, stored) in zip(part, packed, strict=True):
+            if digest != c.digest:
+                log.error("a compressed payload came back for the wrong record; compressing "
+                          "it again here")
+                sealed[c.digest] = self.vault.seal(c.envelope.payload, c.digest,
+                                                   _known(c.packet))
+            else:
+                sealed[c.digest] = self.vault.seal(c.envelope.payload, c.digest, packed=stored)
+
     def _pooled_failures(self, pending: list[tuple[int, Checked, PublicKey]],
-                         chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job | None]],
-                         ) -> list[tuple[int, ClaimxError]]:
+                         chunks: list[tuple[int, list[sigcheck.Item],
+                                            sigpool.Job[list[int]] | None]],
+                         deadline: float) -> list[tuple[int, ClaimxError]]:
         """Collect the processes' answers, all by one deadline (a hung process costs a call
         one timeout, not one per chunk); a failing envelope is checked again here for the
         exact error to report (failures are rare, and the answer is the same code's)."""
-        deadline = time.monotonic() + self.verify_timeout
         suspects = [pending[start + k] for start, items, job in chunks
                     for k in sigpool.result(job, items, deadline)]
         return _verify_slice(suspects)

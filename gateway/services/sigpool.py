@@ -1,9 +1,13 @@
-"""Processes that verify envelope signatures for large batches (see gateway.core.sigcheck).
+"""Processes that verify envelope signatures for large batches (see gateway.core.sigcheck)
+and compress their payloads (gateway.store.payload_codec.compress_all).
 
 One pool per gateway process, shared by every publisher in it and started on the first
 batch that needs it. The processes come from a fork server that has imported only the
-signature code, so they start in milliseconds, hold no database connection or chain client,
-and are forked from no thread-holding parent. If the pool breaks (a verifying process
+signature and compression code, so they start in milliseconds, hold no database connection,
+chain client or key, and are forked from no thread-holding parent. Compression runs there
+because the publishing thread, not the verification, bounds a large batch: the processes
+had most of a core to spare. A chunk's compression not yet started when the publishing
+thread gets to it is taken back and done on that thread. If the pool breaks (a verifying process
 killed) or does not answer by the caller's deadline (a process stopped, or wedged under
 memory pressure), the batch in hand is verified on the caller's thread and the next one gets
 a new pool: a batch is never accepted without every signature checked, and a publish never
@@ -20,8 +24,10 @@ import weakref
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from gateway.core import sigcheck
+from gateway.store import payload_codec
 
 log = logging.getLogger("claimx.publish")
 
@@ -32,28 +38,44 @@ _given_up: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
 """Pools killed for not answering in time: what they have not answered is never waited for."""
 
 
+T = TypeVar("T")
+Packing = list[tuple[bytes, payload_codec.Known]]
+"""(payload, fields the row holds) of each record of a chunk, as compress_all takes them."""
+
+
 @dataclass(frozen=True)
-class Job:
+class Job(Generic[T]):
     """A chunk handed to the pool, and the pool it went to (the one to kill should it hang)."""
 
     pool: ProcessPoolExecutor
-    future: Future[list[int]]
+    future: Future[T]
 
 
-def submit(items: list[sigcheck.Item], processes: int) -> Job | None:
+def submit(items: list[sigcheck.Item], processes: int) -> Job[list[int]] | None:
     """Verify ``items`` on the shared pool of ``processes`` processes; None when no pool can
     take them (the caller verifies them itself)."""
+    return _submit(processes, sigcheck.failing, items)
+
+
+def submit_packing(items: Packing, processes: int) -> Job[list[tuple[bytes, bytes]]] | None:
+    """Compress the payloads of ``items`` on the shared pool; None when no pool can take
+    them (the caller compresses them itself)."""
+    return _submit(processes, payload_codec.compress_all, items)
+
+
+def _submit(processes: int, fn: Any, items: Any) -> Job[Any] | None:
     pool = _shared(processes)
     if pool is None:
         return None
     try:
-        return Job(pool, pool.submit(sigcheck.failing, items))
+        return Job(pool, pool.submit(fn, items))
     except (BrokenProcessPool, RuntimeError):  # killed, or shut down at interpreter exit
         _discard(pool)
         return None
 
 
-def result(job: Job | None, items: list[sigcheck.Item], deadline: float) -> list[int]:
+def result(job: Job[list[int]] | None, items: list[sigcheck.Item],
+           deadline: float) -> list[int]:
     """The failing indexes of ``items``: the pool's answer if it comes by ``deadline`` (a
     ``time.monotonic()`` reading, one for all the chunks of a publish call), else checked
     here."""
@@ -64,7 +86,18 @@ def result(job: Job | None, items: list[sigcheck.Item], deadline: float) -> list
     return sigcheck.failing(items)
 
 
-def _answer(job: Job, deadline: float) -> list[int] | None:
+def packed(job: Job[list[tuple[bytes, bytes]]] | None, items: Packing,
+           deadline: float) -> list[tuple[bytes, bytes]]:
+    """compress_all(items): done here when the pool has not started it yet (taken back) or
+    does not answer by ``deadline``, else the pool's answer."""
+    if job is not None and not job.future.cancel():
+        answer = _answer(job, deadline)
+        if answer is not None:
+            return answer
+    return payload_codec.compress_all(items)
+
+
+def _answer(job: Job[T], deadline: float) -> T | None:
     """The pool's answer, or None when it has none to give in time."""
     if job.pool in _given_up and not job.future.done():
         return None
@@ -114,7 +147,7 @@ def _shared(processes: int) -> ProcessPoolExecutor | None:
             _pool.shutdown(wait=False, cancel_futures=False)
         try:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["gateway.core.sigcheck"])
+            ctx.set_forkserver_preload(["gateway.core.sigcheck", "gateway.store.payload_codec"])
             _pool, _size = ProcessPoolExecutor(processes, mp_context=ctx), processes
         except (OSError, ValueError) as exc:  # no process support here: threads will do
             log.warning("cannot start signature-verifying processes (%s); verifying on "

@@ -26,6 +26,7 @@ deflate. A dictionary, once used, never changes: a better one is the next versio
 from __future__ import annotations
 
 import functools
+import hashlib
 import zlib
 from collections.abc import Sequence
 from importlib import resources
@@ -63,6 +64,15 @@ def compress(payload: bytes, known: Known = ()) -> bytes:
                          dictionary(CURRENT))
     packed = bytes((mark, CURRENT)) + c.compress(body) + c.flush()
     return packed if len(packed) < len(payload) else payload
+
+
+def compress_all(items: Sequence[tuple[bytes, Known]]) -> list[tuple[bytes, bytes]]:
+    """(SHA-256 of the payload, :func:`compress` of it) for each (payload, known): what a
+    publish's verifying processes run for a chunk of a large batch (gateway.services.sigpool),
+    so the gateway's own thread only encrypts. The hash lets the caller check that each
+    answer belongs to the record it stores (the record digest is that hash)."""
+    return [(hashlib.sha256(payload).digest(), compress(payload, known))
+            for payload, known in items]
 
 
 def decompress(stored: bytes, known: Known = ()) -> bytes:

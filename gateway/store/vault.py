@@ -68,12 +68,14 @@ class Vault:
         self._master = AESGCM(master_key)
 
     def seal(self, payload: bytes, digest: bytes,
-             known: Sequence[tuple[str, str]] = ()) -> Sealed:
+             known: Sequence[tuple[str, str]] = (), *, packed: bytes | None = None) -> Sealed:
         """Compress (gateway.store.payload_codec) without the ``known`` fields the row
         holds, then encrypt with a fresh data key; the digest is bound in as associated data
-        (so neither the ciphertext nor its key opens under another record's row)."""
+        (so neither the ciphertext nor its key opens under another record's row).
+        ``packed``: ``payload_codec.compress(payload, known)`` done already elsewhere."""
         data_key = AESGCM.generate_key(256)
-        packed = payload_codec.compress(payload, known)
+        if packed is None:
+            packed = payload_codec.compress(payload, known)
         ct = AESGCM(data_key).encrypt(_ZERO_NONCE, packed, digest)
         return Sealed(ct, aes_key_wrap(self._key, data_key))
 

@@ -317,6 +317,56 @@ def test_large_batch_checked_by_processes_reports_every_failure_in_order(
     assert record_count(services) == len(good)
 
 
+def test_payloads_compressed_by_the_processes_read_back_exactly(
+        client: TestClient, services: Services, hospital: Institution,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large batch's payloads are compressed by the verifying processes (some chunks taken
+    back by the publishing thread): every envelope reads back byte for byte, each under its
+    own record, stored without the fields the row holds."""
+    from gateway.store import payload_codec
+    from gateway.store.tables import RecordPayload
+
+    monkeypatch.setattr("gateway.services.publish.PROCESS_MIN", 8)
+    monkeypatch.setattr("gateway.services.publish.CHUNK", 4)
+    services.publisher.processes = 2
+    good = [envelope(hospital, n=i, note="x" * (i * 37 % 200)) for i in range(30)]
+    r = client.post("/v1/records/batch", json={"envelopes": good})
+    assert r.status_code == 201, r.text
+    for env, out in zip(good, r.json(), strict=True):
+        back = client.get(f"/v1/records/{out['digest']}/envelope")
+        assert back.status_code == 200, back.text
+        assert back.json()["payload"] == env["payload"]
+    with services.db.session() as s:
+        sealed_of = dict(s.execute(select(RecordPayload.record_id, RecordPayload.sealed)).all())
+        ours = [bytes.fromhex(o["digest"]) for o in r.json()]  # (each read logged a record)
+        rows = [(rec, sealed_of[rec.id]) for rec in s.scalars(select(Record).where(
+            Record.digest.in_(ours)))]
+        assert len(rows) == len(good)
+        for rec, sealed in rows:
+            assert sealed is not None
+            assert payload_codec.is_cut(services.vault._decrypt(rec.digest, sealed, None))
+            assert hashlib.sha256(services.vault.open(rec, sealed)).digest() == rec.digest
+
+
+def test_a_compressed_payload_for_another_record_is_never_stored(
+        services: Services, hospital: Institution) -> None:
+    """Should a process's answer come back for the wrong record (a routing bug), its hash
+    gives it away and the payload is compressed again on the publishing thread."""
+    from gateway.services.publish import _known
+    from gateway.store import payload_codec
+
+    envs = [envelope(hospital, n=i) for i in range(2)]
+    checked = [services.publisher._prepare(e, None) for e in envs]
+    part = [(i, c, k) for i, (c, k) in enumerate(checked)]
+    answers = payload_codec.compress_all([(c.envelope.payload, _known(c.packet))
+                                          for c, _ in checked])
+    sealed: dict[bytes, Any] = {}
+    services.publisher._seal_packed(part, list(reversed(answers)), sealed)
+    for c, _ in checked:
+        plain = services.vault._decrypt(c.digest, sealed[c.digest].stored, None)
+        assert payload_codec.decompress(plain, _known(c.packet)) == c.envelope.payload
+
+
 def test_killed_verifying_process_never_lets_a_forgery_through(
         client: TestClient, services: Services, hospital: Institution,
         monkeypatch: pytest.MonkeyPatch) -> None:
