@@ -49,6 +49,7 @@ from gateway.services.reconcile import (
 from gateway.store.db import Database
 from gateway.store.log import EvidenceLogDB, NodeCache
 from gateway.store.tables import Record
+from gateway.store.wakeup import Listener
 
 log = logging.getLogger("claimx.anchor")
 LEASE_NAME = "anchor-worker"
@@ -106,7 +107,8 @@ class AnchorWorker:
                  on_rejected: Callable[[Session, Record], None] | None = None,
                  on_failure: Callable[[ClaimxError], None] | None = None,
                  holder: str | None = None,
-                 block_number: Callable[[], int] | None = None) -> None:
+                 block_number: Callable[[], int] | None = None,
+                 listener: Listener | None = None) -> None:
         self.db, self.chain, self.settings, self.sender = db, chain, settings, sender
         self.on_failure = on_failure
         """Called when a cycle fails (gateway.services.promises extends open promises while
@@ -128,6 +130,9 @@ class AnchorWorker:
                                      anchor=self._write, on_anchored=on_anchored)
         self.reconciler.block_number = block_number
         self.wake = threading.Event()
+        self.listener = listener
+        """Sets :attr:`wake` when another process stores an urgent record (PostgreSQL:
+        gateway.store.wakeup); runs while the loop does."""
         self._stop = threading.Event()
         self._last_anchor = time.monotonic()
         """When a routine cycle last anchored (urgent-only anchors do not count)."""
@@ -338,6 +343,8 @@ class AnchorWorker:
     def run(self) -> None:
         """Loop until :meth:`stop`; only the holder of the database lease works. Recovery
         (reconciling with the chain) runs under the lease, first thing after taking it."""
+        if self.listener is not None:
+            self.listener.start()
         while not self._stop.is_set():
             try:
                 if (self.lease.fresh(self._lease_margin) or self.hold_lease()) \
@@ -389,6 +396,8 @@ class AnchorWorker:
     def stop(self) -> None:
         self._stop.set()
         self.wake.set()
+        if self.listener is not None:
+            self.listener.stop()
 
     def hold_lease(self, ttl: float | None = None) -> bool:
         """Take or renew the single-worker lease; False while another live worker holds it

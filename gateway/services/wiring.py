@@ -45,6 +45,7 @@ from gateway.services.promises import ChainClock, PromiseDesk, Terms
 from gateway.services.publish import KeyCache, Publisher
 from gateway.services.push.worker import PushWorker
 from gateway.services.requests import ClockSweep
+from gateway.store import wakeup
 from gateway.store.db import Database
 from gateway.store.log import NodeCache
 from gateway.store.tables import Anchor, Record
@@ -109,11 +110,15 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                           on_failure=partial(promises.on_cycle_failed, db,
                                              margin=_extension_margin(settings)),
                           block_number=chain.block_number)
+    on_urgent = worker.wake.set
+    if wakeup.supported(db):  # other processes' urgent records wake this one's worker
+        worker.listener = wakeup.Listener(db, worker.wake.set)
+        on_urgent = partial(_wake_all, worker, db)
     # envelopes are accepted only under keys whose stored proof of possession verifies here
     keys = KeyCache(ProvenKeys(registry), settings.key_cache_seconds, chain_time=chain_time,
                     grace=settings.key_grace_seconds)
     vault = Vault(settings.master_key_bytes())
-    publisher = Publisher(db, keys, vault, on_urgent=worker.wake.set, on_stored=match_new_records,
+    publisher = Publisher(db, keys, vault, on_urgent=on_urgent, on_stored=match_new_records,
                           promises=promises, processes=settings.verify_processes,
                           verify_timeout=settings.verify_timeout_seconds)
     # refuses a database whose log is not this chain's; heads the chain lost are anchored
@@ -215,6 +220,13 @@ def _open_database(url: str, master_key: bytes) -> Database:
         raise ClaimxError(f"cannot open the database {shown}: {reason}; create it (e.g. "
                           "`createdb NAME`) or fix --database-url / CLAIMX_DATABASE_URL",
                           code="database_unreachable") from exc
+
+
+def _wake_all(worker: AnchorWorker, db: Database) -> None:
+    """Wake this process's anchor worker and, through the database, the other processes'
+    (the lease holder may be one of them)."""
+    worker.wake.set()
+    wakeup.notify(db)
 
 
 def _database_url(settings: Settings) -> str:

@@ -1,0 +1,96 @@
+"""Waking another process's anchor worker through PostgreSQL (gateway.store.wakeup): two
+gateways on one database, as `claimx serve --workers 2` runs them; the listener's connection
+killed by the database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gateway.chain.client import Chain, Deployment
+from gateway.config import Settings
+from gateway.core.envelope import sign_packet
+from gateway.core.packet import new_packet
+from gateway.services.wiring import Services, build_services
+from gateway.store import wakeup
+from gateway.store.db import Database
+from tests.support import Institution, admit
+
+pytestmark = pytest.mark.postgres
+
+
+def _gateway(tmp_path: Path, name: str, url: str, chain: Chain,
+             deployment: Deployment) -> Services:
+    # a long poll: only a notification can wake the worker within the test's waits
+    return build_services(Settings(home=tmp_path / name, database_url=url,
+                                   urgent_poll_seconds=60),
+                          chain=chain, deployment=deployment)
+
+
+def _record(inst: Institution, n: int, *, urgent: bool) -> dict[str, object]:
+    return sign_packet(new_packet(kind="hospital.lab_report", issuer=inst.issuer,
+                                  subject="ab" * 32, body={"n": n}, urgent=urgent),
+                       inst.key).to_json()
+
+
+def _woken(services: Services, seconds: float) -> bool:
+    return services.worker.wake.wait(seconds)
+
+
+def test_an_urgent_record_stored_by_one_process_wakes_the_others_worker(
+        chain: Chain, deployment: Deployment, pg_url: str, tmp_path: Path) -> None:
+    leader = _gateway(tmp_path, "leader", pg_url, chain, deployment)
+    standby = _gateway(tmp_path, "standby", pg_url, chain, deployment)
+    hospital = admit(chain, deployment, "hospital.wakeup")
+    listener = leader.worker.listener
+    assert listener is not None
+    listener.start()
+    try:
+        assert listener.connected.wait(10), "the listener never connected"
+        time.sleep(0.2)
+        leader.worker.wake.clear()
+        standby.publisher.publish([_record(hospital, 1, urgent=False)])
+        assert not _woken(leader, 1.0), "a routine record woke the other process's worker"
+        standby.publisher.publish([_record(hospital, 2, urgent=True)])
+        assert _woken(leader, 5.0), "an urgent record did not wake the other process's worker"
+    finally:
+        listener.stop(wait=5)
+        leader.db.engine.dispose()
+        standby.db.engine.dispose()
+
+
+def test_the_listener_reconnects_after_the_database_drops_it(
+        chain: Chain, deployment: Deployment, pg_url: str, tmp_path: Path) -> None:
+    """A database restart or an administrator's pg_terminate_backend: the listener
+    reconnects, wakes the worker on reconnecting (a notification may have been missed) and
+    carries notifications again."""
+    leader = _gateway(tmp_path, "leader", pg_url, chain, deployment)
+    listener = leader.worker.listener
+    assert listener is not None
+    listener.start()
+    try:
+        assert listener.connected.wait(10)
+        first = listener.backend_pid
+        with leader.db.engine.begin() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"),
+                                {"pid": first}).scalar() is True
+        deadline = time.monotonic() + 15
+        while listener.backend_pid == first or not listener.connected.is_set():
+            assert time.monotonic() < deadline, "the listener did not reconnect"
+            time.sleep(0.1)
+        time.sleep(0.2)
+        leader.worker.wake.clear()
+        wakeup.notify(leader.db)
+        assert _woken(leader, 5.0), "no wake-up after the listener reconnected"
+    finally:
+        listener.stop(wait=5)
+        leader.db.engine.dispose()
+
+
+def test_sqlite_gateways_have_no_listener(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'one.db'}")
+    assert not wakeup.supported(db)
+    db.engine.dispose()
