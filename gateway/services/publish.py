@@ -244,10 +244,10 @@ class Publisher:
         errors: list[tuple[int, ClaimxError]] = []
         pooled = self.processes >= 2 and len(items) >= PROCESS_MIN
         sealed = {} if sealed is None else sealed
-        chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job[list[int]] | None]] = []
-        packs: list[tuple[sigpool.Packing, sigpool.Job[list[tuple[bytes, bytes]]] | None]] = []
+        chunks: list[tuple[int, list[sigcheck.Item], sigpool.Known,
+                           sigpool.Job[sigpool.Answer] | None]] = []
         chunk: list[sigcheck.Item] = []
-        packing: sigpool.Packing = []
+        known: sigpool.Known = []
         for i, raw in enumerate(items):
             try:
                 checked, key = self._prepare(raw, publisher)
@@ -257,19 +257,16 @@ class Publisher:
             pending.append((i, checked, key))
             if pooled:
                 chunk.append(_item(checked, key))
-                packing.append((checked.envelope.payload, _known(checked.packet)))
+                known.append(_known(checked.packet))
                 if len(chunk) == CHUNK:
-                    self._hand_over(len(pending) - len(chunk), chunk, packing, chunks, packs)
-                    chunk, packing = [], []
+                    chunks.append((len(pending) - len(chunk), chunk, known,
+                                   sigpool.submit(chunk, known, self.processes)))
+                    chunk, known = [], []
         if chunk:
-            self._hand_over(len(pending) - len(chunk), chunk, packing, chunks, packs)
-        if pooled:  # seal what the processes compressed: only a failed batch wastes it
-            deadline = time.monotonic() + self.verify_timeout
-            for (start, _, _), (pack_items, job) in reversed(list(zip(chunks, packs,
-                                                                      strict=True))):
-                self._seal_packed(pending[start:start + len(pack_items)],
-                                  sigpool.packed(job, pack_items, deadline), sealed)
-            failed = self._pooled_failures(pending, chunks, deadline)
+            chunks.append((len(pending) - len(chunk), chunk, known,
+                           sigpool.submit(chunk, known, self.processes)))
+        if pooled:
+            failed = self._pooled(pending, chunks, sealed)
         elif len(pending) < PARALLEL_MIN or self.threads < 2:
             failed = _verify_slice(pending)
         else:
@@ -280,14 +277,23 @@ class Publisher:
             return [c for i, c, _ in pending if i not in bad], errors
         return [c for _, c, _ in pending], errors
 
-    def _hand_over(self, start: int, chunk: list[sigcheck.Item], packing: sigpool.Packing,
-                   chunks: list[tuple[int, list[sigcheck.Item], sigpool.Job[list[int]] | None]],
-                   packs: list[tuple[sigpool.Packing,
-                                     sigpool.Job[list[tuple[bytes, bytes]]] | None]]) -> None:
-        """Give a parsed chunk to the processes: its signatures to verify, then its payloads
-        to compress (the pending envelopes ``start`` onward)."""
-        chunks.append((start, chunk, sigpool.submit(chunk, self.processes)))
-        packs.append((packing, sigpool.submit_packing(packing, self.processes)))
+    def _pooled(self, pending: list[tuple[int, Checked, PublicKey]],
+                chunks: list[tuple[int, list[sigcheck.Item], sigpool.Known,
+                                   sigpool.Job[sigpool.Answer] | None]],
+                sealed: dict[bytes, Sealed]) -> list[tuple[int, ClaimxError]]:
+        """Collect the processes' answers, all by one deadline (a hung process costs a call
+        one timeout, not one per chunk), last chunk first (the ones not started yet are
+        done on this thread meanwhile); seal the compressed payloads into ``sealed``. A
+        failing envelope is checked again here for the exact error to report (failures are
+        rare, and the answer is the same code's)."""
+        deadline = time.monotonic() + self.verify_timeout
+        suspects = []
+        for start, items, known, job in reversed(chunks):
+            failing, packed = sigpool.result(job, items, known, deadline)
+            part = pending[start:start + len(items)]
+            suspects += [part[k] for k in failing]
+            self._seal_packed(part, packed, sealed)
+        return _verify_slice(sorted(suspects, key=lambda p: p[0]))
 
     def _seal_packed(self, part: Sequence[tuple[int, Checked, PublicKey]],
                      packed: list[tuple[bytes, bytes]], sealed: dict[bytes, Sealed]) -> None:
@@ -301,17 +307,6 @@ class Publisher:
                                                    _known(c.packet))
             else:
                 sealed[c.digest] = self.vault.seal(c.envelope.payload, c.digest, packed=stored)
-
-    def _pooled_failures(self, pending: list[tuple[int, Checked, PublicKey]],
-                         chunks: list[tuple[int, list[sigcheck.Item],
-                                            sigpool.Job[list[int]] | None]],
-                         deadline: float) -> list[tuple[int, ClaimxError]]:
-        """Collect the processes' answers, all by one deadline (a hung process costs a call
-        one timeout, not one per chunk); a failing envelope is checked again here for the
-        exact error to report (failures are rare, and the answer is the same code's)."""
-        suspects = [pending[start + k] for start, items, job in chunks
-                    for k in sigpool.result(job, items, deadline)]
-        return _verify_slice(suspects)
 
     def _threaded_failures(self, pending: list[tuple[int, Checked, PublicKey]],
                            ) -> list[tuple[int, ClaimxError]]:

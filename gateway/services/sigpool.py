@@ -2,16 +2,17 @@
 and compress their payloads (gateway.store.payload_codec.compress_all).
 
 One pool per gateway process, shared by every publisher in it and started on the first
-batch that needs it. The processes come from a fork server that has imported only the
-signature and compression code, so they start in milliseconds, hold no database connection,
-chain client or key, and are forked from no thread-holding parent. Compression runs there
-because the publishing thread, not the verification, bounds a large batch: the processes
-had most of a core to spare. A chunk's compression not yet started when the publishing
-thread gets to it is taken back and done on that thread. If the pool breaks (a verifying process
-killed) or does not answer by the caller's deadline (a process stopped, or wedged under
-memory pressure), the batch in hand is verified on the caller's thread and the next one gets
-a new pool: a batch is never accepted without every signature checked, and a publish never
-waits on the processes past its deadline.
+batch that needs it. The processes come from a fork server that has imported only this
+module (signature and compression code), so they start in milliseconds, hold no database
+connection, chain client or key, and are forked from no thread-holding parent. Compression
+runs there too because the publishing thread, not the verification, bounds a large batch:
+the processes had most of a core to spare. A chunk not yet started when the publishing
+thread has parsed the batch is taken back and done on that thread.
+
+If the pool breaks (a verifying process killed) or does not answer by the caller's deadline
+(a process stopped, or wedged under memory pressure), the batch in hand is verified on the
+caller's thread and the next one gets a new pool: a batch is never accepted without every
+signature checked, and a publish never waits on the processes past its deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import weakref
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from gateway.core import sigcheck
 from gateway.store import payload_codec
@@ -39,8 +40,10 @@ _given_up: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
 
 
 T = TypeVar("T")
-Packing = list[tuple[bytes, payload_codec.Known]]
-"""(payload, fields the row holds) of each record of a chunk, as compress_all takes them."""
+Known = list[payload_codec.Known]
+"""The fields each record's row holds (what compression leaves out), item by item."""
+Answer = tuple[list[int], list[tuple[bytes, bytes]]]
+"""The failing indexes of a chunk, and (payload hash, compressed payload) of each item."""
 
 
 @dataclass(frozen=True)
@@ -51,50 +54,37 @@ class Job(Generic[T]):
     future: Future[T]
 
 
-def submit(items: list[sigcheck.Item], processes: int) -> Job[list[int]] | None:
-    """Verify ``items`` on the shared pool of ``processes`` processes; None when no pool can
-    take them (the caller verifies them itself)."""
-    return _submit(processes, sigcheck.failing, items)
+def check_and_pack(items: list[sigcheck.Item], known: Known) -> Answer:
+    """What a process does with a chunk: verify every signature, compress every payload
+    (each payload crosses the pipe once, for both)."""
+    return sigcheck.failing(items), payload_codec.compress_all(
+        [(item[4], k) for item, k in zip(items, known, strict=True)])
 
 
-def submit_packing(items: Packing, processes: int) -> Job[list[tuple[bytes, bytes]]] | None:
-    """Compress the payloads of ``items`` on the shared pool; None when no pool can take
-    them (the caller compresses them itself)."""
-    return _submit(processes, payload_codec.compress_all, items)
-
-
-def _submit(processes: int, fn: Any, items: Any) -> Job[Any] | None:
+def submit(items: list[sigcheck.Item], known: Known, processes: int) -> Job[Answer] | None:
+    """Hand ``items`` to the shared pool of ``processes`` processes; None when no pool can
+    take them (the caller does the work itself)."""
     pool = _shared(processes)
     if pool is None:
         return None
     try:
-        return Job(pool, pool.submit(fn, items))
+        return Job(pool, pool.submit(check_and_pack, items, known))
     except (BrokenProcessPool, RuntimeError):  # killed, or shut down at interpreter exit
         _discard(pool)
         return None
 
 
-def result(job: Job[list[int]] | None, items: list[sigcheck.Item],
-           deadline: float) -> list[int]:
-    """The failing indexes of ``items``: the pool's answer if it comes by ``deadline`` (a
-    ``time.monotonic()`` reading, one for all the chunks of a publish call), else checked
-    here."""
-    if job is not None:
-        answer = _answer(job, deadline)
-        if answer is not None:
-            return answer
-    return sigcheck.failing(items)
-
-
-def packed(job: Job[list[tuple[bytes, bytes]]] | None, items: Packing,
-           deadline: float) -> list[tuple[bytes, bytes]]:
-    """compress_all(items): done here when the pool has not started it yet (taken back) or
-    does not answer by ``deadline``, else the pool's answer."""
+def result(job: Job[Answer] | None, items: list[sigcheck.Item], known: Known,
+           deadline: float) -> Answer:
+    """:func:`check_and_pack` of the chunk: the pool's answer if it comes by ``deadline`` (a
+    ``time.monotonic()`` reading, one for all the chunks of a publish call), else done here,
+    as it is when the pool has not started the chunk yet (taken back: the caller's thread
+    would otherwise wait idle)."""
     if job is not None and not job.future.cancel():
         answer = _answer(job, deadline)
         if answer is not None:
             return answer
-    return payload_codec.compress_all(items)
+    return check_and_pack(items, known)
 
 
 def _answer(job: Job[T], deadline: float) -> T | None:
@@ -147,7 +137,7 @@ def _shared(processes: int) -> ProcessPoolExecutor | None:
             _pool.shutdown(wait=False, cancel_futures=False)
         try:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["gateway.core.sigcheck", "gateway.store.payload_codec"])
+            ctx.set_forkserver_preload(["gateway.services.sigpool"])
             _pool, _size = ProcessPoolExecutor(processes, mp_context=ctx), processes
         except (OSError, ValueError) as exc:  # no process support here: threads will do
             log.warning("cannot start signature-verifying processes (%s); verifying on "
