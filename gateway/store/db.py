@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -69,9 +69,28 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+def begin_migration(conn: Connection) -> None:
+    """Make ``conn``'s transaction a real one on SQLite before migrations run in it, so an
+    upgrade killed halfway leaves the schema and rows exactly as they were.
+
+    pysqlite's legacy transaction control (Python's default) sends BEGIN only before an
+    INSERT, UPDATE or DELETE, so each CREATE, ALTER or DROP ahead of a migration's first
+    such statement committed on its own: a process killed during 0012's row rewrite left
+    0011 with two new tables, five new columns and its indexes dropped, and the next
+    upgrade stopped at "table record_payloads already exists". SQLite's DDL is
+    transactional once a transaction is open. IMMEDIATE takes the write lock before
+    Alembic reads the revision, so two processes migrating at once run one after the
+    other. PostgreSQL needs nothing: its DDL is transactional and ``conn`` already began.
+    """
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite" and driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def upgrade(engine: Engine, revision: str = "head", *, master_key: bytes | None = None) -> None:
-    """Bring the schema to ``revision`` (Alembic). Migrations that re-encrypt stored
-    secrets (0006) need the master key once the tables hold any."""
+    """Bring the schema to ``revision`` (Alembic) in one transaction: all or nothing, on
+    SQLite too (``begin_migration``). Migrations that re-encrypt stored secrets (0006)
+    need the master key once the tables hold any."""
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

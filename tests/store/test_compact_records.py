@@ -7,14 +7,19 @@ import base64
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import DateTime, Engine, bindparam, select, text
+from sqlalchemy import DateTime, Engine, bindparam, inspect, select, text
 
 from gateway.core import merkle
 from gateway.core.canonical import canonical_bytes
@@ -28,6 +33,7 @@ from gateway.store.log import EvidenceLogDB
 from gateway.store.tables import KIND_CODES, Base, Record
 from gateway.store.vault import DEV_MASTER_KEY, Vault, envelope_json
 
+CHUNK = 5000  # rows 0012 rewrites at a time
 N = 13  # leaves: full nodes up to level 3 and a ragged right edge
 KEY_ID = hashlib.sha256(b"key").digest()
 ISSUER = hashlib.sha256(b"hospital").digest()
@@ -60,31 +66,33 @@ def _meta(i: int) -> str:
     return json.dumps({**usual, "payloadType": "application/json"})
 
 
-def _old_layout(engine: Engine) -> dict[bytes, dict[str, Any]]:
-    """N sequenced records and one pending, erased one, inserted as 0010 stored them."""
-    tree, expected = merkle.MemoryTree(), {}
+def _old_layout(engine: Engine, n: int = N) -> dict[bytes, dict[str, Any]]:
+    """``n`` sequenced records and one pending, erased one, inserted as 0010 stored them
+    (0011 kept that layout); returns each digest's envelope as published."""
+    tree, expected, rows = merkle.MemoryTree(), {}, []
+    for i in range(n + 1):
+        payload = _packet(i)
+        digest = hashlib.sha256(payload).digest()
+        erased, leaf = i == n, (None if i == n else tree.append(digest))
+        rows.append({
+            "d": digest, "iss": ISSUER, "k": KEY_ID, "u": i == 2,
+            "s": json.loads(payload)["subject"],
+            "at": datetime(2026, 1, 2, 3, 4, 5, 123456 * (i % 2), tzinfo=UTC),
+            "leaf": leaf, "m": _meta(i), "ct": None if erased else _seal_0010(payload, digest),
+            "src": os.urandom(32).hex() if i % 2 else None})
+        meta = _meta(i)
+        env = json.loads(meta) if meta.startswith("{") else {
+            "payloadType": PAYLOAD_TYPE, "signatures": [{"keyid": hex32(KEY_ID), "sig": meta}]}
+        expected[digest] = {**env, "payload": base64.b64encode(payload).decode()}
     with engine.begin() as conn:
-        for i in range(N + 1):
-            payload = _packet(i)
-            digest = hashlib.sha256(payload).digest()
-            erased, leaf = i == N, (None if i == N else tree.append(digest))
-            conn.execute(text(
-                "INSERT INTO records (digest, issuer, key_id, kind, subject, issued_at, urgent, "
-                "accepted_at, leaf_index, envelope_meta, payload_ct, source_sha256) VALUES "
-                "(:d, :iss, :k, 'hospital.invoice', :s, '2026-01-02T03:04:05Z', :u, :at, :leaf, "
-                ":m, :ct, :src)").bindparams(bindparam("at", type_=DateTime(timezone=True))), {
-                "d": digest, "iss": ISSUER, "k": KEY_ID, "u": i == 2,
-                "s": json.loads(payload)["subject"],
-                "at": datetime(2026, 1, 2, 3, 4, 5, 123456 * (i % 2), tzinfo=UTC),
-                "leaf": leaf, "m": _meta(i), "ct": None if erased else _seal_0010(payload, digest),
-                "src": os.urandom(32).hex() if i % 2 else None})
-            meta = _meta(i)
-            env = json.loads(meta) if meta.startswith("{") else {
-                "payloadType": PAYLOAD_TYPE, "signatures": [{"keyid": hex32(KEY_ID), "sig": meta}]}
-            expected[digest] = {**env, "payload": base64.b64encode(payload).decode()}
+        conn.execute(text(
+            "INSERT INTO records (digest, issuer, key_id, kind, subject, issued_at, urgent, "
+            "accepted_at, leaf_index, envelope_meta, payload_ct, source_sha256) VALUES "
+            "(:d, :iss, :k, 'hospital.invoice', :s, '2026-01-02T03:04:05Z', :u, :at, :leaf, "
+            ":m, :ct, :src)").bindparams(bindparam("at", type_=DateTime(timezone=True))), rows)
         conn.execute(text("INSERT INTO merkle_nodes (level, idx, hash) VALUES (:l, :i, :h)"),
                      [{"l": lv, "i": ix, "h": h} for (lv, ix), h in tree.nodes.items()])
-        conn.execute(text("INSERT INTO log_state (id, size) VALUES (1, :n)"), {"n": N})
+        conn.execute(text("INSERT INTO log_state (id, size) VALUES (1, :n)"), {"n": n})
     return expected
 
 
@@ -109,9 +117,9 @@ def _utc(value: str | datetime) -> datetime:
 
 def _snapshot(engine: Engine) -> tuple[list[Any], list[Any]]:
     with engine.connect() as conn:
-        return (conn.execute(text("SELECT * FROM records ORDER BY id")).all(),
-                conn.execute(text("SELECT level, idx, hash FROM merkle_nodes "
-                                  "ORDER BY level, idx")).all())
+        return (list(conn.execute(text("SELECT * FROM records ORDER BY id"))),
+                list(conn.execute(text("SELECT level, idx, hash FROM merkle_nodes "
+                                       "ORDER BY level, idx"))))
 
 
 def _meaning(rows: list[Any]) -> list[dict[str, Any]]:
@@ -127,44 +135,56 @@ def _meaning(rows: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _assert_reads_as_0010(database: Database, expected: dict[bytes, dict[str, Any]],
+                          before: list[Any], sizes: list[int] | None = None,
+                          ) -> dict[bytes, dict[str, Any]]:
+    """Every record of ``_old_layout`` reads through the current code as 0010 held it:
+    roots and proofs (at every size and leaf, or at ``sizes`` for three leaves each), each
+    envelope, each row's fields; returns each sequenced record's view (API JSON)."""
+    digests = list(expected)[:-1]  # the last is pending
+    n, vault, tree, views = len(digests), Vault(DEV_MASTER_KEY), merkle.MemoryTree(), {}
+    for d in digests:
+        tree.append(d)
+    with database.session() as s:
+        log = EvidenceLogDB(s)
+        assert log.root(n) == tree.root()
+        for size in sizes or range(1, n + 1):
+            assert log.root(size) == tree.root(size)
+            for i in range(size) if sizes is None else {0, size // 2, size - 1}:
+                assert log.inclusion_proof(i, size) == tree.inclusion_proof(i, size)
+            assert log.consistency_proof(size, n) == tree.consistency_proof(size, n)
+        records = {rec.digest: rec for rec in s.scalars(select(Record))}
+        assert records.keys() == expected.keys()
+        for digest, envelope in expected.items():
+            rec = records[digest]
+            if rec.leaf_index is None:
+                assert rec.erased_at is None and rec.subject == json.loads(
+                    base64.b64decode(envelope["payload"]))["subject"]
+                continue
+            assert envelope_json(vault, s, rec) == envelope
+            views[digest] = metadata(s, rec)
+    with database.session() as s:  # every field reads as 0010 held it
+        rows = s.scalars(select(Record).order_by(Record.id)).all()
+        for old, row in zip(before, rows, strict=True):
+            o = old._mapping
+            assert (row.subject, row.source_sha256) == (o["subject"], o["source_sha256"])
+            assert row.accepted_at == _utc(o["accepted_at"])
+            if row.digest in views:
+                assert views[row.digest]["accepted_at"] == _utc(o["accepted_at"]).isoformat()
+    return views
+
+
 def test_0010_rows_read_through_0012_and_revert(database_url: str) -> None:
     database = Database(database_url, migrate=False)
     try:
         upgrade(database.engine, "0010")
         expected = _old_layout(database.engine)
         before = _snapshot(database.engine)
-        views = {}
         upgrade(database.engine)
-        vault, tree = Vault(DEV_MASTER_KEY), merkle.MemoryTree()
-        for d in list(expected)[:N]:
-            tree.append(d)
-        with database.session() as s:
-            log = EvidenceLogDB(s)
-            assert log.root(N) == tree.root()
-            for size in range(1, N + 1):
-                assert log.root(size) == tree.root(size)
-                for i in range(size):
-                    assert log.inclusion_proof(i, size) == tree.inclusion_proof(i, size)
-                assert log.consistency_proof(size, N) == tree.consistency_proof(size, N)
-            for digest, envelope in expected.items():
-                rec = s.scalars(select(Record).where(Record.digest == digest)).one()
-                if rec.leaf_index is None:
-                    assert rec.erased_at is None and rec.subject == json.loads(
-                        base64.b64decode(envelope["payload"]))["subject"]
-                    continue
-                assert envelope_json(vault, s, rec) == envelope
-                views[digest] = metadata(s, rec)
-        with database.session() as s:  # every field reads as 0010 held it
-            rows = s.scalars(select(Record).order_by(Record.id)).all()
-            for old, row in zip(before[0], rows, strict=True):
-                o = old._mapping
-                assert (row.subject, row.source_sha256) == (o["subject"], o["source_sha256"])
-                assert row.accepted_at == _utc(o["accepted_at"])
-                if row.digest in views:
-                    assert views[row.digest]["accepted_at"] == _utc(o["accepted_at"]).isoformat()
+        views = _assert_reads_as_0010(database, expected, before[0])
         fresh = _packet(99)  # sealed by 0012's code: key wrap, the row's fields cut out
         with database.session() as s:
-            store_checked(s, vault, [_checked(fresh)])
+            store_checked(s, Vault(DEV_MASTER_KEY), [_checked(fresh)])
         downgrade(database.engine, "0010", master_key=DEV_MASTER_KEY)
         after = _snapshot(database.engine)
         assert _meaning(after[0][:-1]) == _meaning(before[0]) and after[1] == before[1]
@@ -174,6 +194,78 @@ def test_0010_rows_read_through_0012_and_revert(database_url: str) -> None:
         with database.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert views  # the record view (API JSON) was built from the migrated rows
+    finally:
+        database.engine.dispose()
+
+
+KILLED_UPGRADE = """
+import sys, time
+from sqlalchemy import event
+from gateway.store.db import make_engine, upgrade
+
+engine, rows_done = make_engine(sys.argv[1]), False
+
+
+@event.listens_for(engine, "after_cursor_execute")
+def _pause(conn, cursor, statement, *args):
+    # once one chunk's rows are rewritten and some of the next chunk's payloads written,
+    # say how far the rewrite got (as the upgrade's own transaction sees it) and wait
+    global rows_done
+    rows_done = rows_done or statement.startswith("UPDATE records SET subject_b")
+    if rows_done and statement.startswith("INSERT INTO record_payloads"):
+        cursor.execute("SELECT (SELECT count(*) FROM record_payloads), "
+                       "(SELECT count(subject_b) FROM records)")
+        print(*cursor.fetchone(), flush=True)
+        time.sleep(600)
+
+
+upgrade(engine)
+"""
+
+
+def _schema(engine: Engine) -> tuple[str, dict[str, Any]]:
+    """The revision, and each table's columns and indexes."""
+    found = inspect(engine)
+    with engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    return version, {t: ([c["name"] for c in found.get_columns(t)],
+                         sorted(str(i["name"]) for i in found.get_indexes(t)))
+                     for t in sorted(found.get_table_names())}
+
+
+@pytest.mark.slow  # 12,000 rows: ~7 s on SQLite
+def test_0012_killed_halfway_leaves_0011_and_runs_again(database_url: str) -> None:
+    """A process killed while 0012 rewrites rows (SIGKILL, after one 5,000-row chunk and
+    part of the next) leaves the database at 0011 with every row, table and index as it
+    was, and the next upgrade completes with every record reading as before."""
+    n = 2 * CHUNK + 2000
+    database = Database(database_url, migrate=False)
+    try:
+        upgrade(database.engine, "0011")
+        expected = _old_layout(database.engine, n)
+        before, schema = _snapshot(database.engine), _schema(database.engine)
+        root = Path(__file__).resolve().parents[2]
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_UPGRADE, database_url], cwd=root,
+            stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])})
+        assert child.stdout is not None
+        try:
+            progress = child.stdout.readline()
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            child.stdout.close()
+        assert child.returncode == -signal.SIGKILL, f"the upgrade ended: {child.returncode}"
+        payloads, rewritten = map(int, progress.split())
+        assert CHUNK < payloads < n and rewritten == CHUNK  # killed inside the row rewrite
+        assert _schema(database.engine) == schema
+        assert _snapshot(database.engine) == before
+        upgrade(database.engine)
+        assert _schema(database.engine)[0] == "0012"
+        _assert_reads_as_0010(database, expected, before[0],
+                              [1, 2, 7, 8, 9, CHUNK - 1, CHUNK, CHUNK + 1, 8192, n - 1, n])
     finally:
         database.engine.dispose()
 

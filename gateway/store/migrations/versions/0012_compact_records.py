@@ -12,6 +12,13 @@ gateway.store.log at the time of writing: the usual envelope's meta is its raw s
 wrap, fields cut out) are sealed again in 0010's form on downgrade, which needs the master
 key (``downgrade(engine, ..., master_key=...)``) once there are any.
 
+All or nothing: the rows are rewritten in chunks of CHUNK, but every chunk, the DDL around
+them and the version stamp are one transaction (env.py calls gateway.store.db.
+begin_migration), so a process killed halfway leaves 0011 exactly as it was and the next
+upgrade starts over. On PostgreSQL that holds by itself (transactional DDL); on SQLite it
+needs the explicit BEGIN, without which the DDL ahead of the first INSERT committed on its
+own (tests/store/test_compact_records.py kills an upgrade in its second chunk).
+
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-01 16:30:00.000000
