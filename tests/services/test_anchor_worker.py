@@ -1,4 +1,5 @@
-"""The anchor worker is crash-safe: killed anywhere, it loses nothing and appends nothing twice."""
+"""The anchor worker is crash-safe: killed anywhere, it loses nothing and appends nothing twice,
+and every acceptance promise open at the crash still ends as docs/api.md §8.5.1 says."""
 
 from __future__ import annotations
 
@@ -9,18 +10,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from gateway.chain.client import Chain, Deployment
 from gateway.config import Settings
-from gateway.services.wiring import build_services
+from gateway.core.promise import PromiseBundle
+from gateway.services.publish import Accepted
+from gateway.services.wiring import Services, build_services
 from gateway.store.db import Database
 from gateway.store.log import EvidenceLogDB
-from gateway.store.tables import Anchor, Record
+from gateway.store.tables import Anchor, PromiseBatchRow, PromiseLeafRow, PromiseMarkRow, Record
+from gateway.verify.promise import verify_promise
 from tests.services.anchor_support import publish
-from tests.support import admit
+from tests.support import Institution, admit, advance_time
 
 
 class Crash(BaseException):
@@ -185,3 +190,155 @@ def test_sequencing_a_subset_assigns_leaves_in_id_order_across_gaps(
     with services.db.session() as s:
         leaves = dict(s.execute(select(Record.id, Record.leaf_index)).all())  # type: ignore[arg-type]
     assert [leaves[i] for i in ids if i not in chosen] == list(range(len(chosen), len(ids)))
+
+
+# -- acceptance promises across a crash ------------------------------------------------------
+
+PROMISE_SETTINGS: dict[str, Any] = {"anchor_batch_max": 40, "worker_id": "crash-test",
+                                    "merge_delay_seconds": 60, "urgent_merge_delay_seconds": 10}
+LATE = 120
+"""Seconds the chain's clock moves between the crash and the restart in the late runs: past
+every deadline signed (60 s routine, 10 s green channel)."""
+KILL_AT = """
+import os, signal, sys
+from gateway.config import Settings
+from gateway.services.wiring import build_services
+worker = build_services(Settings()).worker
+def die(at: str) -> None:
+    if at == sys.argv[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+worker.fault = die
+worker.cycle()
+sys.exit(3)  # never killed: the point was not reached
+"""
+"""A worker process that SIGKILLs itself at the named fault point of one cycle."""
+
+
+def publish_open_promises(sv: Services, inst: Institution,
+                          ) -> tuple[list[Accepted], list[Accepted]]:
+    """25 records anchored (their promises kept), then 30 routine and 5 green-channel
+    records in two publish calls: two promise/2 batches left open, 35 records pending."""
+    kept = publish(sv, inst, 25)
+    sv.worker.cycle()
+    return kept, publish(sv, inst, 30) + publish(sv, inst, 5, urgent=True)
+
+
+def promise_bundle(sv: Services, digest: bytes) -> PromiseBundle:
+    """What GET /v1/records/{digest}/promise answers."""
+    with sv.db.session() as s:
+        return sv.promises.bundle(s, digest, sv.cache)
+
+
+def assert_promises(sv: Services, given: list[Accepted], state: str) -> None:
+    """Each promise given at publish is the one served, never extended nor rejected (the
+    chain never stopped answering), and ends in ``state``, checked against the chain alone;
+    once anchored, whether the first head holding it came by the signed deadline decides."""
+    now = max(int(time.time()), sv.chain.now())
+    log = sv.chain.evidence_log(sv.deployment.log)
+    for a in given:
+        assert a.promise is not None
+        b = promise_bundle(sv, a.digest)
+        assert b.promise == a.promise, "the promise served is the one given at publish"
+        assert (b.extensions, b.rejection, b.deadline) == ([], None, a.promise.deadline)
+        assert b.state == state, (a.digest.hex(), b.state)
+        report = verify_promise(b, sv.chain, sv.deployment.log, now=now)
+        assert report.verdict == state.upper(), report.to_dict()
+        assert all(c.ok for c in report.checks), report.to_dict()
+        if state == "open":
+            assert b.inclusion is None
+            continue
+        assert b.inclusion is not None
+        first = log.head_at(b.inclusion.anchored_in.head_index)
+        assert (first.timestamp <= a.promise.deadline) == (state == "kept")
+
+
+def assert_promise_rows(db: Database, given: list[Accepted], batches: int) -> None:
+    """No promise lost or duplicated: one batch row per publish call, one leaf row per
+    record, a distinct promise each, and no extension or rejection marks."""
+    with db.session() as s:
+        rows = tuple(s.scalar(select(func.count()).select_from(t))
+                     for t in (PromiseBatchRow, PromiseLeafRow, PromiseMarkRow))
+        rids = set(s.scalars(select(PromiseLeafRow.record_id)))
+        records = set(s.scalars(select(Record.id)))
+    assert rows == (batches, len(given), 0)
+    assert rids == records
+    assert len({a.promise.promise_id for a in given if a.promise}) == len(given)
+
+
+def restart_and_check(settings: Settings, chain: Chain, deployment: Deployment, db: Database,
+                      point: str, kept: list[Accepted], pending: list[Accepted], *,
+                      late: bool) -> None:
+    """After a crash at ``point``: every promise still open (the mined head, if any, is not
+    yet recorded), then a restarted worker recovers and anchors the rest, and each promise
+    ends as docs/api.md §8.5.1 says."""
+    head = chain.evidence_log(deployment.log).latest_head()
+    assert head is not None
+    assert head.size == (60 if point == "after_anchor_tx" else 25)
+    witness = build_services(settings, chain=chain, deployment=deployment, db=db)
+    assert_promises(witness, pending, "open")  # not broken, not extended: just waiting
+    if late:
+        advance_time(chain, LATE)
+    restarted = build_services(settings, chain=chain, deployment=deployment, db=db)
+    restarted.worker.recover()
+    if point == "after_anchor_tx":  # recovery alone records the head the crash left
+        assert_log_intact(db, chain, deployment, 60)
+    while restarted.worker.cycle().sequenced:
+        pass
+    assert_log_intact(db, chain, deployment, 60)
+    assert_promises(restarted, kept, "kept")
+    # the head mined before the crash keeps its promises however late it is recorded (its
+    # block time counts); records the crash left out of the log are anchored late after a
+    # late restart: broken ("included late"), said by the exchange itself, never papered
+    # over by an extension signed after the deadline
+    assert_promises(restarted, pending,
+                    "broken" if late and point == "before_sequence_commit" else "kept")
+    assert restarted.promises.extend_due(db, "chain_unavailable", margin=10 * LATE) == 0
+    assert_promise_rows(db, kept + pending, 3)
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["prompt", "late"])
+@pytest.mark.parametrize("point", ["before_sequence_commit", "after_anchor_tx"])
+def test_crash_ends_every_open_promise_as_documented(chain: Chain, deployment: Deployment,
+                                                     database_url: str, tmp_path: Path,
+                                                     point: str, late: bool) -> None:
+    settings = Settings(home=tmp_path, **PROMISE_SETTINGS)
+    db = Database(database_url)
+    services = build_services(settings, chain=chain, deployment=deployment, db=db)
+    kept, pending = publish_open_promises(services, admit(chain, deployment,
+                                                          "hospital.promise.crash"))
+
+    def crash(at: str) -> None:
+        if at == point:
+            raise Crash(at)
+
+    crashing = build_services(settings, chain=chain, deployment=deployment, db=db).worker
+    crashing.fault = crash
+    with pytest.raises(Crash):
+        crashing.cycle()
+    restart_and_check(settings, chain, deployment, db, point, kept, pending, late=late)
+
+
+@pytest.mark.anvil
+@pytest.mark.slow  # a worker process per run
+@pytest.mark.parametrize("point", ["before_sequence_commit", "after_anchor_tx"])
+def test_sigkill_at_a_fault_point_ends_every_open_promise(anvil_url: str, database_url: str,
+                                                          tmp_path: Path, point: str) -> None:
+    """As above with a real kill: a worker process SIGKILLs itself at ``point`` (its open
+    transaction dies with it, nothing unwinds), a worker in this process restarts."""
+    chain = Chain.connect(anvil_url)
+    deployment = chain.deploy()
+    dep_file = tmp_path / "deployment.json"
+    dep_file.write_text(deployment.to_json())
+    settings = Settings(home=tmp_path, rpc_url=anvil_url, database_url=database_url,
+                        deployment_file=dep_file, **PROMISE_SETTINGS)
+    db = Database(database_url)
+    services = build_services(settings, chain=chain, deployment=deployment, db=db)
+    kept, pending = publish_open_promises(services, admit(chain, deployment,
+                                                          "hospital.promise.kill"))
+    env = {**os.environ, "CLAIMX_HOME": str(tmp_path), "CLAIMX_RPC_URL": anvil_url,
+           "CLAIMX_DATABASE_URL": database_url, "CLAIMX_DEPLOYMENT_FILE": str(dep_file),
+           **{f"CLAIMX_{k.upper()}": str(v) for k, v in PROMISE_SETTINGS.items()}}
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, point], env=env, timeout=120,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    restart_and_check(settings, chain, deployment, db, point, kept, pending, late=False)
