@@ -110,7 +110,7 @@ def run(chain: Chain, n: int, batch: int, database_url: str | None, label: str,
     arrive, one anchor for the N); records/s counts until that anchor is recorded. A
     warm-up batch is anchored first, so the anchor measured is a steady-state one."""
     home = Path(tempfile.mkdtemp(prefix="claimx-bench-"))
-    settings = Settings(home=home, database_url=database_url, anchor_batch_max=max(n, WARMUP),
+    settings = Settings(home=home, database_url=database_url, anchor_batch_max=n,
                         max_batch=batch, max_body_bytes=64 << 20, anchor_interval_seconds=3600)
     services, key, hospital, token = setup(chain, settings)
     warm = sign_invoices(key, hospital, WARMUP)
