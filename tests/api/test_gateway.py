@@ -433,7 +433,7 @@ def impatient(chain: Chain, deployment: Deployment, database_url: str, tmp_path:
               ) -> Iterator[tuple[Services, TestClient]]:
     """A gateway whose verify timeout comes from CLAIMX_VERIFY_TIMEOUT_SECONDS (1.5 s)."""
     monkeypatch.setenv("CLAIMX_VERIFY_TIMEOUT_SECONDS", "1.5")
-    settings = Settings(home=tmp_path, anchor_interval_seconds=3600, max_batch=50)
+    settings = Settings(home=tmp_path, anchor_interval_seconds=3600, max_batch=200)
     services = build_services(settings, chain=chain, deployment=deployment,
                               db=Database(database_url))
     with TestClient(create_app(services, run_worker=False),
@@ -447,17 +447,22 @@ def test_hung_verifying_processes_never_hang_a_publish(
     """Every verifying process stopped (SIGSTOP, as a process wedged under memory pressure
     would be): the publish still answers within one timeout for all its chunks, with every
     signature checked in the gateway process; the stopped processes are killed and the next
-    batch gets new ones."""
+    batch gets new ones. (Chunks the processes have not taken when parsing ends are done on
+    the publishing thread; the batch is large enough that some are handed over first, as in
+    any real batch, and those are the ones that time out.)"""
     import os
     import signal
+    import sys
 
     from gateway.services import sigpool
 
     services, client = impatient
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)  # as `claimx serve` runs: the executor's thread gets turns
     timeout = services.publisher.verify_timeout
     assert timeout == 1.5
     monkeypatch.setattr("gateway.services.publish.PROCESS_MIN", 8)
-    monkeypatch.setattr("gateway.services.publish.CHUNK", 4)
+    monkeypatch.setattr("gateway.services.publish.CHUNK", 16)
     services.publisher.processes = 2
     if sigpool._pool is not None:
         sigpool._discard(sigpool._pool)
@@ -473,9 +478,9 @@ def test_hung_verifying_processes_never_hang_a_publish(
                   for pid in pids}
     assert len(forkserver) == 1 and os.getpid() not in forkserver
     parent = forkserver.pop()
-    good = [envelope(hospital, n=i) for i in range(32)]  # 8 chunks: 8 timeouts would be 12 s
+    good = [envelope(hospital, n=i) for i in range(160)]  # 10 chunks: 10 timeouts = 15 s
     forged = list(good)
-    for i in (3, 29):
+    for i in (3, 149):
         forged[i] = {**good[i], "signatures": good[i - 1]["signatures"]}
     try:
         for pid in pids:
@@ -486,7 +491,7 @@ def test_hung_verifying_processes_never_hang_a_publish(
         elapsed = time.monotonic() - started
         assert r.status_code == 422, r.text
         assert [(e["index"], e["code"]) for e in r.json()["error"]["errors"]] == [
-            (3, "bad_signature"), (29, "bad_signature")], r.text
+            (3, "bad_signature"), (149, "bad_signature")], r.text
         assert timeout <= elapsed < timeout + 4, elapsed
         assert record_count(services) == 0
         assert _until(lambda: not any(_child_of(pid, parent) for pid in pids))
@@ -499,6 +504,7 @@ def test_hung_verifying_processes_never_hang_a_publish(
         assert fresh is not None and fresh is not pool
         assert set(fresh._processes).isdisjoint(pids)
     finally:  # no process this test stopped outlives it (SIGKILL ends a stopped one too)
+        sys.setswitchinterval(previous)
         for pid in pids:
             if _child_of(pid, parent):
                 os.kill(pid, signal.SIGKILL)

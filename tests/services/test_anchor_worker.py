@@ -296,6 +296,8 @@ def restart_and_check(settings: Settings, chain: Chain, deployment: Deployment, 
     assert_promise_rows(db, kept + pending, 3)
 
 
+# the in-process chain only (anvil: the SIGKILL test below), to keep the suite's time
+@pytest.mark.parametrize("chain", ["embedded"], indirect=True)
 @pytest.mark.parametrize("late", [False, True], ids=["prompt", "late"])
 @pytest.mark.parametrize("point", ["before_sequence_commit", "after_anchor_tx"])
 def test_crash_ends_every_open_promise_as_documented(chain: Chain, deployment: Deployment,
