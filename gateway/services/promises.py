@@ -315,7 +315,10 @@ class PromiseDesk:
         ``promise.extended`` event. Returns how many were extended."""
         now = int(self.clock())
         with db.session() as s:
-            anchored = s.scalar(select(func.max(Anchor.size))) or 0
+            # what counts as anchored: confirmed heads only (a head the chain lost, waiting
+            # to be anchored again, or one not yet deep enough may still leave its records
+            # late; extending a promise already kept changes no verdict)
+            anchored = s.scalar(select(func.max(Anchor.size)).where(Anchor.confirmed)) or 0
             count = self._extend_v1(s, now, anchored, reason, margin)
             due = self._due(s, now, now + int(margin))
             if due:

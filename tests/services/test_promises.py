@@ -333,3 +333,24 @@ def test_extend_due_extends_open_batched_promises_by_their_own_deadlines(
     assert len(bundle(sv, out[1].digest).extensions) == 2
     sv.worker.cycle()
     assert desk.extend_due(sv.db, "chain_unavailable", margin=10_000) == 0  # kept: none open
+
+
+def test_records_in_a_head_the_chain_lost_are_extended_while_it_is_down(
+        chain: Chain, deployment: Deployment, database_url: str, tmp_path: Path) -> None:
+    """A head the chain lost (a node restored from an older state) no longer counts: its
+    records' promises are open again, so a chain outage before they are anchored again
+    extends them instead of letting them break unextended."""
+    from sqlalchemy import update
+
+    from gateway.store.tables import Anchor
+
+    sv = make_services(chain, deployment, database_url, tmp_path, merge_delay_seconds=20)
+    hospital = admit(chain, deployment, "hospital.lost")
+    out = sv.publisher.publish([envelope(hospital, i) for i in range(3)], hospital.id)
+    sv.worker.cycle()
+    desk = sv.promises
+    assert desk.extend_due(sv.db, "chain_unavailable", margin=60) == 0  # anchored: kept
+    with sv.db.session() as s:  # as the reconciler marks a head the chain no longer holds
+        s.execute(update(Anchor).values(head_index=-Anchor.size, confirmed=False))
+    assert desk.extend_due(sv.db, "chain_unavailable", margin=60) == 3
+    assert all(len(bundle(sv, o.digest).extensions) == 1 for o in out)
