@@ -181,8 +181,8 @@ def test_database_down_is_503_and_recovers(tmp_path: Path) -> None:
                 assert_unavailable(r, "database_unavailable")
                 assert took < 5
                 assert "psycopg" not in r.text and str(name) not in r.text
-                r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10,
-                               json=envelope("hospital.dev", "hospital.invoice", hosp, total="1"))
+                refused = envelope("hospital.dev", "hospital.invoice", hosp, total="1")
+                r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10, json=refused)
                 assert_unavailable(r, "database_unavailable")
                 r = httpx.get(f"{gw.url}/readyz", timeout=10)
                 assert r.status_code == 503 and r.json()["failing"] == ["database"], r.text
@@ -192,4 +192,14 @@ def test_database_down_is_503_and_recovers(tmp_path: Path) -> None:
             wait_until(lambda: httpx.get(f"{gw.url}/v1/log/head", headers=h,
                                          timeout=10).status_code == 200, 10, "database back")
             assert httpx.get(f"{gw.url}/readyz", timeout=10).status_code == 200
+            # the refused publish left nothing behind: the same envelope is new, and gets a
+            # promise of its own that the gateway then serves (none was given during the 503)
+            r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10, json=refused)
+            assert r.status_code == 201, r.text
+            out = r.json()
+            assert out["duplicate"] is False and out["promise"] is not None, r.text
+            b = httpx.get(f"{gw.url}/v1/records/{out['digest']}/promise", headers=h, timeout=10)
+            assert b.status_code == 200, b.text
+            assert b.json()["promise"] == out["promise"], b.text
+            assert b.json()["state"] in ("open", "kept"), b.text  # kept once the worker anchors
             assert "Traceback" not in gw.log_text()
