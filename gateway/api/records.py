@@ -28,6 +28,7 @@ from gateway.api.schemas import (
     RecordOut,
     SignatureModel,
 )
+from gateway.core.construct import construct
 from gateway.core.errors import InputError
 from gateway.core.promise import PromiseBundle
 from gateway.core.receipt import Receipt
@@ -64,10 +65,11 @@ _PUBLISHED_LIST = TypeAdapter(list[Published])
 
 
 def _published_unchecked(a: Accepted) -> Published:
-    """:func:`_published` without re-validating values the publisher made itself."""
-    return Published.model_construct(digest=a.digest.hex(), duplicate=a.duplicate,
-                                     urgent=a.urgent, kind=a.kind, key_status=a.key_status,
-                                     promise=a.promise)
+    """:func:`_published` without re-validating values the publisher made itself
+    (gateway.core.construct: a batch answers thousands)."""
+    return construct(Published, {"digest": a.digest.hex(), "duplicate": a.duplicate,
+                                 "urgent": a.urgent, "kind": a.kind,
+                                 "key_status": a.key_status, "promise": a.promise})
 
 
 def _hex(digest: str) -> bytes:
