@@ -32,6 +32,19 @@ class Crash(BaseException):
     """Stands for the process dying: nothing after the crash point runs."""
 
 
+def crash_once(settings: Settings, chain: Chain, deployment: Deployment, db: Database,
+               point: str) -> None:
+    """One cycle of a fresh worker on ``db`` that dies (raises Crash) at fault ``point``."""
+    def crash(at: str) -> None:
+        if at == point:
+            raise Crash(at)
+
+    crashing = build_services(settings, chain=chain, deployment=deployment, db=db).worker
+    crashing.fault = crash
+    with pytest.raises(Crash):
+        crashing.cycle()
+
+
 def assert_log_intact(db: Database, chain: Chain, deployment: Deployment, expected: int) -> None:
     """Every record is exactly one leaf, leaves are 0..n-1, and the chain holds our root."""
     with db.session() as s:
@@ -58,15 +71,7 @@ def test_crash_at_every_point_recovers(chain: Chain, deployment: Deployment, dat
     publish(services, hospital, 25)
     services.worker.cycle()  # a first anchored head, so later ones need consistency proofs
     publish(services, hospital, 60)
-
-    def crash(at: str) -> None:
-        if at == point:
-            raise Crash(at)
-
-    crashing = build_services(settings, chain=chain, deployment=deployment, db=db).worker
-    crashing.fault = crash
-    with pytest.raises(Crash):
-        crashing.cycle()
+    crash_once(settings, chain, deployment, db, point)
 
     restarted = build_services(settings, chain=chain, deployment=deployment, db=db).worker
     while restarted.cycle().sequenced:
@@ -308,15 +313,7 @@ def test_crash_ends_every_open_promise_as_documented(chain: Chain, deployment: D
     services = build_services(settings, chain=chain, deployment=deployment, db=db)
     kept, pending = publish_open_promises(services, admit(chain, deployment,
                                                           "hospital.promise.crash"))
-
-    def crash(at: str) -> None:
-        if at == point:
-            raise Crash(at)
-
-    crashing = build_services(settings, chain=chain, deployment=deployment, db=db).worker
-    crashing.fault = crash
-    with pytest.raises(Crash):
-        crashing.cycle()
+    crash_once(settings, chain, deployment, db, point)
     restart_and_check(settings, chain, deployment, db, point, kept, pending, late=late)
 
 
