@@ -84,20 +84,15 @@ class EvidenceLogDB:
         if hit is not None:
             return hit
         if level < STORED_LEVEL:
-            value = self._derive(level, index)
+            self._derive_all([key])
+            value = self.cache.get(key)
         else:
             value = self.s.scalar(select(Node.hash).where(Node.id == node_id(level, index)))
+            if value is not None:
+                self.cache.put(key, value)
         if value is None:
             raise NotFoundError(f"log node ({level}, {index}) is missing", code="log_node_missing")
-        self.cache.put(key, value)
         return value
-
-    def _derive(self, level: int, index: int) -> bytes | None:
-        """A low node from its leaves' digests (None while any of them is not a leaf yet)."""
-        lo, hi = index << level, (index + 1) << level
-        digests = list(self.s.scalars(select(Record.digest).where(
-            Record.leaf_index >= lo, Record.leaf_index < hi).order_by(Record.leaf_index)))
-        return merkle.root_hash(digests) if len(digests) == hi - lo else None
 
     def root(self, size: int) -> bytes:
         self.prefetch(lambda read: merkle.tree_root(read, size))
@@ -136,8 +131,9 @@ class EvidenceLogDB:
         self._derive_all([k for k in missing if k[0] < STORED_LEVEL])
 
     def _derive_all(self, keys: Sequence[tuple[int, int]]) -> None:
-        """Low nodes ``keys`` from one read of the digests of the stored-level blocks that
-        hold them (at most two for a proof: the leaf's and the tree's right edge)."""
+        """Low nodes ``keys`` into the cache, from one read of the digests of the
+        stored-level blocks that hold them (at most two for a proof: the leaf's and the
+        tree's right edge); a node whose leaves are not all in the log yet is left out."""
         if not keys:
             return
         blocks = {(i << lv) >> STORED_LEVEL for lv, i in keys}

@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from gateway.store.db import Database
 
@@ -56,8 +55,8 @@ class Listener:
 
     def __init__(self, db: Database, on_wake: Callable[[], None], *,
                  timeout: float = 1.0) -> None:
-        url = make_url(db.engine.url.render_as_string(hide_password=False))
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conninfo = db.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)  # libpq's own URL form
         self._on_wake, self._timeout = on_wake, timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

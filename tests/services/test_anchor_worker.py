@@ -200,10 +200,13 @@ def test_sequencing_a_subset_assigns_leaves_in_id_order_across_gaps(
 # -- acceptance promises across a crash ------------------------------------------------------
 
 PROMISE_SETTINGS: dict[str, Any] = {"anchor_batch_max": 40, "worker_id": "crash-test",
-                                    "merge_delay_seconds": 60, "urgent_merge_delay_seconds": 10}
-LATE = 120
+                                    "merge_delay_seconds": 600, "urgent_merge_delay_seconds": 120}
+"""Deadlines far beyond what a crash, a process start and a restart take on a loaded machine
+(anvil's and the in-process EVM's clocks follow the wall clock): only the late runs miss
+them, by moving the chain's clock."""
+LATE = 1200
 """Seconds the chain's clock moves between the crash and the restart in the late runs: past
-every deadline signed (60 s routine, 10 s green channel)."""
+every deadline signed (600 s routine, 120 s green channel)."""
 KILL_AT = """
 import os, signal, sys
 from gateway.config import Settings
