@@ -196,3 +196,26 @@ def advance_time(chain: Chain, seconds: int) -> int:
         provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
         provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     return chain.now()
+
+
+PG_BIN = "pg_createcluster"
+
+
+@contextmanager
+def own_pg_cluster(name: str) -> Iterator[tuple[str, str]]:
+    """A PostgreSQL 15 cluster of this test only, dropped afterwards (never the shared one)."""
+    if shutil.which(PG_BIN) is None:
+        pytest.fail("pg_createcluster missing: install postgresql-common")
+    port = free_port()
+    subprocess.run(["pg_createcluster", "15", name, "--port", str(port), "--", "--auth=trust"],
+                   check=True, capture_output=True)
+    try:
+        yield name, f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(["pg_dropcluster", "--stop", "15", name], capture_output=True)
+
+
+def pg_ctl(name: str, action: str) -> None:
+    """``start`` or ``stop`` a cluster made by :func:`own_pg_cluster`."""
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", "15", name, action],
+                   check=True, capture_output=True)

@@ -7,12 +7,8 @@ Retry-After, never a 403, a 500 or a hang) and recover by itself once the depend
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +20,7 @@ from gateway.core.envelope import sign_packet
 from gateway.core.keys import SigningKey
 from gateway.core.packet import new_packet
 from gateway.core.types import member_id
-from tests.support import Served, free_port, own_anvil, serve_gateway
+from tests.support import Served, own_anvil, own_pg_cluster, pg_ctl, serve_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -144,28 +140,6 @@ def _while_frozen(gw: Served, h: dict[str, str], p: dict[str, str], hosp: Signin
         assert r.status_code == 200 and took < 5  # was a time-out before: 40 threads stuck
         assert [f.result().status_code for f in reads] == [200] * 60
     return stale_digest
-
-
-PG_BIN = "pg_createcluster"
-
-
-@contextmanager
-def own_pg_cluster(name: str) -> Iterator[tuple[str, str]]:
-    """A PostgreSQL 15 cluster of this test only, dropped afterwards (never the shared one)."""
-    if shutil.which(PG_BIN) is None:
-        pytest.fail("pg_createcluster missing: install postgresql-common")
-    port = free_port()
-    subprocess.run(["pg_createcluster", "15", name, "--port", str(port), "--", "--auth=trust"],
-                   check=True, capture_output=True)
-    try:
-        yield name, f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(["pg_dropcluster", "--stop", "15", name], capture_output=True)
-
-
-def pg_ctl(name: str, action: str) -> None:
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", "15", name, action],
-                   check=True, capture_output=True)
 
 
 def test_database_down_is_503_and_recovers(tmp_path: Path) -> None:
