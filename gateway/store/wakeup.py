@@ -70,6 +70,10 @@ class Listener:
                                             daemon=True)
             self._thread.start()
 
+    def alive(self) -> bool:
+        """Whether the listening thread runs (it ends only when stopped)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, wait: float = 0.0) -> None:
         """Stop listening (within the notification timeout); ``wait``: seconds to wait for
         the thread to end."""

@@ -149,12 +149,17 @@ def test_database_down_is_503_and_recovers(tmp_path: Path) -> None:
             h = gw.auth("hospital.dev")
             hosp = SigningKey.load(Path(gw.members["hospital.dev"]["key_file"]))
             assert httpx.get(f"{gw.url}/v1/log/head", headers=h, timeout=10).status_code == 200
+            proof = _anchored_proof_url(gw, h, hosp)
             pg_ctl(name, "stop")
             try:
                 r, took = timed(httpx.get, f"{gw.url}/v1/log/head", headers=h, timeout=10)
                 assert_unavailable(r, "database_unavailable")
                 assert took < 5
                 assert "psycopg" not in r.text and str(name) not in r.text
+                for url in (proof, f"{gw.url}/v1/log/consistency?first=1&second=2"):
+                    r, took = timed(httpx.get, url, headers=h, timeout=10)  # node reads
+                    assert_unavailable(r, "database_unavailable")
+                    assert took < 5
                 refused = envelope("hospital.dev", "hospital.invoice", hosp, total="1")
                 r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10, json=refused)
                 assert_unavailable(r, "database_unavailable")
@@ -177,3 +182,22 @@ def test_database_down_is_503_and_recovers(tmp_path: Path) -> None:
             assert b.json()["promise"] == out["promise"], b.text
             assert b.json()["state"] in ("open", "kept"), b.text  # kept once the worker anchors
             assert "Traceback" not in gw.log_text()
+            assert httpx.get(proof, headers=h, timeout=10).status_code == 200
+
+
+def _anchored_proof_url(gw: Served, h: dict[str, str], hosp: SigningKey) -> str:
+    """Publish two records, wait until both are anchored, and return the first one's proof
+    URL, checked to answer 200 (so the outage is what a later 503 shows)."""
+    digests = []
+    for total in ("7", "8"):
+        r = httpx.post(f"{gw.url}/v1/records", headers=h, timeout=10,
+                       json=envelope("hospital.dev", "hospital.invoice", hosp, total=total))
+        assert r.status_code == 201, r.text
+        digests.append(r.json()["digest"])
+    wait_until(lambda: all(httpx.get(f"{gw.url}/v1/records/{d}", headers=h, timeout=10)
+                           .json()["status"] == "anchored" for d in digests), 20, "anchored")
+    url = f"{gw.url}/v1/records/{digests[0]}/proof"
+    assert httpx.get(url, headers=h, timeout=10).status_code == 200
+    assert httpx.get(f"{gw.url}/v1/log/consistency?first=1&second=2", headers=h,
+                     timeout=10).status_code == 200
+    return url

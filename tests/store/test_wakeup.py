@@ -4,7 +4,10 @@ killed by the database."""
 
 from __future__ import annotations
 
+import logging
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from gateway.core.packet import new_packet
 from gateway.services.wiring import Services, build_services
 from gateway.store import wakeup
 from gateway.store.db import Database
-from tests.support import Institution, admit
+from tests.support import Institution, admit, own_pg_cluster, pg_ctl
 
 pytestmark = pytest.mark.postgres
 
@@ -88,6 +91,50 @@ def test_the_listener_reconnects_after_the_database_drops_it(
     finally:
         listener.stop(wait=5)
         leader.db.engine.dispose()
+
+
+def test_the_listener_outlives_the_database_stopped_and_started(
+        embedded_chain: Chain, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The whole server stopped (not one connection dropped): the listener keeps retrying
+    without ending its thread, a wake-up sent meanwhile fails quietly (the publish it follows
+    is already stored), and once the server is back the listener wakes the worker (it may
+    have missed a notification) and carries notifications again."""
+    with own_pg_cluster(f"claimx_wakeup_{os.getpid()}") as (name, url):
+        pg_ctl(name, "start")
+        leader = _gateway(tmp_path, "leader", url, embedded_chain, embedded_chain.deploy())
+        listener = leader.worker.listener
+        assert listener is not None
+        listener.start()
+        try:
+            assert listener.connected.wait(10)
+            first = listener.backend_pid
+            pg_ctl(name, "stop")
+            _until(lambda: not listener.connected.is_set(), 15, "the listener saw no outage")
+            leader.db.engine.dispose()  # the pool's connections died with the server
+            with caplog.at_level(logging.WARNING, logger="claimx.wakeup"):
+                wakeup.notify(leader.db)  # must not raise
+            assert "could not notify the anchor worker" in caplog.text
+            time.sleep(1.5)  # a few failed reconnects: the thread must survive them
+            assert listener.alive()
+            leader.worker.wake.clear()
+            pg_ctl(name, "start")
+            _until(listener.connected.is_set, 20, "the listener did not reconnect")
+            assert listener.backend_pid != first
+            assert _woken(leader, 1.0), "reconnecting did not wake the worker"
+            time.sleep(0.2)
+            leader.worker.wake.clear()
+            wakeup.notify(leader.db)
+            assert _woken(leader, 5.0), "no wake-up after the database came back"
+        finally:
+            listener.stop(wait=5)
+            leader.db.engine.dispose()
+
+
+def _until(check: Callable[[], bool], seconds: float, why: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
 
 
 def test_sqlite_gateways_have_no_listener(tmp_path: Path) -> None:
