@@ -244,21 +244,7 @@ def test_0012_killed_halfway_leaves_0011_and_runs_again(database_url: str) -> No
         upgrade(database.engine, "0011")
         expected = _old_layout(database.engine, n)
         before, schema = _snapshot(database.engine), _schema(database.engine)
-        root = Path(__file__).resolve().parents[2]
-        child = subprocess.Popen(
-            [sys.executable, "-c", KILLED_UPGRADE, database_url], cwd=root,
-            stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])})
-        assert child.stdout is not None
-        try:
-            progress = child.stdout.readline()
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-            child.stdout.close()
-        assert child.returncode == -signal.SIGKILL, f"the upgrade ended: {child.returncode}"
-        payloads, rewritten = map(int, progress.split())
+        payloads, rewritten = map(int, _killed_at_its_pause(KILLED_UPGRADE, database_url))
         assert CHUNK < payloads < n and rewritten == CHUNK  # killed inside the row rewrite
         assert _schema(database.engine) == schema
         assert _snapshot(database.engine) == before
@@ -268,6 +254,84 @@ def test_0012_killed_halfway_leaves_0011_and_runs_again(database_url: str) -> No
                               [1, 2, 7, 8, 9, CHUNK - 1, CHUNK, CHUNK + 1, 8192, n - 1, n])
     finally:
         database.engine.dispose()
+
+
+KILLED_DOWNGRADE = """
+import sys, time
+from sqlalchemy import event
+from gateway.store.db import downgrade, make_engine
+from gateway.store.vault import DEV_MASTER_KEY
+
+engine, rows_done = make_engine(sys.argv[1]), False
+
+
+@event.listens_for(engine, "after_cursor_execute")
+def _pause(conn, cursor, statement, *args):
+    # once one chunk's rows are restored to 0011's columns and the next chunk's payloads
+    # read, say how many rows the downgrade's own transaction sees restored, and wait
+    global rows_done
+    if rows_done and "FROM record_payloads" in statement:
+        cursor.execute("SELECT count(payload_ct) FROM records")
+        print(*cursor.fetchone(), flush=True)
+        time.sleep(600)
+    rows_done = rows_done or (statement.startswith("UPDATE records SET")
+                              and "payload_ct" in statement)
+
+
+downgrade(engine, "0011", master_key=DEV_MASTER_KEY)
+"""
+
+
+@pytest.mark.slow  # 12,000 rows: ~10 s on SQLite
+def test_0012_downgrade_killed_halfway_leaves_0012_and_runs_again(database_url: str) -> None:
+    """A downgrade killed (SIGKILL) while it restores 0011's rows, after one 5,000-row chunk,
+    leaves the database at 0012 with every row and index as it was, still serving every
+    record; the next downgrade completes and gives back 0011's rows."""
+    n = 2 * CHUNK + 2000
+    database = Database(database_url, migrate=False)
+    try:
+        upgrade(database.engine, "0011")
+        expected = _old_layout(database.engine, n)
+        at_0011 = _snapshot(database.engine)
+        upgrade(database.engine)
+        before, schema = _all_rows(database.engine), _schema(database.engine)
+        (restored,) = map(int, _killed_at_its_pause(KILLED_DOWNGRADE, database_url))
+        assert restored == CHUNK  # killed inside the row restore
+        assert _schema(database.engine) == schema
+        assert _all_rows(database.engine) == before
+        _assert_reads_as_0010(database, expected, at_0011[0], [1, CHUNK, CHUNK + 1, n - 1])
+        downgrade(database.engine, "0011", master_key=DEV_MASTER_KEY)
+        after = _snapshot(database.engine)
+        assert _schema(database.engine)[0] == "0011"
+        assert _meaning(after[0]) == _meaning(at_0011[0]) and after[1] == at_0011[1]
+    finally:
+        database.engine.dispose()
+
+
+def _all_rows(engine: Engine) -> dict[str, list[Any]]:
+    """Every table's rows, in one order whatever order the database returns them in."""
+    with engine.connect() as conn:
+        return {t: sorted(conn.execute(text(f"SELECT * FROM {t}")), key=repr)
+                for t in inspect(conn).get_table_names()}
+
+
+def _killed_at_its_pause(script: str, database_url: str) -> list[str]:
+    """Run a migration ``script`` in a child process, read the progress line it prints at
+    its pause, SIGKILL it there and return the line's fields."""
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, database_url], cwd=root, stdout=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])})
+    assert child.stdout is not None
+    try:
+        progress = child.stdout.readline()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL, f"the migration ended: {child.returncode}"
+    return progress.split()
 
 
 def test_every_kind_has_a_stored_code() -> None:
