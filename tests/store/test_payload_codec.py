@@ -56,7 +56,8 @@ def test_incompressible_payload_is_stored_as_it_is() -> None:
 
 def test_records_sealed_before_compression_still_open() -> None:
     """Rows written by earlier versions hold the packet encrypted as it was published."""
-    payload, digest = b'{"kind":"hospital.invoice"}', hashlib.sha256(b"x").digest()
+    payload = b'{"kind":"hospital.invoice"}'
+    digest = hashlib.sha256(payload).digest()  # a record's digest: its payload's hash
     data_key, master = AESGCM.generate_key(256), AESGCM(DEV_MASTER_KEY)
     ct = b"\0" * 12 + AESGCM(data_key).encrypt(b"\0" * 12, payload, digest)
     wrapped = b"\1" * 12 + master.encrypt(b"\1" * 12, data_key, digest)
@@ -115,6 +116,22 @@ def test_a_changed_column_does_not_pass_for_the_payload(public_packets: list[byt
     with pytest.raises(ClaimxError) as err:
         vault.open(rec, sealed.stored)
     assert err.value.code == "payload_mismatch"
+
+
+def test_bytes_packed_elsewhere_that_are_not_the_payload_fail_on_read(
+        public_packets: list[bytes]) -> None:
+    """``Vault.seal(..., packed=)`` stores what a verifying process compressed, having
+    checked only the hash of its source: if the packed bytes were another payload's (whole,
+    not cut), reading the record says so instead of returning them."""
+    vault, payload, other = Vault(DEV_MASTER_KEY), public_packets[1], public_packets[2]
+    rec = _row_of(payload)
+    sealed = vault.seal(payload, rec.digest, packed=payload_codec.compress(other))
+    assert not payload_codec.is_cut(payload_codec.compress(other))
+    with pytest.raises(ClaimxError, match="stored corrupt") as err:
+        vault.open(rec, sealed.stored)
+    assert err.value.code == "payload_mismatch"
+    good = vault.seal(payload, rec.digest, packed=payload_codec.compress(payload))
+    assert vault.open(rec, good.stored) == payload
 
 
 def test_unknown_dictionary_version_is_a_clear_error() -> None:
