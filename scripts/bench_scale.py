@@ -4,16 +4,21 @@ Grows one log on the in-process EVM and SQLite (or ``--database-url``) in steps 
 ``--step`` records: each step's invoices are signed first (untimed: the institutions'
 work), then published through the publisher in batches and anchored; the step's rate is
 records per second until anchored. After each step the database's size per record is
-taken (SQLite, after a WAL checkpoint), and the step's gas per record (its anchors' gas over
-the records they sequenced: every step after the first is a steady-state anchor, with its
-consistency proof). Every ``--proof-every`` records, inclusion and consistency proofs over
+taken (SQLite: its pages, WAL included; no checkpoint is forced, so the timed steps pay
+for every checkpoint, as a gateway does), and the step's gas per record (its anchors' gas
+over the records they sequenced: every step after the first is a steady-state anchor, with
+its consistency proof). Every ``--proof-every`` records, inclusion and consistency proofs over
 the whole log are built as the API builds them (cold node cache) and verified as a client
 does (benchkit.proofs), and their p95 times recorded. On the grown log, the green channel is
 measured as bench_anchor measures it: urgent records while ``--routine`` routine ones
-arrive, the anchor worker in the background. Writes docs/scale.csv and docs/scale.png and
-ends with one JSON line: the early and late rates and their ratio (the flatness), bytes per
-record, the steady gas per record (the last step's, and the highest of any step after the
-first), the last proof times and the urgent p95 at full size.
+arrive, the anchor worker in the background. Because a shared machine's speed drifts
+during a long run, the flatness is also measured side by side: after growing, a step on a
+new, empty log and a step on the grown log in turn (``--side-by-side`` rounds). Writes
+docs/scale.csv and docs/scale.png and ends with one JSON line: the early and late rates and
+their ratio (the curve's flatness), the side-by-side medians and their ratio
+(``grown_over_fresh``), bytes per record, the steady gas per record (the last step's, and
+the highest of any step after the first), the last proof times and the urgent p95 at full
+size.
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DOCS, help="folder for scale.csv/.png")
     parser.add_argument("--proof-every", type=int, default=100_000,
                         help="time proofs every this many records (and at the end)")
+    parser.add_argument("--side-by-side", type=int, default=5, metavar="ROUNDS",
+                        help="after growing, time a step on an empty log and one on the "
+                        "grown log in turn, ROUNDS times (SQLite only; 0: skip)")
     parser.add_argument("--routine", type=int, default=10_000,
                         help="routine records arriving during the green-channel test run on "
                         "the grown log at the end (0: skip it)")
@@ -78,15 +86,9 @@ def main() -> None:
                 "publish_s", "anchor_s", *ProofTimes.__dataclass_fields__])
     proofs: ProofTimes | None = None
     for done in range(0, a.n, a.step):
-        envelopes = sign_invoices(key, hospital, a.step, start=done)
-        start = time.perf_counter()
-        for i in range(0, a.step, a.batch):
-            services.publisher.publish(envelopes[i:i + a.batch], hospital)
-        published = time.perf_counter()
-        gas = sequenced = 0
-        while (cycle := services.worker.cycle()).sequenced:
-            gas, sequenced = gas + cycle.gas_used, sequenced + cycle.sequenced
-        end = time.perf_counter()
+        step = _step(services, sign_invoices(key, hospital, a.step, start=done), hospital,
+                     a.batch)
+        start, published, end, gas, sequenced = step
         rate = a.step / (end - start)
         size = done + a.step
         on_disk = _sqlite_bytes(services)
@@ -104,7 +106,11 @@ def main() -> None:
                     *(vars(proofs).values() if proofs else ("",) * 4)))
         csv_file.flush()
     csv_file.close()
-    urgent = _green_channel(services, chain, key, hospital, a.routine, a.n) if a.routine else []
+    fresh, grown = (_side_by_side(services, chain, key, hospital, a)
+                    if a.side_by_side and a.database_url is None else ([], []))
+    grown_size = a.n + len(grown) * a.step  # the side-by-side steps added records
+    urgent = (_green_channel(services, chain, key, hospital, a.routine, grown_size)
+              if a.routine else [])
     line_chart(a.out / "scale.png", [r[0] for r in rows],
                {"records/s": [r[1] for r in rows],
                 "bytes/record": [r[2] or 0.0 for r in rows]},
@@ -121,6 +127,11 @@ def main() -> None:
                       "early_median_records_per_s": round(early, 1),
                       "late_median_records_per_s": round(late, 1),
                       "late_over_early": round(late / early, 3),
+                      **({"fresh_median_records_per_s": round(statistics.median(fresh), 1),
+                          "grown_median_records_per_s": round(statistics.median(grown), 1),
+                          "grown_over_fresh": round(statistics.median(grown)
+                                                    / statistics.median(fresh), 3),
+                          "side_by_side_rounds": len(fresh)} if fresh else {}),
                       "bytes_per_record": rows[-1][2] and round(rows[-1][2], 1),
                       "gas_per_record": round(steady[-1], 2),
                       "max_steady_gas_per_record": round(max(steady), 2),
@@ -131,6 +142,46 @@ def main() -> None:
                       if urgent else None,
                       "urgent_samples": len(urgent),
                       "csv": str(a.out / "scale.csv"), "png": str(a.out / "scale.png")}))
+
+
+Step = tuple[float, float, float, int, int]
+"""perf_counter at the start, when published, when anchored; gas used; records sequenced."""
+
+
+def _step(services: Services, envelopes: list[dict[str, object]], hospital: bytes,
+          batch: int) -> Step:
+    """Publish ``envelopes`` in calls of ``batch`` and anchor them all (one measured step)."""
+    start = time.perf_counter()
+    for i in range(0, len(envelopes), batch):
+        services.publisher.publish(envelopes[i:i + batch], hospital)
+    published = time.perf_counter()
+    gas = sequenced = 0
+    while (cycle := services.worker.cycle()).sequenced:
+        gas, sequenced = gas + cycle.gas_used, sequenced + cycle.sequenced
+    return start, published, time.perf_counter(), gas, sequenced
+
+
+def _side_by_side(grown: Services, chain: Chain, key: SigningKey, hospital: bytes,
+                  a: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """The rate on an empty log and on the grown one, a step on each in turn: a shared
+    machine's speed drifts over a long run (by a third here, within minutes), which the
+    curve's first and last steps, taken far apart, would read as the log's doing. Returns
+    the fresh log's rates and the grown log's, round by round."""
+    settings = Settings(home=Path(tempfile.mkdtemp(prefix="claimx-scale-fresh-")),
+                        anchor_batch_max=a.step, anchor_interval_seconds=3600)
+    fresh, fresh_key, fresh_hospital, _token = setup(chain, settings)
+    rates: tuple[list[float], list[float]] = ([], [])
+    for r in range(a.side_by_side):
+        for side, (services, k, member, start) in enumerate(
+                ((fresh, fresh_key, fresh_hospital, r * a.step),
+                 (grown, key, hospital, a.n + r * a.step))):
+            began, _published, end, _gas, _sequenced = _step(
+                services, sign_invoices(k, member, a.step, start=start), member, a.batch)
+            rates[side].append(a.step / (end - began))
+        progress(f"side by side, round {r + 1}: empty log {rates[0][-1]:,.0f} records/s, "
+                 f"{a.n:,}-record log {rates[1][-1]:,.0f} records/s")
+    fresh.db.engine.dispose()
+    return rates
 
 
 def _green_channel(grown: Services, chain: Chain, key: SigningKey, hospital: bytes,

@@ -93,11 +93,12 @@ def _last_anchor_gas(services: Services) -> float:
 
 
 def _sqlite_bytes(services: Services) -> int | None:
-    """Database bytes on disk after a WAL checkpoint (SQLite only)."""
+    """The database's size in bytes (SQLite only): its page count as a reader sees it, WAL
+    included, so no checkpoint is forced here (one per step would hide the checkpoints'
+    cost from the timed publishing)."""
     if services.db.engine.dialect.name != "sqlite":
         return None
     with services.db.engine.connect() as conn:
-        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         pages = conn.execute(text("PRAGMA page_count")).scalar_one()
         size = conn.execute(text("PRAGMA page_size")).scalar_one()
     return int(pages) * int(size)

@@ -26,15 +26,18 @@ def _json_line(args: list[str], tmp_path: Path) -> dict[str, object]:
 
 def test_bench_scale_writes_its_curve_and_json(tmp_path: Path) -> None:
     r = _json_line(["scripts/bench_scale.py", "--n", "2000", "--step", "1000", "--batch", "500",
-                    "--routine", "600", "--proof-every", "1000", "--out", str(tmp_path)],
+                    "--routine", "600", "--proof-every", "1000", "--side-by-side", "2",
+                    "--out", str(tmp_path)],
                    tmp_path)
     assert r["n"] == 2000 and (tmp_path / "scale.csv").exists() and (tmp_path / "scale.png")
     rows = (tmp_path / "scale.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("log_size,records_per_s,bytes_per_record")
     for key in ("late_over_early", "bytes_per_record", "gas_per_record",
-                "inclusion_build_ms", "consistency_verify_ms"):
-        assert isinstance(r[key], float) and r[key] > 0, (key, r)
-    assert isinstance(r["urgent_samples"], int)
+                "inclusion_build_ms", "consistency_verify_ms", "fresh_median_records_per_s",
+                "grown_median_records_per_s", "grown_over_fresh"):
+        value = r[key]
+        assert isinstance(value, float) and value > 0, (key, r)
+    assert isinstance(r["urgent_samples"], int) and r["side_by_side_rounds"] == 2
 
 
 @pytest.mark.anvil
