@@ -13,6 +13,10 @@ If the pool breaks (a verifying process killed) or does not answer by the caller
 (a process stopped, or wedged under memory pressure), the batch in hand is verified on the
 caller's thread and the next one gets a new pool: a batch is never accepted without every
 signature checked, and a publish never waits on the processes past its deadline.
+
+Each process imports the starting program's ``__main__`` as multiprocessing does: a script
+that publishes must keep its work under ``if __name__ == "__main__":`` (the benches do), or
+every verifying process runs the script again and no chunk is ever answered in time.
 """
 
 from __future__ import annotations
