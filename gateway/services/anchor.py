@@ -46,6 +46,7 @@ from gateway.services.reconcile import (
     on_chain_size,
     record_anchor,
 )
+from gateway.store.checkpoint import Checkpointer
 from gateway.store.db import Database
 from gateway.store.log import EvidenceLogDB, NodeCache
 from gateway.store.tables import Record
@@ -133,6 +134,9 @@ class AnchorWorker:
         self.listener = listener
         """Sets :attr:`wake` when another process stores an urgent record (PostgreSQL:
         gateway.store.wakeup); runs while the loop does."""
+        self.checkpointer: Checkpointer | None = None
+        """Checkpoints an SQLite WAL off the commits' path (gateway.store.checkpoint); runs
+        while the loop does."""
         self._stop = threading.Event()
         self._last_anchor = time.monotonic()
         """When a routine cycle last anchored (urgent-only anchors do not count)."""
@@ -345,6 +349,8 @@ class AnchorWorker:
         (reconciling with the chain) runs under the lease, first thing after taking it."""
         if self.listener is not None:
             self.listener.start()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         while not self._stop.is_set():
             try:
                 if (self.lease.fresh(self._lease_margin) or self.hold_lease()) \
@@ -398,6 +404,8 @@ class AnchorWorker:
         self.wake.set()
         if self.listener is not None:
             self.listener.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
     def hold_lease(self, ttl: float | None = None) -> bool:
         """Take or renew the single-worker lease; False while another live worker holds it

@@ -45,7 +45,7 @@ from gateway.services.promises import ChainClock, PromiseDesk, Terms
 from gateway.services.publish import KeyCache, Publisher
 from gateway.services.push.worker import PushWorker
 from gateway.services.requests import ClockSweep
-from gateway.store import wakeup
+from gateway.store import checkpoint, wakeup
 from gateway.store.db import Database
 from gateway.store.log import NodeCache
 from gateway.store.tables import Anchor, Record
@@ -111,6 +111,8 @@ def build_services(settings: Settings, *, chain: Chain | None = None,
                                              margin=_extension_margin(settings)),
                           block_number=chain.block_number)
     on_urgent = worker.wake.set
+    if checkpoint.supported(db):  # checkpoints off the commits' path (urgent records)
+        worker.checkpointer = checkpoint.Checkpointer(db)
     if wakeup.supported(db):  # other processes' urgent records wake this one's worker
         worker.listener = wakeup.Listener(db, worker.wake.set)
         on_urgent = partial(_wake_all, worker, db)
