@@ -78,6 +78,7 @@ def main() -> None:
                         anchor_interval_seconds=3600)
     chain = Chain.embedded()
     services, key, hospital, _token = setup(chain, settings)
+    _checkpoints(services, True)
     rows: list[tuple[int, float, float | None, float]] = []
     a.out.mkdir(parents=True, exist_ok=True)
     csv_file = (a.out / "scale.csv").open("w", newline="")
@@ -108,6 +109,7 @@ def main() -> None:
     csv_file.close()
     fresh, grown = (_side_by_side(services, chain, key, hospital, a)
                     if a.side_by_side and a.database_url is None else ([], []))
+    _checkpoints(services, False)  # the green channel's gateway runs its own
     grown_size = a.n + len(grown) * a.step  # the side-by-side steps added records
     urgent = (_green_channel(services, chain, key, hospital, a.routine, grown_size)
               if a.routine else [])
@@ -144,6 +146,17 @@ def main() -> None:
                       "csv": str(a.out / "scale.csv"), "png": str(a.out / "scale.png")}))
 
 
+def _checkpoints(services: Services, run: bool) -> None:
+    """Start or stop the gateway's background WAL checkpoints (gateway.store.checkpoint):
+    `claimx serve` runs them with its anchor worker's thread, which this bench replaces by
+    calling the worker's cycles itself."""
+    if services.worker.checkpointer is not None:
+        if run:
+            services.worker.checkpointer.start()
+        else:
+            services.worker.checkpointer.stop(wait=5)
+
+
 Step = tuple[float, float, float, int, int]
 """perf_counter at the start, when published, when anchored; gas used; records sequenced."""
 
@@ -170,6 +183,7 @@ def _side_by_side(grown: Services, chain: Chain, key: SigningKey, hospital: byte
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="claimx-scale-fresh-")),
                         anchor_batch_max=a.step, anchor_interval_seconds=3600)
     fresh, fresh_key, fresh_hospital, _token = setup(chain, settings)
+    _checkpoints(fresh, True)
     rates: tuple[list[float], list[float]] = ([], [])
     for r in range(a.side_by_side):
         for side, (services, k, member, start) in enumerate(
@@ -180,6 +194,7 @@ def _side_by_side(grown: Services, chain: Chain, key: SigningKey, hospital: byte
             rates[side].append(a.step / (end - began))
         progress(f"side by side, round {r + 1}: empty log {rates[0][-1]:,.0f} records/s, "
                  f"{a.n:,}-record log {rates[1][-1]:,.0f} records/s")
+    _checkpoints(fresh, False)
     fresh.db.engine.dispose()
     return rates
 
