@@ -81,8 +81,23 @@ class Anvil:
         return self.proc.pid
 
     def pause(self) -> None:
-        """Freeze the node (SIGSTOP): connections are accepted and never answered."""
+        """Freeze the node (SIGSTOP): connections are accepted and never answered. Returns
+        once every thread of the node has stopped: the signal is delivered asynchronously,
+        and a thread still running on the other core could answer a request sent at once
+        (seen on a loaded machine)."""
         self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 2.0
+        while not self._stopped() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _stopped(self) -> bool:
+        """Whether every thread of the node is stopped (Linux /proc; True where unreadable)."""
+        try:
+            tasks = list(Path(f"/proc/{self.proc.pid}/task").iterdir())
+            return all((t / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tT"
+                       for t in tasks)
+        except (OSError, IndexError):
+            return True
 
     def resume(self) -> None:
         self.proc.send_signal(signal.SIGCONT)

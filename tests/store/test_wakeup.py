@@ -80,14 +80,9 @@ def test_the_listener_reconnects_after_the_database_drops_it(
         with leader.db.engine.begin() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:pid)"),
                                 {"pid": first}).scalar() is True
-        deadline = time.monotonic() + 15
-        while listener.backend_pid == first or not listener.connected.is_set():
-            assert time.monotonic() < deadline, "the listener did not reconnect"
-            time.sleep(0.1)
-        time.sleep(0.2)
-        leader.worker.wake.clear()
-        wakeup.notify(leader.db)
-        assert _woken(leader, 5.0), "no wake-up after the listener reconnected"
+        _until(lambda: listener.backend_pid != first and listener.connected.is_set(), 15,
+               "the listener did not reconnect")
+        _assert_notified(leader, "no wake-up after the listener reconnected")
     finally:
         listener.stop(wait=5)
         leader.db.engine.dispose()
@@ -121,13 +116,18 @@ def test_the_listener_outlives_the_database_stopped_and_started(
             _until(listener.connected.is_set, 20, "the listener did not reconnect")
             assert listener.backend_pid != first
             assert _woken(leader, 1.0), "reconnecting did not wake the worker"
-            time.sleep(0.2)
-            leader.worker.wake.clear()
-            wakeup.notify(leader.db)
-            assert _woken(leader, 5.0), "no wake-up after the database came back"
+            _assert_notified(leader, "no wake-up after the database came back")
         finally:
             listener.stop(wait=5)
             leader.db.engine.dispose()
+
+
+def _assert_notified(leader: Services, why: str) -> None:
+    """A notification now wakes ``leader``'s worker (once a wake-up on reconnecting passed)."""
+    time.sleep(0.2)
+    leader.worker.wake.clear()
+    wakeup.notify(leader.db)
+    assert _woken(leader, 5.0), why
 
 
 def _until(check: Callable[[], bool], seconds: float, why: str) -> None:
